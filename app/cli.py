@@ -1,0 +1,127 @@
+"""`voice-companion`: the one entry point. No arguments opens the desktop app (or, with no display
+to show it on, speaks the bundled sample question); subcommands reach the same core."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_QUESTION = ASSETS / "questions" / "sample.flac"
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"voice-companion: {message}", file=sys.stderr)
+    return code
+
+
+def _talk(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion talk",
+                                description="Answer one spoken question (a WAV/FLAC file) out loud.")
+    p.add_argument("input", type=Path, help="the question: WAV, FLAC or OGG, any rate or channels")
+    p.add_argument("--out", type=Path, default=Path("reply.wav"), help="where to write the spoken reply")
+    p.add_argument("--engine", default="cascade", choices=["cascade"], help="which engine answers")
+    p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
+    p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
+    p.add_argument("--speed", type=float, default=1.0, help="speaking speed, 0.5 to 2.0")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    if not 0.5 <= args.speed <= 2.0:
+        return _fail(f"--speed {args.speed}: must be between 0.5 and 2.0")
+    if args.out.parent and not args.out.parent.exists():
+        return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
+
+    from core.audio.io import AudioInputError, load_voice, save_wav
+    from core.companion import has_speech, load_cascade, load_vad
+    from core.talk import talk_once
+    from core.turns import TurnConfig
+    from models.engine import Style
+
+    try:
+        voice = load_voice(args.input)
+    except AudioInputError as exc:
+        return _fail(str(exc))
+    config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
+    vad = load_vad()
+    if not has_speech(vad, voice, config):
+        return _fail(f"{args.input}: no speech found in it (only silence or noise)")
+    engine = load_cascade(llm=args.llm)
+    result = talk_once(engine, vad, voice, config, Style(speed=args.speed))
+    if not result.reason == "complete":
+        return _fail(f"the reply did not complete: {result.reason}", 1)
+    save_wav(args.out, result.reply_audio, result.rate)
+    lat = result.latency
+    report = {
+        "transcript": result.transcript,
+        "reply_text": result.reply_text,
+        "reply_audio_seconds": round(len(result.reply_audio) / result.rate, 3),
+        "reply_wav": str(args.out),
+        "latency_ms": {
+            "end_of_turn": round(lat.end_of_turn, 1),
+            "asr": round(lat.stages.get("asr", float("nan")), 1),
+            "llm_first_token": round(lat.stages.get("llm_first_token", float("nan")), 1),
+            "tts_first_audio": round(lat.stages.get("tts_first_audio", float("nan")), 1),
+            "response": round(lat.response, 1),
+        } if lat else None,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"you said:  {report['transcript']}")
+        print(f"reply:     {report['reply_text']}")
+        if lat:
+            stages = ", ".join(f"{k} {v:.0f} ms" for k, v in report["latency_ms"].items() if k != "response")
+            print(f"latency:   {lat.response:.0f} ms from the end of your speech to the first reply sound ({stages})")
+        print(f"wrote {args.out} ({report['reply_audio_seconds']:.1f} s)")
+    return 0
+
+
+def _bench(argv: list[str]) -> int:
+    from core.bench import BENCHES
+
+    p = argparse.ArgumentParser(prog="voice-companion bench", description="Measure; prints one JSON object.")
+    p.add_argument("name", choices=sorted(BENCHES))
+    p.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
+    p.add_argument("--turns", type=int, default=None, help="how many turns or repeats")
+    args = p.parse_args(argv)
+    result = BENCHES[args.name](turns=args.turns)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _app(argv: list[str]) -> int:
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+    if not has_display:
+        print("No display found: speaking the bundled sample question instead of opening the window.")
+    return _talk([str(SAMPLE_QUESTION), *argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"talk": _talk, "bench": _bench}
+    try:
+        if argv and argv[0] == "models":
+            from models.registry.cli import models_command
+
+            return models_command(argv[1:])
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        if argv and not argv[0].startswith("-"):
+            return _fail(f"unknown command {argv[0]!r} (try: talk, bench, models)")
+        return _app(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # the last line of defence: one readable line, never a traceback
+        from models.registry import RegistryError
+
+        if isinstance(exc, RegistryError):
+            return _fail(str(exc))
+        if os.environ.get("VOICE_COMPANION_DEBUG"):
+            raise
+        return _fail(f"{type(exc).__name__}: {exc}", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

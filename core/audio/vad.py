@@ -1,0 +1,47 @@
+"""Silero voice activity on 16 kHz audio, run with onnxruntime straight from the packaged ONNX file.
+
+The model looks at 512-sample windows (32 ms) and carries a recurrent state plus the last 64 samples
+of the previous window as context; both live here so frames of any size can be pushed in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+WINDOW = 512  # samples at 16 kHz
+CONTEXT = 64
+RATE = 16000
+
+
+class SileroVad:
+    def __init__(self, model_path: Path) -> None:
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._sr = np.array(RATE, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros((1, CONTEXT), np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def window_probability(self, window: np.ndarray) -> float:
+        """Speech probability of exactly one 512-sample window, advancing the state."""
+        x = np.concatenate([self._context, window.reshape(1, WINDOW).astype(np.float32)], axis=1)
+        prob, self._state = self._session.run(None, {"input": x, "state": self._state, "sr": self._sr})
+        self._context = x[:, -CONTEXT:]
+        return float(prob[0, 0])
+
+    def push(self, samples: np.ndarray) -> list[float]:
+        """Feed any number of samples; returns one probability per completed window."""
+        buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = len(buf) // WINDOW
+        probs = [self.window_probability(buf[i * WINDOW : (i + 1) * WINDOW]) for i in range(n)]
+        self._pending = buf[n * WINDOW :]
+        return probs

@@ -1,0 +1,50 @@
+"""Loads the default stack from the model registry: the voice activity model and an engine."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from core.audio.vad import SileroVad
+from core.turns import TurnConfig, TurnDetector
+from models.cascade.chat import ChatConfig
+from models.cascade.engine import CascadeEngine, CascadePaths
+from models.registry import ModelStore
+
+DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct-q4"
+
+
+def threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def load_vad(store: ModelStore | None = None) -> SileroVad:
+    store = store or ModelStore()
+    return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx")
+
+
+def load_cascade(store: ModelStore | None = None, llm: str | None = None, streaming: bool = True,
+                 chat_config: ChatConfig | None = None) -> CascadeEngine:
+    store = store or ModelStore()
+    paths = CascadePaths(
+        asr_dir=store.ensure("whisper-base"),
+        llm_file=store.ensure(llm or DEFAULT_LLM) / "model.gguf",
+        tts_dir=store.ensure("piper-joe-medium"),
+    )
+    config = chat_config or ChatConfig(threads=threads())
+    return CascadeEngine.load(paths, config, streaming=streaming, threads=threads())
+
+
+def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:
+    """Whether a whole recording holds at least one turn's worth of speech."""
+    if len(audio) == 0 or float(np.max(np.abs(audio))) < 1e-3:  # below -60 dBFS: silence
+        return False
+    vad.reset()
+    detector = TurnDetector(config)
+    try:
+        for prob in vad.push(audio):
+            if detector.push(prob):
+                return True
+        return False
+    finally:
+        vad.reset()

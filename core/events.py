@@ -1,0 +1,44 @@
+"""Events the core sends to whoever shows the conversation (the GUI, the CLI, tests)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str  # "idle", "listening", "hearing", "thinking", "speaking"
+
+
+@dataclass(frozen=True)
+class UserTranscript:
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantText:
+    delta: str  # text of the clause about to be spoken
+
+
+@dataclass(frozen=True)
+class TurnLatency:
+    """Per-turn timings in milliseconds. `response` runs from the last voiced sample of the user's
+    turn to the first reply sample handed to the output device."""
+
+    end_of_turn: float
+    response: float
+    stages: dict[str, float] = field(default_factory=dict)  # asr, llm_first_token, tts_first_audio, ...
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    text: str  # what was spoken
+    reason: str  # "complete", "cancelled", "empty", "error: ..."
+
+
+@dataclass(frozen=True)
+class Notice:
+    level: str  # "info", "warning", "error"
+    message: str
+
+
+CoreEvent = StateChanged | UserTranscript | AssistantText | TurnLatency | ReplyFinished | Notice

@@ -1,0 +1,84 @@
+"""When the user's turn starts and ends, from per-window speech probabilities.
+
+Positions are counted in samples of the 16 kHz stream, so the same logic runs on a live
+microphone or a file. Besides the start and the end of a turn, it reports a *pause*: a short
+silence after which the reply can be prepared speculatively, and *resume* when speech comes back
+before the turn ended, so that speculative work is thrown away.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    threshold: float = 0.5  # speech probability that counts as voiced
+    min_speech_ms: int = 160  # voiced time before a turn starts (coughs and clicks do not)
+    speculate_after_ms: int = 200  # silence after which a reply is prepared ahead of time
+    end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
+    pre_roll_ms: int = 300  # audio kept from before the detected start
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError("threshold must be between 0 and 1")
+        if not 0 < self.speculate_after_ms <= self.end_of_turn_ms:
+            raise ValueError("speculate_after_ms must be positive and at most end_of_turn_ms")
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    kind: str  # "start", "pause", "resume", "end"
+    at: int  # sample position the event refers to (turn start, or end of the last voiced window)
+
+
+class TurnDetector:
+    def __init__(self, config: TurnConfig, window: int = 512, rate: int = 16000) -> None:
+        self.config = config
+        self.window = window
+        self._ms = window * 1000 / rate
+        self._neg = max(0.05, config.threshold - 0.15)  # hysteresis: speech ends below this
+        self.reset()
+
+    def reset(self) -> None:
+        self._pos = 0
+        self._voiced_run = 0.0
+        self._silence = 0.0
+        self._in_turn = False
+        self._paused = False
+        self._run_start = 0
+        self.last_voiced_end = 0
+
+    @property
+    def in_turn(self) -> bool:
+        return self._in_turn
+
+    def push(self, prob: float) -> list[TurnEvent]:
+        """One window's speech probability; returns what happened at its end."""
+        start, self._pos = self._pos, self._pos + self.window
+        events: list[TurnEvent] = []
+        voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
+        if voiced:
+            if self._voiced_run == 0:
+                self._run_start = start
+            self._voiced_run += self._ms
+            self._silence = 0.0
+            self.last_voiced_end = self._pos
+            if not self._in_turn and self._voiced_run >= self.config.min_speech_ms:
+                self._in_turn = True
+                events.append(TurnEvent("start", self._run_start))
+            elif self._in_turn and self._paused:
+                self._paused = False
+                events.append(TurnEvent("resume", start))
+            return events
+        self._voiced_run = 0.0
+        if not self._in_turn:
+            return events
+        self._silence += self._ms
+        if not self._paused and self._silence >= self.config.speculate_after_ms:
+            self._paused = True
+            events.append(TurnEvent("pause", self.last_voiced_end))
+        if self._silence >= self.config.end_of_turn_ms:
+            self._in_turn = self._paused = False
+            self._silence = 0.0
+            events.append(TurnEvent("end", self.last_voiced_end))
+        return events

@@ -1,0 +1,93 @@
+"""A chat model in GGUF on llama.cpp, streamed token by token, with history kept within a budget."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from models.engine import CancelToken, Message
+
+SPOKEN_STYLE = (
+    "You are a friendly voice companion talking with someone out loud. "
+    "Everything you write is spoken aloud by a speech synthesizer, so answer like a person in a "
+    "conversation: short, plain spoken sentences, usually one to three. Start with a short "
+    "sentence. Never use markdown, lists, headings, code, tables, links or emoji. "
+    "Say numbers and symbols as words when that reads more naturally."
+)
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    n_ctx: int = 2048
+    max_reply_tokens: int = 120
+    history_budget_tokens: int = 1200  # system prompt + earlier turns + this question
+    temperature: float = 0.6
+    top_p: float = 0.9
+    repeat_penalty: float = 1.1  # small models loop without it
+    threads: int = 2
+    gpu_layers: int = 0
+    seed: int | None = None  # fixed for benchmarks; random in conversation
+
+
+class ChatModel:
+    def __init__(self, gguf_path: Path, config: ChatConfig = ChatConfig()) -> None:
+        from llama_cpp import Llama
+
+        self.config = config
+        self._llm = Llama(
+            model_path=str(gguf_path),
+            n_ctx=config.n_ctx,
+            n_threads=config.threads,
+            n_threads_batch=config.threads,
+            n_gpu_layers=config.gpu_layers,
+            verbose=False,
+        )
+
+    def warm(self, system: str | None = None) -> None:
+        """Evaluate the system prompt once so the first turn finds it in the KV cache
+        (llama.cpp reuses the longest matching prefix of the previous prompt)."""
+        messages = self.build_messages((), "Hello.", system)
+        for _ in self.stream(messages, CancelToken(), max_tokens=1):
+            pass
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def build_messages(self, history: tuple[Message, ...], question: str,
+                       system: str | None = None) -> list[dict]:
+        """The chat messages for this turn: oldest exchanges are dropped to fit the token budget."""
+        system_text = SPOKEN_STYLE if system is None else f"{system}\n\n{SPOKEN_STYLE}"
+        budget = self.config.history_budget_tokens - self.count_tokens(system_text) - self.count_tokens(question)
+        kept: list[dict] = []
+        for msg in reversed(history):
+            text = msg.text + (" (you were interrupted here)" if msg.interrupted else "")
+            budget -= self.count_tokens(text) + 8  # per-message template overhead
+            if budget < 0:
+                break
+            kept.append({"role": msg.role, "content": text})
+        kept.reverse()
+        # A history must not start with an assistant line cut from its question.
+        while kept and kept[0]["role"] != "user":
+            kept.pop(0)
+        return [{"role": "system", "content": system_text}, *kept, {"role": "user", "content": question}]
+
+    def stream(self, messages: list[dict], cancel: CancelToken, max_tokens: int | None = None) -> Iterator[str]:
+        """Text pieces as the model writes them; stops within one token of `cancel`."""
+        chunks = self._llm.create_chat_completion(
+            messages=messages,
+            stream=True,
+            max_tokens=max_tokens or self.config.max_reply_tokens,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            repeat_penalty=self.config.repeat_penalty,
+            seed=self.config.seed,
+        )
+        try:
+            for chunk in chunks:
+                if cancel.cancelled:
+                    return
+                delta = chunk["choices"][0]["delta"].get("content")
+                if delta:
+                    yield delta
+        finally:
+            chunks.close()

