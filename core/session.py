@@ -58,10 +58,10 @@ class _Reply:
     """One reply on its own worker thread. Until committed, what it produces is held back."""
 
     def __init__(self, session: "Session", turn: UserTurn, committed: bool, last_voiced_at: float,
-                 audio_end: int) -> None:
+                 voiced_end: int) -> None:
         self.session = session
         self.turn = turn
-        self.audio_end = audio_end  # input position the turn's audio runs to
+        self.voiced_end = voiced_end  # input position where the turn's speech ended
         self.last_voiced_at = last_voiced_at
         self.committed_at: float | None = time.perf_counter() if committed else None
         self.transcript = ""
@@ -206,7 +206,7 @@ class Session:
             if self._reply is not None:
                 self._reply.cancel()
             self._start_reply(UserTurn(text=text, history=tuple(self.history)), committed=True,
-                              last_voiced_at=time.perf_counter(), audio_end=self._timeline.pos)
+                              last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
 
     def stop(self) -> None:
         """Stop the reply now (the stop button)."""
@@ -235,9 +235,8 @@ class Session:
             self._turn_start = max(self._buf_start, at - RATE * self.config.pre_roll_ms // 1000)
             self._set_state("hearing")
         elif kind == "pause":
-            end = min(at + _SPEECH_TAIL, self._timeline.pos)
-            self._start_reply(self._user_turn(end), committed=False,
-                              last_voiced_at=self._timeline.time_of(at), audio_end=end)
+            self._start_reply(self._user_turn(at), committed=False,
+                              last_voiced_at=self._timeline.time_of(at), voiced_end=at)
         elif kind == "resume":
             if self._reply is not None and not self._reply.committed:
                 self._reply.cancel()
@@ -245,25 +244,26 @@ class Session:
                 self._idle.set()
         elif kind == "end":
             last_voiced_at = self._timeline.time_of(at)
-            end = min(at + _SPEECH_TAIL, self._timeline.pos)
             reply = self._reply
-            if reply is not None and not reply.committed and reply.audio_end == end:
+            if reply is not None and not reply.committed and reply.voiced_end == at:
                 self._set_state("thinking")
                 reply.commit(last_voiced_at)
             else:
                 if reply is not None:
                     reply.cancel()
-                self._start_reply(self._user_turn(end), committed=True,
-                                  last_voiced_at=last_voiced_at, audio_end=end)
+                self._start_reply(self._user_turn(at), committed=True,
+                                  last_voiced_at=last_voiced_at, voiced_end=at)
 
-    def _user_turn(self, end: int) -> UserTurn:
+    def _user_turn(self, voiced_end: int) -> UserTurn:
+        # A little of what follows the speech, up to what has arrived: word endings are soft.
+        end = min(voiced_end + _SPEECH_TAIL, self._timeline.pos)
         return UserTurn(audio=self._turn_audio(end), history=tuple(self.history))
 
-    def _start_reply(self, turn: UserTurn, committed: bool, last_voiced_at: float, audio_end: int) -> None:
+    def _start_reply(self, turn: UserTurn, committed: bool, last_voiced_at: float, voiced_end: int) -> None:
         self._idle.clear()
         if committed:
             self._set_state("thinking")
-        self._reply = _Reply(self, turn, committed, last_voiced_at, audio_end)
+        self._reply = _Reply(self, turn, committed, last_voiced_at, voiced_end)
 
     def _reply_finished(self, reply: _Reply) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class TurnConfig:
     threshold: float = 0.5  # speech probability that counts as voiced
     min_speech_ms: int = 160  # voiced time before a turn starts (coughs and clicks do not)
-    speculate_after_ms: int = 200  # silence after which a reply is prepared ahead of time
+    speculate_after_ms: int = 96  # silence after which a reply is prepared ahead of time
     end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
     pre_roll_ms: int = 300  # audio kept from before the detected start
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from models.cascade.asr import WhisperAsr
 from models.cascade.chat import ChatConfig, ChatModel
 from models.cascade.speakable import ClauseSplitter, speakable
-from models.cascade.tts import PiperTts
+from models.cascade.tts import PiperTts, trim_tail
 from models.engine import (
     CancelToken,
     Capabilities,
@@ -63,10 +65,19 @@ class CascadeEngine:
     @classmethod
     def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
              threads: int = 2) -> "CascadeEngine":
-        chat = ChatModel(paths.llm_file, chat_config)
-        chat.warm()
-        return cls(WhisperAsr(paths.asr_dir, threads=threads), chat, PiperTts(paths.tts_dir, threads=threads),
-                   streaming=streaming)
+        engine = cls(WhisperAsr(paths.asr_dir, threads=threads), ChatModel(paths.llm_file, chat_config),
+                     PiperTts(paths.tts_dir, threads=threads), streaming=streaming)
+        engine.warm()
+        return engine
+
+    def warm(self) -> None:
+        """Run each model once so the first turn is as fast as the rest: the runtimes allocate
+        their buffers on first use, and the chat model's system prompt lands in its KV cache."""
+        rng = np.random.default_rng(0)
+        self.asr.transcribe(rng.normal(0, 0.01, 16000).astype(np.float32))
+        for _ in self.tts.synthesize("Hello."):
+            pass
+        self.chat.warm()
 
     def cancel(self) -> None:
         self._token.cancel()
@@ -157,10 +168,13 @@ class CascadeEngine:
                 return
             clause, ready_at = item
             events.put(ReplyText(clause + " "))
+            mid_sentence = clause.rstrip()[-1:] not in ".!?…"
             try:
                 for samples in self.tts.synthesize(clause, style.speed):
                     if token.cancelled:
                         break
+                    if mid_sentence:
+                        samples = trim_tail(samples, self.tts.rate)
                     if first:
                         events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
                         first_audio.set()

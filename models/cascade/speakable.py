@@ -24,6 +24,11 @@ _EMPHASIS = re.compile(r"\*{1,3}|_{2,3}|~~|(?<!\w)_(?=\w)|(?<=\w)_(?!\w)")
 _LEFTOVER_MARKS = re.compile(r"[*#`|<>{}\[\]^=~\\]")
 _SPACES = re.compile(r"\s+")
 _LINE_BREAK = re.compile(r"\n")
+# Words a spoken phrase often starts with: a long first sentence may be cut before one of them,
+# where a speaker could take a breath, so the voice need not wait for the whole sentence.
+_PHRASE_START = re.compile(
+    r"\s(?=(?:is|are|was|were|has|have|because|and|but|so|with|in|on|at|from|to|of|for|that|which|"
+    r"when|where|if|about|around|approximately|by|like|after|before|than)\s)", re.I)
 _SPACE_BEFORE_MARK = re.compile(r"\s+([.,!?;:])")
 
 
@@ -48,11 +53,14 @@ class ClauseSplitter:
     A sentence end or a line break always closes a clause. A comma, colon, semicolon or dash closes
     one once it holds enough words: `first_min_words` for the first clause, so the voice starts
     early, `min_words` later, so the phrasing stays natural. Text with no punctuation at all is cut
-    at `max_words`. Fenced code is dropped whole.
+    at `max_words`. The first clause may also end before a phrase-opening word ("is", "because",
+    "with", ...) once it has `first_phrase_words` words. Fenced code is dropped whole.
     """
 
-    def __init__(self, first_min_words: int = 3, min_words: int = 6, max_words: int = 25) -> None:
+    def __init__(self, first_min_words: int = 3, min_words: int = 6, max_words: int = 25,
+                 first_phrase_words: int = 3) -> None:
         self.first_min_words = first_min_words
+        self.first_phrase_words = first_phrase_words
         self.min_words = min_words
         self.max_words = max_words
         self._raw = ""  # text not yet checked for code fences
@@ -103,6 +111,9 @@ class ClauseSplitter:
         cuts = [m.end() for m in _SENTENCE_END.finditer(self._buf)][:1]
         cuts += [m.end() for m in _LINE_BREAK.finditer(self._buf)][:1]
         cuts += [m.end() for m in _CLAUSE_END.finditer(self._buf) if len(self._buf[: m.end()].split()) >= need][:1]
+        if not cuts and self._emitted == 0:
+            cuts = [m.start() for m in _PHRASE_START.finditer(self._buf)
+                    if len(self._buf[: m.start()].split()) >= self.first_phrase_words][:1]
         if not cuts:
             words = list(re.finditer(r"\S+\s", self._buf))
             if len(words) >= self.max_words:

@@ -35,3 +35,12 @@ class PiperTts:
         config = SynthesisConfig(length_scale=1.0 / max(0.25, speed))
         for chunk in self._voice.synthesize(text, syn_config=config):
             yield chunk.audio_float_array.astype(np.float32, copy=False)
+
+
+def trim_tail(samples: np.ndarray, rate: int, keep_ms: int = 60, floor: float = 0.01) -> np.ndarray:
+    """Shorten the silence a synthesized piece ends with. Piper closes every piece as if it ended a
+    sentence (~150 ms of silence); inside a sentence that reads as a hesitation."""
+    loud = np.flatnonzero(np.abs(samples) > floor)
+    if len(loud) == 0:
+        return samples
+    return samples[: min(len(samples), loud[-1] + 1 + rate * keep_ms // 1000)]

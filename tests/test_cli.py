@@ -1,0 +1,91 @@
+"""The command line: `talk` end to end as a user runs it, and every kind of bad input refused
+with one clear line and exit code 2."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ})
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0].lower(), lines[0]
+
+
+def test_talk_json_end_to_end(tmp_path, speak):
+    question = tmp_path / "q.wav"
+    # 44.1 kHz stereo: the command must resample and downmix.
+    audio = speak("How many legs does a spider have?")
+    import soxr
+
+    stereo = np.stack([soxr.resample(audio, 16000, 44100)] * 2, axis=1) * 0.8
+    soundfile.write(question, stereo, 44100)
+    out = tmp_path / "reply.wav"
+    proc = run("talk", str(question), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "spider" in report["transcript"].lower()
+    assert report["reply_text"]
+    assert set(report["latency_ms"]) == {"end_of_turn", "asr", "llm_first_token", "tts_first_audio", "response"}
+    assert all(v > 0 for v in report["latency_ms"].values())
+    info = soundfile.info(out)
+    assert info.frames / info.samplerate == pytest.approx(report["reply_audio_seconds"], abs=0.01)
+    assert report["reply_audio_seconds"] > 0.3
+
+
+def test_not_audio(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    assert_refused(run("talk", str(bad)), "not a readable audio file")
+
+
+def test_missing_and_folder_paths(tmp_path):
+    assert_refused(run("talk", str(tmp_path / "nope.wav")), "no such file")
+    assert_refused(run("talk", str(tmp_path)), "folder")
+
+
+def test_empty_audio(tmp_path):
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.float32), 16000)
+    assert_refused(run("talk", str(empty)), "empty")
+
+
+def test_only_silence(tmp_path):
+    quiet = tmp_path / "quiet.flac"
+    noise = np.random.default_rng(0).normal(0, 0.0005, 16000 * 3).astype(np.float32)
+    soundfile.write(quiet, noise, 16000)
+    assert_refused(run("talk", str(quiet)), "no speech")
+
+
+def test_longer_than_ten_minutes(tmp_path):
+    long = tmp_path / "long.wav"
+    soundfile.write(long, np.zeros(8000 * 601, np.int16), 8000, subtype="PCM_16")
+    assert_refused(run("talk", str(long)), "longer than")
+
+
+def test_bad_options(tmp_path):
+    assert_refused(run("talk", str(tmp_path / "x.wav"), "--speed", "9"), "speed")
+    assert_refused(run("talk", str(tmp_path / "x.wav"), "--out", str(tmp_path / "no" / "r.wav")), "does not exist")
+    proc = run("frobnicate")
+    assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+def test_unknown_model_is_one_line(tmp_path, speak):
+    question = tmp_path / "q.wav"
+    soundfile.write(question, speak("Hello there, how are you?"), 16000)
+    assert_refused(run("talk", str(question), "--llm", "no-such-model"), "no-such-model")
