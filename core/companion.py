@@ -18,6 +18,13 @@ def threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def gpu_layers() -> int:
+    """All of the chat model on the GPU when this llama.cpp build has CUDA or Metal, else none."""
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
 def load_vad(store: ModelStore | None = None) -> SileroVad:
     store = store or ModelStore()
     return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx")
@@ -31,7 +38,7 @@ def load_cascade(store: ModelStore | None = None, llm: str | None = None, stream
         llm_file=store.ensure(llm or DEFAULT_LLM) / "model.gguf",
         tts_dir=store.ensure("piper-joe-medium"),
     )
-    config = chat_config or ChatConfig(threads=threads())
+    config = chat_config or ChatConfig(threads=threads(), gpu_layers=gpu_layers())
     return CascadeEngine.load(paths, config, streaming=streaming, threads=threads())
 
 

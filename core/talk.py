@@ -59,7 +59,8 @@ def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnCon
     try:
         mic.run(session.feed, until=finished.is_set, max_seconds=len(voice) / 16000 + timeout)
     finally:
-        session.stop() if not finished.is_set() else None
+        if not finished.is_set():
+            session.stop()
         speaker.stop()
     played = speaker.played()
     voiced = np.flatnonzero(played)
