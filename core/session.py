@@ -1,16 +1,20 @@
 """The conversation loop: user audio in, turns out, the engine's reply streamed to the speaker.
 
-`feed()` is called by the audio worker with 10 ms frames of 16 kHz mono audio and the time each was
-captured. Voice activity decides when a turn starts and ends. At a short pause a reply is started
-speculatively and held back; when the pause grows into the end of the turn the held reply is
-released at once, and if the user speaks again it is thrown away. Everything the GUI needs arrives
-as core events through `on_event`.
+`feed()` is called by the audio worker with 10 ms frames of 16 kHz mono audio (echo-cancelled)
+and the time each was captured. Voice activity decides when a turn starts and ends. At a short
+pause a reply is started speculatively and held back; when the pause grows into the end of the
+turn the held reply is released at once, and if the user speaks again it is thrown away.
+
+While the companion speaks it keeps listening (when the input is echo-cancelled): speech soon after
+the turn ended reopens that turn; speech later is a barge-in: the reply fades out, generation
+stops, and what was actually heard is kept in the history, marked as interrupted. Push-to-talk
+uses the same path with the key as the turn boundary.
 """
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -41,6 +45,8 @@ from models.engine import (
 
 RATE = 16000
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
+ALWAYS_LISTENING = "always_listening"
+PUSH_TO_TALK = "push_to_talk"
 
 
 @dataclass
@@ -54,20 +60,40 @@ class _Timeline:
         return self.last_time - (self.pos - sample) / RATE
 
 
+def heard_text(clauses: list[tuple[str, int]], written: int, played: int) -> str:
+    """What the listener actually heard of a reply: the clauses fully played, and the share of
+    words of the clause that was playing, given each clause's first device sample."""
+    words: list[str] = []
+    for i, (text, start) in enumerate(clauses):
+        end = clauses[i + 1][1] if i + 1 < len(clauses) else written
+        if played >= end:
+            words += text.split()
+        elif played > start:
+            share = (played - start) / max(1, end - start)
+            clause_words = text.split()
+            words += clause_words[: round(len(clause_words) * share)]
+            break
+        else:
+            break
+    return " ".join(words)
+
+
 class _Reply:
     """One reply on its own worker thread. Until committed, what it produces is held back."""
 
     def __init__(self, session: "Session", turn: UserTurn, committed: bool, last_voiced_at: float,
-                 voiced_end: int) -> None:
+                 voiced_end: int, turn_start: int) -> None:
         self.session = session
         self.turn = turn
         self.voiced_end = voiced_end  # input position where the turn's speech ended
+        self.turn_start = turn_start
         self.last_voiced_at = last_voiced_at
         self.committed_at: float | None = time.perf_counter() if committed else None
         self.transcript = ""
-        self.spoken: list[str] = []
+        self.clauses: list[tuple[str, int]] = []  # (text, first device sample) as delivered
         self.stages: dict[str, float] = {}
         self.reason = ""
+        self.outcome = ""  # set by the session when it stops the reply: "interrupted" or "discarded"
         self._lock = threading.Lock()
         self._held: list[Callable[[], None]] = []
         self._cancelled = threading.Event()
@@ -80,6 +106,10 @@ class _Reply:
     def committed(self) -> bool:
         return self.committed_at is not None
 
+    @property
+    def spoken(self) -> str:
+        return " ".join(text for text, _ in self.clauses).strip()
+
     def commit(self, last_voiced_at: float) -> None:
         with self._lock:
             self.committed_at = time.perf_counter()
@@ -88,13 +118,19 @@ class _Reply:
             for action in held:
                 action()
 
-    def cancel(self) -> None:
-        # Under the lock: no chunk can slip into the playback queue after the flush.
+    def cancel(self, outcome: str) -> str:
+        """Stop now. Returns what the listener heard. Under the lock: nothing reaches the
+        playback queue after the fade."""
         with self._lock:
             self._cancelled.set()
-            if self.committed:
-                self.session.playback.flush()
+            self.outcome = outcome
+            heard = ""
+            if self._started_audio:
+                playback = self.session.playback
+                heard = heard_text(self.clauses, playback.written, playback.played)
+                playback.fade_out()
         self.session.engine.cancel()
+        return heard
 
     def _deliver(self, action: Callable[[], None], always: bool = False) -> None:
         with self._lock:
@@ -105,11 +141,19 @@ class _Reply:
             else:
                 self._held.append(action)
 
-    def _audio(self, samples: np.ndarray, rate: int) -> None:
+    def _start_audio(self) -> None:
         if not self._started_audio:
             self._started_audio = True
             self.session.playback.begin_reply()
-            self.session._set_state("speaking")
+
+    def _clause(self, text: str) -> None:
+        self._start_audio()
+        self.clauses.append((text.strip(), self.session.playback.written))
+        self.session._emit(AssistantText(text))
+
+    def _audio(self, samples: np.ndarray, rate: int) -> None:
+        self._start_audio()
+        self.session._set_state("speaking")
         self.session.playback.write(samples, rate)
 
     def _run(self) -> None:
@@ -122,8 +166,7 @@ class _Reply:
                     self.transcript = event.text
                     self._deliver(lambda t=event.text: s._emit(UserTranscript(t)))
                 elif isinstance(event, ReplyText):
-                    self.spoken.append(event.delta)
-                    self._deliver(lambda d=event.delta: s._emit(AssistantText(d)))
+                    self._deliver(lambda d=event.delta: self._clause(d))
                 elif isinstance(event, ReplyAudio):
                     self._deliver(lambda a=event.samples, r=event.rate: self._audio(a, r))
                 elif isinstance(event, StageTime):
@@ -153,21 +196,28 @@ class _Reply:
 class Session:
     def __init__(self, engine: Engine, vad: SileroVad, playback: PlaybackQueue,
                  config: TurnConfig = TurnConfig(), style: Style = Style(),
-                 on_event: Callable[[CoreEvent], None] | None = None) -> None:
+                 on_event: Callable[[CoreEvent], None] | None = None,
+                 mode: str = ALWAYS_LISTENING, duplex: bool = False) -> None:
+        """`duplex`: the input is echo-cancelled (or echo-free), so the session may listen while
+        it speaks; without it, speech during a reply is ignored."""
         self.engine = engine
         self.vad = vad
         self.playback = playback
         self.config = config
         self.style = style
+        self.mode = mode
+        self.duplex = duplex
         self.on_event = on_event or (lambda event: None)
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []
+        self.interruptions = 0
         self.state = ""
         self._detector = TurnDetector(config)
         self._timeline = _Timeline()
         self._buf = np.zeros(0, np.float32)  # input since `_buf_start`
         self._buf_start = 0
         self._turn_start = 0
+        self._ptt_held = False
         self._reply: _Reply | None = None
         self._lock = threading.RLock()
         self._idle = threading.Event()
@@ -184,6 +234,14 @@ class Session:
             self.config = config
             self._detector = TurnDetector(config)
 
+    def set_mode(self, mode: str) -> None:
+        if mode not in (ALWAYS_LISTENING, PUSH_TO_TALK):
+            raise ValueError(f"unknown mode {mode!r}")
+        with self._lock:
+            self.mode = mode
+            self._ptt_held = False
+            self._detector.reset()
+
     # ---- input ------------------------------------------------------------------------------
 
     def feed(self, frame: np.ndarray, captured_at: float) -> None:
@@ -191,40 +249,81 @@ class Session:
             self._timeline.pos += len(frame)
             self._timeline.last_time = captured_at
             self._buf = np.concatenate([self._buf, frame])
-            if self._reply is not None and self._reply.committed:
-                self._keep_pre_roll()
-                return  # half duplex until echo cancellation lets it listen while speaking
+            reply = self._reply
+            speaking = reply is not None and reply.committed
+            if speaking and not self.duplex:
+                self._trim_buffer()
+                return  # half duplex: without echo cancellation it would hear itself
             for prob in self.vad.push(frame):
-                for event in self._detector.push(prob):
+                if self.mode == PUSH_TO_TALK:
+                    self._detector.push(prob)  # only to know where speech ended
+                    continue
+                barge = self._reply is not None and self._reply.committed
+                for event in self._detector.push(prob, self.config.barge_in_ms if barge else None):
                     self._on_turn_event(event.kind, event.at)
-            if not self._detector.in_turn and self._reply is None:
-                self._keep_pre_roll()
+            self._trim_buffer()
 
     def say(self, text: str) -> None:
         """A typed question: answered aloud like a spoken one."""
         with self._lock:
-            if self._reply is not None:
-                self._reply.cancel()
+            self._interrupt("interrupted")
             self._start_reply(UserTurn(text=text, history=tuple(self.history)), committed=True,
                               last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
 
     def stop(self) -> None:
-        """Stop the reply now (the stop button)."""
+        """Stop the reply now (the stop button): like a barge-in, without a new turn."""
         with self._lock:
-            if self._reply is not None:
-                self._reply.cancel()
+            self._interrupt("interrupted")
+            self._detector.reset()
+            self._set_state("listening")
+
+    def press(self) -> None:
+        """Push-to-talk pressed: interrupt whatever is playing and start a turn."""
+        with self._lock:
+            self._interrupt("interrupted")
+            self._ptt_held = True
+            self._turn_start = max(self._buf_start, self._timeline.pos - RATE * self.config.pre_roll_ms // 1000)
+            self._detector.reset()
+            self._detector.begin_turn()
+            self._ptt_voiced_from = self._timeline.pos
+            self._set_state("hearing")
+
+    def release(self) -> None:
+        """Push-to-talk released: the turn ends here."""
+        with self._lock:
+            if not self._ptt_held:
+                return
+            self._ptt_held = False
+            voiced_end = self._detector.last_voiced_end
+            if voiced_end <= self._ptt_voiced_from:  # nothing voiced since the press
+                voiced_end = self._timeline.pos
+            voiced_end = min(voiced_end, self._timeline.pos)
+            self._detector.reset()
+            self._start_reply(self._user_turn(voiced_end), committed=True,
+                              last_voiced_at=self._timeline.time_of(voiced_end), voiced_end=voiced_end)
 
     def wait_idle(self, timeout: float) -> bool:
         return self._idle.wait(timeout)
 
     # ---- turn logic ---------------------------------------------------------------------
 
-    def _keep_pre_roll(self) -> None:
-        keep = RATE * self.config.pre_roll_ms // 1000
-        if len(self._buf) > keep:
-            drop = len(self._buf) - keep
+    def _trim_buffer(self) -> None:
+        """Keep the audio a turn may still need: the current turn (also while its reply may yet
+        be reopened), else only the pre-roll."""
+        keep_from = self._timeline.pos - RATE * self.config.pre_roll_ms // 1000
+        reply = self._reply
+        if self._detector.in_turn or self._ptt_held:
+            keep_from = min(keep_from, self._turn_start)
+        elif reply is not None and self._reopenable(reply):
+            keep_from = min(keep_from, reply.turn_start)
+        drop = keep_from - self._buf_start
+        if drop > 0:
             self._buf = self._buf[drop:]
             self._buf_start += drop
+
+    def _reopenable(self, reply: _Reply) -> bool:
+        return (reply.committed and reply.turn.text is None
+                and time.perf_counter() - reply.committed_at <= self.config.reopen_ms / 1000)
 
     def _turn_audio(self, end: int) -> np.ndarray:
         start = max(self._turn_start, self._buf_start)
@@ -232,16 +331,20 @@ class Session:
 
     def _on_turn_event(self, kind: str, at: int) -> None:
         if kind == "start":
-            self._turn_start = max(self._buf_start, at - RATE * self.config.pre_roll_ms // 1000)
+            reply = self._reply
+            if reply is not None and reply.committed and self._reopenable(reply):
+                self._turn_start = reply.turn_start  # the same turn goes on
+                self._interrupt("discarded")
+            else:
+                self._turn_start = max(self._buf_start, at - RATE * self.config.pre_roll_ms // 1000)
+                self._interrupt("interrupted")
             self._set_state("hearing")
         elif kind == "pause":
             self._start_reply(self._user_turn(at), committed=False,
                               last_voiced_at=self._timeline.time_of(at), voiced_end=at)
         elif kind == "resume":
             if self._reply is not None and not self._reply.committed:
-                self._reply.cancel()
-                self._reply = None
-                self._idle.set()
+                self._interrupt("discarded")
         elif kind == "end":
             last_voiced_at = self._timeline.time_of(at)
             reply = self._reply
@@ -249,10 +352,24 @@ class Session:
                 self._set_state("thinking")
                 reply.commit(last_voiced_at)
             else:
-                if reply is not None:
-                    reply.cancel()
+                self._interrupt("discarded")
                 self._start_reply(self._user_turn(at), committed=True,
                                   last_voiced_at=last_voiced_at, voiced_end=at)
+
+    def _interrupt(self, outcome: str) -> None:
+        """Stop the current reply. "interrupted": it was heard in part and stays in the history,
+        cut to what was heard; "discarded": it never counted (a speculative or reopened reply)."""
+        reply, self._reply = self._reply, None
+        if reply is None:
+            return
+        heard = reply.cancel(outcome)
+        if outcome == "interrupted" and reply.committed:
+            self.interruptions += 1
+            if reply.transcript and heard:
+                self.history.append(Message("user", reply.transcript))
+                self.history.append(Message("assistant", heard, interrupted=True))
+            self._emit(ReplyFinished(heard, "interrupted"))
+        self._idle.set()
 
     def _user_turn(self, voiced_end: int) -> UserTurn:
         # A little of what follows the speech, up to what has arrived: word endings are soft.
@@ -263,17 +380,17 @@ class Session:
         self._idle.clear()
         if committed:
             self._set_state("thinking")
-        self._reply = _Reply(self, turn, committed, last_voiced_at, voiced_end)
+        self._reply = _Reply(self, turn, committed, last_voiced_at, voiced_end, self._turn_start)
 
     def _reply_finished(self, reply: _Reply) -> None:
         with self._lock:
             if reply is not self._reply:
-                return
+                return  # already interrupted or discarded: accounted for there
             self._reply = None
-            spoken = "".join(reply.spoken).strip()
-            if reply.transcript and reply.reason in ("complete", "cancelled") and spoken:
+            spoken = reply.spoken
+            if reply.transcript and reply.reason == "complete" and spoken:
                 self.history.append(Message("user", reply.transcript))
-                self.history.append(Message("assistant", spoken, interrupted=reply.reason == "cancelled"))
+                self.history.append(Message("assistant", spoken))
             self._emit(ReplyFinished(spoken, reply.reason))
             if reply.reason.startswith("error"):
                 self._emit(Notice("error", reply.reason.removeprefix("error: ")))
@@ -286,10 +403,11 @@ class Session:
                 )
                 self.latencies.append(latency)
                 self._emit(latency)
-            self.vad.reset()
-            self._detector.reset()
-            self._keep_pre_roll()
-            self._set_state("listening")
+            if not self.duplex:
+                self.vad.reset()
+                self._detector.reset()
+            if not self._detector.in_turn and not self._ptt_held:
+                self._set_state("listening")
             self._idle.set()
 
     # ---- events -------------------------------------------------------------------------

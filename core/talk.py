@@ -1,5 +1,5 @@
-"""One whole spoken turn through the session, with a file as the user's voice: the path behind
-`voice-companion talk` and the latency benchmark."""
+"""One whole spoken turn through the session, with a file as the user's voice in a simulated
+room: the path behind `voice-companion talk` and the latency benchmark."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
-from core.audio.sim import SimulatedMic, SimulatedSpeaker
+from core.audio.room import RoomConfig
+from core.audio.sim import SimulatedRoomLoop
 from core.audio.vad import SileroVad
 from core.events import CoreEvent, ReplyFinished, TurnLatency, UserTranscript
 from core.session import Session
@@ -32,9 +34,9 @@ class TurnResult:
 
 def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
               style: Style = Style(), history: list[Message] | None = None,
-              timeout: float = 120.0, on_event=None) -> TurnResult:
-    """Play `voice` (16 kHz mono) into a session as a live microphone would, in real time, and
-    collect the spoken reply from a simulated speaker."""
+              timeout: float = 120.0, on_event=None, room: RoomConfig | None = RoomConfig()) -> TurnResult:
+    """Play `voice` (16 kHz mono) into a session through a simulated room, in real time, as a
+    live microphone would, with the speaker's echo cancelled; collect the spoken reply."""
     finished = threading.Event()
     seen: dict[str, object] = {}
 
@@ -50,19 +52,18 @@ def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnCon
             on_event(event)
 
     playback = PlaybackQueue(DEVICE_RATE)
-    speaker = SimulatedSpeaker(playback).start()
+    echo = EchoCanceller() if room is not None else None
+    loop = SimulatedRoomLoop(playback, room, echo)
     vad.reset()
-    session = Session(engine, vad, playback, config, style, on_event=listen)
+    session = Session(engine, vad, playback, config, style, on_event=listen, duplex=True)
     if history:
         session.history = list(history)
-    mic = SimulatedMic(voice)
     try:
-        mic.run(session.feed, until=finished.is_set, max_seconds=len(voice) / 16000 + timeout)
+        loop.run(session.feed, voice, until=finished.is_set, max_seconds=len(voice) / 16000 + timeout)
     finally:
         if not finished.is_set():
             session.stop()
-        speaker.stop()
-    played = speaker.played()
+    played = loop.played_audio()
     voiced = np.flatnonzero(played)
     reply_audio = played[voiced[0] : voiced[-1] + 1] if len(voiced) else played[:0]
     done: ReplyFinished | None = seen.get("finished")  # type: ignore[assignment]

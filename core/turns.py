@@ -17,6 +17,8 @@ class TurnConfig:
     speculate_after_ms: int = 96  # silence after which a reply is prepared ahead of time
     end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
     pre_roll_ms: int = 300  # audio kept from before the detected start
+    barge_in_ms: int = 250  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
+    reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -52,8 +54,17 @@ class TurnDetector:
     def in_turn(self) -> bool:
         return self._in_turn
 
-    def push(self, prob: float) -> list[TurnEvent]:
-        """One window's speech probability; returns what happened at its end."""
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def begin_turn(self) -> None:
+        """Enter a turn now, whatever the audio says (push-to-talk pressed)."""
+        self._in_turn, self._paused, self._silence = True, False, 0.0
+
+    def push(self, prob: float, min_speech_ms: float | None = None) -> list[TurnEvent]:
+        """One window's speech probability; returns what happened at its end. `min_speech_ms`
+        overrides the voiced time a turn needs to start (longer while the companion speaks)."""
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
         voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
@@ -63,7 +74,8 @@ class TurnDetector:
             self._voiced_run += self._ms
             self._silence = 0.0
             self.last_voiced_end = self._pos
-            if not self._in_turn and self._voiced_run >= self.config.min_speech_ms:
+            needed = self.config.min_speech_ms if min_speech_ms is None else min_speech_ms
+            if not self._in_turn and self._voiced_run >= needed:
                 self._in_turn = True
                 events.append(TurnEvent("start", self._run_start))
             elif self._in_turn and self._paused:

@@ -1,8 +1,9 @@
-"""The playback queue between reply producers and the output device's callback.
+"""The playback queue between reply producers and the output device.
 
 Producers write chunks at the engine's rate; they are resampled (streaming, soxr) to the device
-rate on the producer's side so the device callback only copies. The callback side never waits:
-it takes what is there and fills the rest with silence.
+rate on the producer's side so the device side only copies. The device side never waits: it takes
+what is there and fills the rest with silence. A barge-in fades the reply out over a few
+milliseconds instead of cutting it (a cut clicks) and drops the rest.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import time
 import numpy as np
 import soxr
 
+FADE_MS = 8
+
 
 class PlaybackQueue:
     def __init__(self, device_rate: int) -> None:
@@ -22,9 +25,11 @@ class PlaybackQueue:
         self._resampler: soxr.ResampleStream | None = None
         self._source_rate = 0
         self._pending_first = False
-        self.first_sample_at: float | None = None  # perf_counter time the reply's first sample went out
-        self.underruns = 0
         self._active = False  # a reply is being written: an empty read then is an underrun
+        self.first_sample_at: float | None = None  # perf_counter time the reply's first sample went out
+        self.written = 0  # device samples queued for the current reply
+        self.played = 0  # device samples of the current reply handed to the device
+        self.underruns = 0
 
     def begin_reply(self) -> None:
         with self._lock:
@@ -32,31 +37,40 @@ class PlaybackQueue:
             self._pending_first = True
             self._active = True
             self._resampler = None
+            self.written = self.played = 0
 
-    def write(self, samples: np.ndarray, rate: int) -> None:
+    def write(self, samples: np.ndarray, rate: int) -> int:
+        """Queue reply audio; returns the reply's total device samples queued so far."""
         if rate != self.device_rate:
             if self._resampler is None or self._source_rate != rate:
                 self._resampler = soxr.ResampleStream(rate, self.device_rate, 1, dtype="float32")
                 self._source_rate = rate
             samples = self._resampler.resample_chunk(samples.astype(np.float32, copy=False))
-        if len(samples):
-            with self._lock:
+        with self._lock:
+            if len(samples):
                 self._chunks.append(samples.astype(np.float32, copy=False))
+                self.written += len(samples)
+            return self.written
 
     def end_reply(self) -> None:
         """No more audio for this reply: drain what the resampler holds, stop counting underruns."""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            if len(tail):
-                with self._lock:
+            with self._lock:
+                if len(tail):
                     self._chunks.append(tail.astype(np.float32, copy=False))
+                    self.written += len(tail)
         with self._lock:
             self._active = False
 
-    def flush(self) -> None:
-        """Drop everything queued (a cancelled reply)."""
+    def fade_out(self, ms: float = FADE_MS) -> None:
+        """Stop the reply: the next `ms` of queued audio ramps down to silence, the rest is dropped."""
+        n = int(self.device_rate * ms / 1000)
         with self._lock:
+            head = self._take(n)
             self._chunks.clear()
+            if len(head):
+                self._chunks.append(head * np.linspace(1.0, 0.0, len(head), dtype=np.float32))
             self._active = False
             self._resampler = None  # its buffered tail belongs to the dropped audio
 
@@ -66,22 +80,29 @@ class PlaybackQueue:
             return sum(len(c) for c in self._chunks)
 
     def read(self, n: int) -> np.ndarray:
-        """Called by the device: exactly n samples, silence where nothing is queued."""
+        """Called by the device side: exactly n samples, silence where nothing is queued."""
         out = np.zeros(n, np.float32)
-        filled = 0
         with self._lock:
-            while filled < n and self._chunks:
-                chunk = self._chunks[0]
-                take = min(n - filled, len(chunk))
-                out[filled : filled + take] = chunk[:take]
-                filled += take
-                if take == len(chunk):
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = chunk[take:]
-            if filled and self._pending_first:
+            head = self._take(n)
+            out[: len(head)] = head
+            self.played += len(head)
+            if len(head) and self._pending_first:
                 self._pending_first = False
                 self.first_sample_at = time.perf_counter()
-            if filled < n and self._active and not self._pending_first:
+            if len(head) < n and self._active and not self._pending_first:
                 self.underruns += 1
         return out
+
+    def _take(self, n: int) -> np.ndarray:
+        """Up to n samples off the front of the queue (caller holds the lock)."""
+        parts, got = [], 0
+        while got < n and self._chunks:
+            chunk = self._chunks[0]
+            take = min(n - got, len(chunk))
+            parts.append(chunk[:take])
+            got += take
+            if take == len(chunk):
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = chunk[take:]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

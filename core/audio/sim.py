@@ -1,17 +1,28 @@
-"""Simulated audio devices with the same shape as real ones: a voice that plays into the session
-as a microphone would (10 ms frames, in real time), and an output device that pulls 10 ms blocks
-from the playback queue on its own clock and keeps what it played."""
+"""Simulated devices with the same shape as real ones, for tests, benchmarks and `talk`.
+
+`SimulatedRoomLoop` is the audio worker of a simulated laptop: every 10 ms tick the speaker takes
+a block from the playback queue, the room turns it into an echo at the microphone together with
+the user's voice and noise, the echo canceller cleans the microphone frame against what the speaker
+was handed, and the session gets the result. It runs in real time (or `speed` times faster) and
+keeps the ground truth: what was played, what the user said, what the session heard.
+"""
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Callable
 
 import numpy as np
 
+from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
+from core.audio.resample import FrameSplitter, StreamResampler
+from core.audio.room import RoomConfig, SimulatedRoom
 
 FRAME_MS = 10
+RATE = 16000
+FRAME = RATE * FRAME_MS // 1000
 
 
 class PacedClock:
@@ -31,63 +42,54 @@ class PacedClock:
         return time.perf_counter()
 
 
-class SimulatedMic:
-    """Plays `voice` (16 kHz) then silence into `sink(frame, captured_at)` in real time."""
-
-    def __init__(self, voice: np.ndarray, rate: int = 16000, noise_db: float = -70.0, seed: int = 0) -> None:
-        self.voice = voice.astype(np.float32)
-        self.rate = rate
-        self.frame = rate * FRAME_MS // 1000
-        self._noise = 10 ** (noise_db / 20)
-        self._rng = np.random.default_rng(seed)
+class SimulatedRoomLoop:
+    def __init__(self, playback: PlaybackQueue, room: RoomConfig | None = RoomConfig(),
+                 echo: EchoCanceller | None = None, speed: float = 1.0) -> None:
+        """`room=None`: the microphone hears only the user (headphones). `echo=None`: no
+        cancellation (the session must then be half duplex)."""
+        self.playback = playback
+        self.room = SimulatedRoom(room) if room is not None else None
+        self.echo = echo
+        self.speed = speed
+        self._block = playback.device_rate * FRAME_MS // 1000
+        self._to16k = StreamResampler(playback.device_rate, RATE)
+        self._far_frames = FrameSplitter(FRAME)
+        self._far_queue: collections.deque[np.ndarray] = collections.deque()
+        self.played: list[np.ndarray] = []  # device-rate blocks handed to the speaker
+        self.heard: list[np.ndarray] = []  # what the session was fed (after cancellation)
+        self.ticks = 0
         self._stop = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, sink: Callable[[np.ndarray, float], None], until: Callable[[], bool],
-            max_seconds: float = 120.0) -> None:
-        """Blocks: feeds the voice, then silence until `until()` is true or `max_seconds` pass."""
-        clock = PacedClock(FRAME_MS / 1000)
-        pos = 0
-        limit = int(max_seconds * 1000 / FRAME_MS)
-        for _ in range(limit):
-            if self._stop.is_set():
+    def played_audio(self) -> np.ndarray:
+        return np.concatenate(self.played) if self.played else np.zeros(0, np.float32)
+
+    def heard_audio(self) -> np.ndarray:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
+
+    def run(self, feed: Callable[[np.ndarray, float], None], user: np.ndarray,
+            until: Callable[[], bool], max_seconds: float,
+            on_tick: Callable[[int], None] | None = None) -> None:
+        """Blocks: plays `user` (16 kHz) into the room from tick 0 on, then silence, until
+        `until()` is true (checked once the user's track is over) or `max_seconds` pass."""
+        clock = PacedClock(FRAME_MS / 1000 / self.speed)
+        for tick in range(int(max_seconds * 1000 / FRAME_MS)):
+            if self._stop.is_set() or (tick * FRAME >= len(user) and until()):
                 return
-            frame = self._rng.normal(0, self._noise, self.frame).astype(np.float32)
-            if pos < len(self.voice):
-                part = self.voice[pos : pos + self.frame]
-                frame[: len(part)] += part
-            elif until():
-                return
-            pos += self.frame
-            sink(frame, clock.wait_next())
-
-
-class SimulatedSpeaker:
-    """An output device: a thread pulling 10 ms blocks from the playback queue in real time."""
-
-    def __init__(self, queue: PlaybackQueue) -> None:
-        self.queue = queue
-        self.rate = queue.device_rate
-        self.block = self.rate * FRAME_MS // 1000
-        self._played: list[np.ndarray] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-speaker", daemon=True)
-
-    def start(self) -> "SimulatedSpeaker":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def played(self) -> np.ndarray:
-        return np.concatenate(self._played) if self._played else np.zeros(0, np.float32)
-
-    def _run(self) -> None:
-        clock = PacedClock(FRAME_MS / 1000)
-        while not self._stop.is_set():
-            clock.wait_next()
-            self._played.append(self.queue.read(self.block))
+            block = self.playback.read(self._block)
+            self.played.append(block)
+            self._far_queue.extend(self._far_frames.push(self._to16k.process(block)))
+            # The resampler's first output lags by its filter delay: silence until it flows.
+            far = self._far_queue.popleft() if self._far_queue else np.zeros(FRAME, np.float32)
+            voice = user[tick * FRAME : (tick + 1) * FRAME]
+            if len(voice) < FRAME:
+                voice = np.pad(voice, (0, FRAME - len(voice)))
+            mic = self.room.mic_frame(far, voice) if self.room is not None else voice
+            clean = self.echo.process(mic, far) if self.echo is not None else mic
+            self.heard.append(clean)
+            self.ticks = tick + 1
+            if on_tick is not None:
+                on_tick(tick)
+            feed(clean, clock.wait_next())
