@@ -42,6 +42,35 @@ class PacedClock:
         return time.perf_counter()
 
 
+class VoiceTrack:
+    """The user's voice in the room: pieces of 16 kHz audio placed at sample offsets; more can be
+    placed while the loop runs (a test interrupting the reply at a chosen moment)."""
+
+    def __init__(self, audio: np.ndarray | None = None) -> None:
+        self._parts: list[tuple[int, np.ndarray]] = []
+        self._lock = threading.Lock()
+        if audio is not None and len(audio):
+            self.add(audio, 0)
+
+    def add(self, audio: np.ndarray, at_sample: int) -> None:
+        with self._lock:
+            self._parts.append((at_sample, audio.astype(np.float32)))
+
+    @property
+    def end(self) -> int:
+        with self._lock:
+            return max((start + len(a) for start, a in self._parts), default=0)
+
+    def frame(self, start: int, n: int = FRAME) -> np.ndarray:
+        out = np.zeros(n, np.float32)
+        with self._lock:
+            for at, audio in self._parts:
+                lo, hi = max(start, at), min(start + n, at + len(audio))
+                if lo < hi:
+                    out[lo - start : hi - start] += audio[lo - at : hi - at]
+        return out
+
+
 class SimulatedRoomLoop:
     def __init__(self, playback: PlaybackQueue, room: RoomConfig | None = RoomConfig(),
                  echo: EchoCanceller | None = None, speed: float = 1.0) -> None:
@@ -69,27 +98,27 @@ class SimulatedRoomLoop:
     def heard_audio(self) -> np.ndarray:
         return np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
 
-    def run(self, feed: Callable[[np.ndarray, float], None], user: np.ndarray,
+    def run(self, feed: Callable[[np.ndarray, float], None], user: np.ndarray | VoiceTrack,
             until: Callable[[], bool], max_seconds: float,
             on_tick: Callable[[int], None] | None = None) -> None:
-        """Blocks: plays `user` (16 kHz) into the room from tick 0 on, then silence, until
-        `until()` is true (checked once the user's track is over) or `max_seconds` pass."""
+        """Blocks: plays the user's voice (16 kHz) into the room, then silence, until `until()` is
+        true (checked once the user's track is over) or `max_seconds` pass. `on_tick(tick)` runs
+        before each frame is fed (tick * 160 is the frame's first sample)."""
+        track = user if isinstance(user, VoiceTrack) else VoiceTrack(user)
         clock = PacedClock(FRAME_MS / 1000 / self.speed)
         for tick in range(int(max_seconds * 1000 / FRAME_MS)):
-            if self._stop.is_set() or (tick * FRAME >= len(user) and until()):
+            if self._stop.is_set() or (tick * FRAME >= track.end and until()):
                 return
+            if on_tick is not None:
+                on_tick(tick)
             block = self.playback.read(self._block)
             self.played.append(block)
             self._far_queue.extend(self._far_frames.push(self._to16k.process(block)))
             # The resampler's first output lags by its filter delay: silence until it flows.
             far = self._far_queue.popleft() if self._far_queue else np.zeros(FRAME, np.float32)
-            voice = user[tick * FRAME : (tick + 1) * FRAME]
-            if len(voice) < FRAME:
-                voice = np.pad(voice, (0, FRAME - len(voice)))
+            voice = track.frame(tick * FRAME)
             mic = self.room.mic_frame(far, voice) if self.room is not None else voice
             clean = self.echo.process(mic, far) if self.echo is not None else mic
             self.heard.append(clean)
             self.ticks = tick + 1
-            if on_tick is not None:
-                on_tick(tick)
             feed(clean, clock.wait_next())

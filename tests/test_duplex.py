@@ -1,0 +1,111 @@
+"""Listening while speaking, in the simulated room with the echo canceller: barge-in, echo that
+must not interrupt, short sounds that must not interrupt, and a turn reopened after a long pause.
+Real voices from the packaged TTS on both sides, real models, real time."""
+import threading
+
+import numpy as np
+import pytest
+
+from core.audio.echo import EchoCanceller
+from core.audio.playback import PlaybackQueue
+from core.audio.room import RoomConfig
+from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.events import ReplyFinished
+from core.session import Session
+from core.turns import TurnConfig
+
+DEVICE_RATE = 48000
+
+
+class Conversation:
+    """A session in a simulated laptop room; the test places the user's voice on the track."""
+
+    def __init__(self, stack, room=RoomConfig(delay_ms=60, rt60_s=0.3, echo_gain_db=-6.0),
+                 config=TurnConfig()):
+        engine, vad = stack
+        vad.reset()
+        self.playback = PlaybackQueue(DEVICE_RATE)
+        self.loop = SimulatedRoomLoop(self.playback, room, EchoCanceller())
+        self.finished: list[ReplyFinished] = []
+        self.session = Session(engine, vad, self.playback, config, on_event=self._on_event, duplex=True)
+        self.track = VoiceTrack()
+        self.tick = 0
+
+    def _on_event(self, event):
+        if isinstance(event, ReplyFinished):
+            self.finished.append(event)
+
+    def run(self, until, seconds, on_tick=None):
+        def tick(t):
+            self.tick = t
+            if on_tick:
+                on_tick(t)
+
+        self.loop.run(self.session.feed, self.track, until, seconds, on_tick=tick)
+
+    def say_now(self, audio):
+        at = (self.tick + 1) * FRAME
+        self.track.add(audio, at)
+        return at
+
+    def played_16k_index(self, sample: int) -> int:
+        return sample * DEVICE_RATE // 16000
+
+
+def test_barge_in_silences_the_reply_and_answers_the_new_turn(stack, speak):
+    c = Conversation(stack)
+    c.track.add(speak("Tell me a long story about a fox who wanted to fly."), 0)
+    onset = {}
+
+    def interrupt(tick):
+        if "at" not in onset and c.playback.first_sample_at is not None and c.playback.played > DEVICE_RATE * 1.5:
+            onset["at"] = c.say_now(speak("Stop. What is two plus two?", lead_ms=0))
+
+    c.run(lambda: len(c.finished) >= 2, 90, on_tick=interrupt)
+    assert [f.reason for f in c.finished] == ["interrupted", "complete"], c.finished
+    played = c.loop.played_audio()
+    after = played[c.played_16k_index(onset["at"]) :]
+    silent_from = next(i for i in range(0, len(after), 480) if not after[i : i + 480 * 5].any())
+    latency_ms = silent_from / DEVICE_RATE * 1000
+    assert latency_ms < 600, f"output went silent {latency_ms:.0f} ms after the user started"
+    history = c.session.history
+    assert history[1].role == "assistant" and history[1].interrupted
+    assert "two" in history[2].text.lower() or "2" in history[2].text
+    assert history[3].role == "assistant" and not history[3].interrupted
+
+
+def test_its_own_echo_does_not_interrupt_it(stack, speak):
+    c = Conversation(stack, room=RoomConfig(delay_ms=120, rt60_s=0.4, echo_gain_db=-3.0))
+    c.track.add(speak("Tell me a long story about a dragon who learns to bake bread."), 0)
+    c.run(lambda: len(c.finished) >= 1, 90)
+    assert [f.reason for f in c.finished] == ["complete"]
+    assert len(c.finished[0].text.split()) > 15  # a long reply played out in full
+    assert c.session.interruptions == 0
+
+
+def test_a_short_sound_does_not_interrupt_it(stack, speak):
+    c = Conversation(stack)
+    c.track.add(speak("Tell me a long story about a cat who wanted to sing."), 0)
+    blip = speak("Yes.", lead_ms=0)[: int(16000 * 0.15)]  # 150 ms: a backchannel, not a turn
+    placed = {}
+
+    def backchannel(tick):
+        if "at" not in placed and c.playback.played > DEVICE_RATE * 1.0:
+            placed["at"] = c.say_now(blip)
+
+    c.run(lambda: len(c.finished) >= 1, 90, on_tick=backchannel)
+    assert "at" in placed
+    assert [f.reason for f in c.finished] == ["complete"]
+
+
+def test_speech_soon_after_the_turn_ended_continues_that_turn(stack, speak):
+    # 700 ms of silence ends the turn (500 ms); speech 200 ms later reopens it.
+    c = Conversation(stack)
+    first = speak("What is the capital city")
+    c.track.add(first, 0)
+    c.track.add(speak("of Spain?", lead_ms=0), len(first) + int(16000 * 0.7))
+    c.run(lambda: any(f.reason == "complete" for f in c.finished), 60)
+    complete = [f for f in c.finished if f.reason == "complete"]
+    assert len(complete) == 1 and "madrid" in complete[0].text.lower(), c.finished
+    user_lines = [m.text for m in c.session.history if m.role == "user"]
+    assert len(user_lines) == 1 and "spain" in user_lines[0].lower()
