@@ -109,3 +109,32 @@ def test_speech_soon_after_the_turn_ended_continues_that_turn(stack, speak):
     assert len(complete) == 1 and "madrid" in complete[0].text.lower(), c.finished
     user_lines = [m.text for m in c.session.history if m.role == "user"]
     assert len(user_lines) == 1 and "spain" in user_lines[0].lower()
+
+
+def test_push_to_talk_marks_the_turn_and_interrupts_the_reply(stack, speak):
+    from core.session import PUSH_TO_TALK
+
+    c = Conversation(stack)
+    c.session.set_mode(PUSH_TO_TALK)
+    question = speak("What is the capital of France?")
+    events = {}
+
+    def keys(tick):
+        ms = tick * 10
+        if ms == 200:
+            c.session.press()
+            c.track.add(question, (tick + 1) * FRAME)
+            events["press"] = tick
+        if "press" in events and "release" not in events and (tick - events["press"] - 1) * FRAME >= len(question) + 2400:
+            c.session.release()  # no waiting for silence: the key ends the turn
+            events["release"] = tick
+
+    # Nothing but silence after the question: with the key up, no turn may start by itself.
+    c.track.add(speak("And this is not a question for you.", lead_ms=0), 16000 * 8)
+    c.run(lambda: len(c.finished) >= 1 and c.tick > 1200, 60, on_tick=keys)
+    assert [f.reason for f in c.finished] == ["complete"]
+    assert "paris" in c.finished[0].text.lower()
+    user_lines = [m.text for m in c.session.history if m.role == "user"]
+    assert len(user_lines) == 1 and "france" in user_lines[0].lower()
+    latency = c.session.latencies[0]
+    assert latency.end_of_turn < 400  # released 150 ms after the speech, not after 500 ms of silence
