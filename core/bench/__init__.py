@@ -16,4 +16,10 @@ def _chat(turns: int | None) -> dict:
     return run(turns or 3)
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"latency": _latency, "chat": _chat}
+def _duplex(turns: int | None) -> dict:
+    from core.bench.duplex import run
+
+    return run(turns)
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"latency": _latency, "chat": _chat, "duplex": _duplex}
