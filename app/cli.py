@@ -91,6 +91,36 @@ def _bench(argv: list[str]) -> int:
     return 0
 
 
+def _devices(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion devices",
+                                description="List the microphones and speakers the app can use.")
+    p.add_argument("--json", action="store_true", help="print a JSON list of devices")
+    args = p.parse_args(argv)
+
+    from dataclasses import asdict
+
+    from core.audio.devices import DeviceError, list_devices
+
+    try:
+        devices = list_devices()
+    except DeviceError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps([asdict(d) for d in devices]))
+        return 0
+    width = max((len(d.name) for d in devices), default=0)
+    for kind, title in (("input", "Microphones"), ("output", "Speakers")):
+        found = [d for d in devices if d.channels(kind) > 0]
+        print(f"{title}:" if found else f"{title}: none found")
+        for d in found:
+            mark = "*" if d.is_default(kind) else " "
+            print(f" {mark} {d.index:>3}  {d.name:<{width}}  {d.channels(kind):>3} ch  "
+                  f"{d.default_rate:>6.0f} Hz  {d.host_api}")
+    if devices:
+        print("* = the system default")
+    return 0
+
+
 def _app(argv: list[str]) -> int:
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
     if not has_display:
@@ -100,7 +130,7 @@ def _app(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"talk": _talk, "bench": _bench}
+    commands = {"talk": _talk, "bench": _bench, "devices": _devices}
     try:
         if argv and argv[0] == "models":
             from models.registry.cli import models_command
@@ -109,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         if argv and not argv[0].startswith("-"):
-            return _fail(f"unknown command {argv[0]!r} (try: talk, bench, models)")
+            return _fail(f"unknown command {argv[0]!r} (try: talk, bench, models, devices)")
         return _app(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

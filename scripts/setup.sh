@@ -21,6 +21,10 @@ if command -v apt-get >/dev/null 2>&1; then
     ldconfig -p 2>/dev/null | grep -q 'libportaudio.so.2' || need+=(libportaudio2)
     if [[ "$extras" == "[test]" ]]; then
         command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+        # PortAudio reaches PulseAudio through ALSA's "pulse" device; the device tests drive the server
+        # with pacmd and parec.
+        compgen -G '/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so' >/dev/null || need+=(libasound2-plugins)
+        command -v pacmd >/dev/null 2>&1 || need+=(pulseaudio-utils)
         ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)
     fi
     if (( ${#need[@]} )); then
