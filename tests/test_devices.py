@@ -3,8 +3,6 @@ PulseAudio null sink (what the speaker plays comes back from the sink's monitor 
 import importlib.abc
 import json
 import os
-import select
-import shutil
 import subprocess
 import sys
 import threading
@@ -146,64 +144,6 @@ def test_missing_portaudio_is_one_line_naming_the_package(monkeypatch, capsys):
 
 
 # --- real devices through PulseAudio ------------------------------------------------------------------
-
-def _reinit_portaudio() -> None:
-    """PortAudio lists the devices once, when sounddevice is imported: if that happened before the
-    sound server existed, list them again."""
-    sd = sys.modules.get("sounddevice")
-    if sd is not None:
-        sd._terminate()
-        sd._initialize()
-
-
-@pytest.fixture(scope="session")
-def pulse(tmp_path_factory):
-    """A private PulseAudio daemon with one null sink; the `pulse` device plays into it and records
-    its monitor. Fails (never skips) without pulseaudio: CI installs it."""
-    missing = [tool for tool in ("pulseaudio", "parec", "pacmd") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: install pulseaudio, pulseaudio-utils and "
-                    f"libportaudio2 (bash scripts/setup.sh --test does)")
-    runtime = tmp_path_factory.mktemp("pulse")
-    env = {
-        "PULSE_RUNTIME_PATH": str(runtime),  # its own socket and pid file: never the user's server
-        "PULSE_STATE_PATH": str(runtime),
-        "PULSE_SERVER": f"unix:{runtime}/native",
-        "PULSE_SINK": "vc_sink",
-        "PULSE_SOURCE": "vc_sink.monitor",
-    }
-    patch = pytest.MonkeyPatch()
-    for key, value in env.items():
-        patch.setenv(key, value)
-    started = subprocess.run(
-        ["pulseaudio", "--daemonize=true", "--exit-idle-time=-1", "-n", "--log-target=stderr",
-         "--load=module-null-sink sink_name=vc_sink",
-         f"--load=module-native-protocol-unix socket={runtime}/native auth-anonymous=1",
-         "--load=module-cli-protocol-unix"],  # for pacmd, which can kill a stream like an unplug
-        capture_output=True, text=True, timeout=30)
-    if started.returncode != 0:
-        patch.undo()
-        pytest.fail(f"pulseaudio did not start (exit {started.returncode}): {started.stderr.strip()}")
-    # An idle null sink renders in 2-second blocks and only notices a new stream at the next one;
-    # a low-latency recorder kept open makes it tick every 10 ms, so each test's streams start at once.
-    keepalive = subprocess.Popen(
-        ["parec", "--device=vc_sink.monitor", "--latency-msec=10", "--rate=8000", "--channels=1",
-         "--format=u8", "--raw"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        ready, _, _ = select.select([keepalive.stdout], [], [], 6.0)
-        if not ready:
-            pytest.fail("the PulseAudio null sink produced no audio within 6 s")
-        threading.Thread(target=lambda: all(iter(lambda: keepalive.stdout.read(4096), b"")),
-                         daemon=True).start()  # drain it, or it blocks on a full pipe
-        _reinit_portaudio()
-        yield env
-    finally:
-        keepalive.terminate()
-        keepalive.wait(timeout=10)
-        subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=30)
-        patch.undo()
-        _reinit_portaudio()
-
 
 def record(mic: Microphone, seconds: float) -> np.ndarray:
     n = int(seconds * mic.rate)

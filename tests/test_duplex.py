@@ -1,10 +1,7 @@
 """Listening while speaking, in the simulated room with the echo canceller: barge-in, echo that
 must not interrupt, short sounds that must not interrupt, and a turn reopened after a long pause.
 Real voices from the packaged TTS on both sides, real models, real time."""
-import threading
 
-import numpy as np
-import pytest
 
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue

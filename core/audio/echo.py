@@ -77,16 +77,27 @@ class EchoCanceller:
     def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
         """`near`: 10 ms from the mic; `far`: the 10 ms handed to the speaker at the same time
         (zeros while nothing plays). Returns the cleaned mic frame, float32."""
+        self.render(far)
+        return self.capture(near)
+
+    def render(self, far: np.ndarray) -> None:
+        """10 ms handed to the speaker, as it is handed over. Real devices hand over and capture in
+        bursts of their own; WebRTC buffers the far end and aligns it, so the two need not pair up."""
+        if np.shape(far) != (self.frame,):
+            raise ValueError(f"frames must be {self.frame} mono samples, got {np.shape(far)}")
+        if self._apm is not None and self.switches.echo_cancellation:
+            self._apm.process_reverse_stream(self._frame(far))
+
+    def capture(self, near: np.ndarray) -> np.ndarray:
+        """10 ms from the mic; returns it cleaned, float32."""
         near = np.asarray(near, dtype=np.float32)
-        if near.shape != (self.frame,) or np.shape(far) != (self.frame,):
-            raise ValueError(f"frames must be {self.frame} mono samples, got {near.shape} and {np.shape(far)}")
+        if near.shape != (self.frame,):
+            raise ValueError(f"frames must be {self.frame} mono samples, got {near.shape}")
         if self._apm is None:
             return near
-        if self.switches.echo_cancellation:
-            self._apm.process_reverse_stream(self._frame(far))
+        if self.switches.echo_cancellation and self._delay_ms is not None:
             # WebRTC wants the delay reported before every capture frame when AEC is on.
-            if self._delay_ms is not None:
-                self._apm.set_stream_delay_ms(self._delay_ms)
+            self._apm.set_stream_delay_ms(self._delay_ms)
         mic = self._frame(near)
         self._apm.process_stream(mic)
         return to_float32(np.frombuffer(mic.data, dtype=np.int16))

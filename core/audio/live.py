@@ -1,0 +1,82 @@
+"""The audio worker for real devices: the one thread between the device callbacks and the session.
+
+Each pass it takes what the microphone delivered, turns it into 16 kHz 10 ms frames, tops the
+speaker up from the playback queue (keeping only a few blocks queued, so a stop is quick to hear),
+remembers exactly what it handed the speaker as the echo canceller's far-end reference, cleans
+each microphone frame against it and feeds the session. The device callbacks only copy.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from core.audio.devices import Microphone, Speaker
+from core.audio.echo import EchoCanceller
+from core.audio.playback import PlaybackQueue
+from core.audio.resample import FrameSplitter, StreamResampler
+
+RATE = 16000
+FRAME = RATE // 100  # 10 ms
+SPEAKER_AHEAD_MS = 30  # audio kept queued at the speaker: enough against scheduling jitter
+
+
+class LiveAudio:
+    def __init__(self, playback: PlaybackQueue, mic: Microphone, speaker: Speaker,
+                 echo: EchoCanceller | None) -> None:
+        self.playback = playback
+        self.mic = mic
+        self.speaker = speaker
+        self.echo = echo
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.frames = 0
+        self.worker_lag_max = 0.0  # seconds the worker ever fell behind the microphone
+
+    def start(self, feed: Callable[[np.ndarray, float], None]) -> "LiveAudio":
+        self.mic.start()
+        self.speaker.start()
+        self._thread = threading.Thread(target=self._run, args=(feed,), name="audio-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.mic.stop()
+        self.speaker.stop()
+
+    def _run(self, feed: Callable[[np.ndarray, float], None]) -> None:
+        mic_rate = speaker_rate = 0
+        while not self._stop.is_set():
+            if self.mic.rate != mic_rate:  # first pass, or the microphone fell back to another device
+                mic_rate = self.mic.rate
+                mic_to_16k, mic_frames = StreamResampler(mic_rate, RATE), FrameSplitter(FRAME)
+            if self.speaker.rate != speaker_rate:
+                speaker_rate = self.speaker.rate
+                to_speaker = StreamResampler(self.playback.device_rate, speaker_rate)
+                far_to_16k, far_frames = StreamResampler(self.playback.device_rate, RATE), FrameSplitter(FRAME)
+            block = mic_rate // 100
+            if not self.mic.wait(block, timeout=0.1):
+                continue
+            captured = self.mic.read(self.mic.available)
+            now = time.perf_counter()
+            self.worker_lag_max = max(self.worker_lag_max, len(captured) / mic_rate - 0.01)
+            # Top the speaker up: what goes out now is the far end the microphone will hear.
+            ahead = speaker_rate * SPEAKER_AHEAD_MS // 1000
+            while self.speaker.queued < ahead:
+                out = self.playback.read(self.playback.device_rate // 100)
+                self.speaker.write(to_speaker.process(out))
+                if self.echo is not None:
+                    for far in far_frames.push(far_to_16k.process(out)):
+                        self.echo.render(far)
+            if self.echo is not None:
+                delay = self.speaker.latency + self.mic.latency + self.speaker.queued / speaker_rate
+                self.echo.set_delay_ms(int(delay * 1000))
+            for frame in mic_frames.push(mic_to_16k.process(captured)):
+                clean = self.echo.capture(frame) if self.echo is not None else frame
+                self.frames += 1
+                feed(clean, now)

@@ -1,0 +1,63 @@
+"""The whole companion on real PortAudio streams: a PulseAudio null sink stands in for the room.
+What our speaker plays comes back at the microphone unattenuated (the sink's monitor), so the
+echo canceller has the hardest echo there is, and the user's question is played into the same sink
+by another program. Device loss mid-reply is a real stream killed inside the sound server."""
+import os
+import subprocess
+import threading
+import time
+
+import soundfile
+
+from core.audio.devices import Microphone, Speaker
+from core.audio.echo import EchoCanceller
+from core.audio.live import LiveAudio
+from core.audio.playback import PlaybackQueue
+from core.events import Notice, ReplyFinished
+from core.session import Session
+
+
+def our_stream(kind: str) -> str:
+    listing = subprocess.run(["pacmd", f"list-{kind}s"], capture_output=True, text=True, check=True).stdout
+    ours = [block.split()[0] for block in listing.split("index: ")[1:]
+            if f'application.process.id = "{os.getpid()}"' in block]
+    assert len(ours) == 1, listing
+    return ours[0]
+
+
+def test_spoken_turn_on_real_streams_survives_losing_the_speaker(pulse, stack, speak, tmp_path):
+    engine, vad = stack
+    vad.reset()
+    notices, finished = [], []
+    done = threading.Event()
+    mic = Microphone("pulse", on_notice=notices.append)
+    speaker = Speaker("pulse", on_notice=notices.append)
+    playback = PlaybackQueue(speaker.rate)
+
+    def on_event(event):
+        if isinstance(event, ReplyFinished):
+            finished.append(event)
+            done.set()
+        if isinstance(event, Notice):
+            notices.append(event.message)
+
+    session = Session(engine, vad, playback, on_event=on_event, duplex=True)
+    audio = LiveAudio(playback, mic, speaker, EchoCanceller()).start(session.feed)
+    try:
+        question = tmp_path / "question.wav"
+        soundfile.write(question, speak("Tell me a long story about a fox who wanted to fly."), 16000)
+        subprocess.run(["paplay", "--device=vc_sink", str(question)], check=True, timeout=30)
+        deadline = time.monotonic() + 30
+        while playback.played < playback.device_rate * 1.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert playback.played >= playback.device_rate * 1.0, f"no reply played; state {session.state}"
+        subprocess.run(["pacmd", "kill-sink-input", our_stream("sink-input")], check=True, capture_output=True)
+        assert done.wait(90), f"the reply did not finish; state {session.state}"
+    finally:
+        audio.stop()
+    assert any("speaker" in n and "default" in n for n in notices), notices
+    assert [f.reason for f in finished] == ["complete"], finished  # its own echo never cut it off
+    assert session.interruptions == 0
+    assert "fox" in session.history[0].text.lower()
+    assert len(finished[0].text.split()) > 10
+    assert audio.frames > 100 * 5  # the worker kept feeding the session throughout
