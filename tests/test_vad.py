@@ -1,0 +1,47 @@
+"""Silero voice activity on real speech, silence and noise; the playback fade."""
+import numpy as np
+
+from core.audio.playback import FADE_MS, PlaybackQueue
+from core.companion import has_speech
+
+
+def test_speech_is_voiced_and_silence_or_noise_is_not(stack, speak):
+    _, vad = stack
+    vad.reset()
+    speech = speak("The quick brown fox jumps over the lazy dog.")
+    probs = np.array(vad.push(speech))
+    assert np.mean(probs > 0.5) > 0.6  # most windows of running speech
+    vad.reset()
+    assert max(vad.push(np.zeros(16000, np.float32))) < 0.1
+    vad.reset()
+    noise = np.random.default_rng(1).normal(0, 0.05, 32000).astype(np.float32)
+    assert np.mean(np.array(vad.push(noise)) > 0.5) < 0.05
+    vad.reset()
+    assert has_speech(vad, speech) and not has_speech(vad, noise)
+
+
+def test_frames_of_any_size_give_the_same_probabilities(stack, speak):
+    _, vad = stack
+    speech = speak("Hello there, how are you?")
+    vad.reset()
+    whole = vad.push(speech)
+    vad.reset()
+    pieces = []
+    for i in range(0, len(speech), 160):  # 10 ms frames, as the audio worker feeds them
+        pieces += vad.push(speech[i : i + 160])
+    assert np.allclose(whole, pieces[: len(whole)], atol=1e-5)
+
+
+def test_fade_out_is_short_and_reaches_silence():
+    q = PlaybackQueue(48000)
+    q.begin_reply()
+    q.write(np.full(48000, 0.5, np.float32), 48000)
+    q.read(480)
+    q.fade_out()
+    tail = np.concatenate([q.read(480) for _ in range(5)])
+    sounding = np.flatnonzero(tail)
+    assert len(sounding) and sounding[-1] < 48000 * 0.020  # silent within 20 ms
+    assert len(sounding) <= 48000 * FADE_MS / 1000
+    ramp = tail[: len(sounding)]
+    assert np.all(np.diff(ramp) <= 1e-6) and ramp[0] > 0.4  # a ramp down, not a cut
+    assert q.queued_samples == 0
