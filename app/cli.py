@@ -121,16 +121,84 @@ def _devices(argv: list[str]) -> int:
     return 0
 
 
+def _listen(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion listen",
+                                description="Talk with the companion through your microphone and speakers.")
+    p.add_argument("--input", default=None, help="microphone name or index (see `devices`)")
+    p.add_argument("--output", default=None, help="speaker name or index (see `devices`)")
+    p.add_argument("--push-to-talk", action="store_true", help="Enter starts your turn, Enter again ends it")
+    p.add_argument("--no-echo-cancellation", action="store_true",
+                   help="with headphones; without cancellation it will not listen while it speaks")
+    p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
+    p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: Ctrl-C)")
+    args = p.parse_args(argv)
+
+    import threading
+
+    from core.audio.devices import DeviceError
+    from core.companion import load_cascade, load_vad
+    from core.conversation import LiveConversation
+    from core.events import AssistantText, Notice, ReplyFinished, StateChanged, TurnLatency, UserTranscript
+    from core.session import ALWAYS_LISTENING, PUSH_TO_TALK
+    from core.turns import TurnConfig
+
+    def show(event) -> None:
+        if isinstance(event, UserTranscript):
+            print(f"\nyou:  {event.text}", flush=True)
+        elif isinstance(event, AssistantText):
+            print(("reply: " if show.fresh else "") + event.delta, end="", flush=True)
+            show.fresh = False
+        elif isinstance(event, ReplyFinished):
+            print(" [interrupted]" if event.reason == "interrupted" else "", flush=True)
+            show.fresh = True
+        elif isinstance(event, TurnLatency):
+            print(f"       ({event.response:.0f} ms to the first sound)", flush=True)
+        elif isinstance(event, Notice):
+            print(f"\n[{event.level}] {event.message}", flush=True)
+        elif isinstance(event, StateChanged) and event.state == "listening":
+            show.fresh = True
+    show.fresh = True
+
+    config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
+    try:
+        conversation = LiveConversation(load_cascade(llm=args.llm), load_vad(), show, args.input, args.output,
+                                        config, mode=PUSH_TO_TALK if args.push_to_talk else ALWAYS_LISTENING,
+                                        echo_cancellation=not args.no_echo_cancellation)
+    except DeviceError as exc:
+        return _fail(str(exc))
+    conversation.start()
+    print("Listening" + (": press Enter to talk, Enter again when you are done." if args.push_to_talk
+                         else ": just speak. Ctrl-C to quit."), flush=True)
+    stop = threading.Event()
+    try:
+        if args.push_to_talk and sys.stdin.isatty():
+            while not stop.is_set():
+                input()
+                conversation.session.press()
+                print("(talking... Enter to finish)", flush=True)
+                input()
+                conversation.session.release()
+        else:
+            stop.wait(args.seconds)
+    except (KeyboardInterrupt, EOFError):
+        pass
+    finally:
+        conversation.stop()
+    print(f"\nunderruns {conversation.underruns}, overruns {conversation.overruns}")
+    return 0
+
+
 def _app(argv: list[str]) -> int:
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
-    if not has_display:
-        print("No display found: speaking the bundled sample question instead of opening the window.")
+    print("The desktop window is not built yet: speaking the bundled sample question"
+          + ("" if has_display else " (no display here)") + ". Talk with it live: voice-companion listen")
     return _talk([str(SAMPLE_QUESTION), *argv])
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"talk": _talk, "bench": _bench, "devices": _devices}
+    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen}
     try:
         if argv and argv[0] == "models":
             from models.registry.cli import models_command
@@ -139,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         if argv and not argv[0].startswith("-"):
-            return _fail(f"unknown command {argv[0]!r} (try: talk, bench, models, devices)")
+            return _fail(f"unknown command {argv[0]!r} (try: talk, listen, bench, models, devices)")
         return _app(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

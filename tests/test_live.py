@@ -61,3 +61,26 @@ def test_spoken_turn_on_real_streams_survives_losing_the_speaker(pulse, stack, s
     assert "fox" in session.history[0].text.lower()
     assert len(finished[0].text.split()) > 10
     assert audio.frames > 100 * 5  # the worker kept feeding the session throughout
+
+
+def test_listen_command_holds_a_conversation(pulse, speak, tmp_path):
+    """`voice-companion listen` as a user runs it, on the PulseAudio devices."""
+    import sys
+    from pathlib import Path
+
+    question = tmp_path / "question.wav"
+    soundfile.write(question, speak("What is the capital of France?"), 16000)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "listen", "--input", "pulse", "--output", "pulse",
+                             "--seconds", "14"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # "Listening: ..." once the models are loaded and the devices open
+        assert first.startswith("Listening"), first + proc.stderr.read()
+        subprocess.run(["paplay", "--device=vc_sink", str(question)], check=True, timeout=30)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "you:  What is the capital of France?" in out, out
+    assert "reply: " in out and "paris" in out.lower(), out
+    assert "ms to the first sound" in out
