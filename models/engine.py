@@ -35,10 +35,18 @@ class UserTurn:
 
 @dataclass(frozen=True)
 class Style:
-    """How the reply should sound. Emotion, pitch and voice matching arrive with the style issue."""
+    """How the reply should sound. An engine honours what it declares in its capabilities and
+    ignores the rest; the core applies the remainder to the audio (pitch, energy, voice matching,
+    and speed for engines without a native speed control)."""
 
-    speed: float = 1.0
-    persona: str | None = None  # replaces the default system prompt when set
+    speed: float = 1.0  # 0.5-2.0, pitch kept
+    pitch_semitones: float = 0.0  # -12..+12, duration kept
+    pitch_range: float = 1.0  # scale of the intonation around the median pitch
+    energy_db: float = 0.0  # loudness change
+    expressiveness: float = 1.0  # scales the voice model's own variability (Piper's noise scales)
+    instruction: str | None = None  # wording/emotion instruction for engines that take one
+    persona: str | None = None  # who the companion is (added to the system prompt)
+    voice_reference: str | None = None  # path of a reference clip, for engines that condition on one
 
 
 @dataclass(frozen=True)

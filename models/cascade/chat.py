@@ -43,10 +43,10 @@ class ChatModel:
             verbose=False,
         )
 
-    def warm(self, system: str | None = None) -> None:
+    def warm(self, persona: str | None = None) -> None:
         """Evaluate the system prompt once so the first turn finds it in the KV cache
         (llama.cpp reuses the longest matching prefix of the previous prompt)."""
-        messages = self.build_messages((), "Hello.", system)
+        messages = self.build_messages((), "Hello.", persona)
         for _ in self.stream(messages, CancelToken(), max_tokens=1):
             pass
 
@@ -54,9 +54,10 @@ class ChatModel:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def build_messages(self, history: tuple[Message, ...], question: str,
-                       system: str | None = None) -> list[dict]:
-        """The chat messages for this turn: oldest exchanges are dropped to fit the token budget."""
-        system_text = SPOKEN_STYLE if system is None else f"{system}\n\n{SPOKEN_STYLE}"
+                       persona: str | None = None, instruction: str | None = None) -> list[dict]:
+        """The chat messages for this turn: oldest exchanges are dropped to fit the token budget.
+        The persona says who the companion is; the instruction how to say it (an emotion)."""
+        system_text = "\n\n".join(p for p in (persona, SPOKEN_STYLE, instruction) if p)
         budget = self.config.history_budget_tokens - self.count_tokens(system_text) - self.count_tokens(question)
         kept: list[dict] = []
         for msg in reversed(history):

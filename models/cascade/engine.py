@@ -131,7 +131,7 @@ class CascadeEngine:
                 clauses.put(_END)
                 events.put(ReplyDone("empty" if not question.strip() else "cancelled"))
                 return
-            messages = self.chat.build_messages(turn.history, question, style.persona)
+            messages = self.chat.build_messages(turn.history, question, style.persona, style.instruction)
             t0 = time.perf_counter()
             splitter = ClauseSplitter()
             written = []
@@ -170,7 +170,7 @@ class CascadeEngine:
             events.put(ReplyText(clause + " "))
             mid_sentence = clause.rstrip()[-1:] not in ".!?…"
             try:
-                for samples in self.tts.synthesize(clause, style.speed):
+                for samples in self.tts.synthesize(clause, style.speed, style.expressiveness):
                     if token.cancelled:
                         break
                     if mid_sentence:

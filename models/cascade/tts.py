@@ -25,14 +25,19 @@ class PiperTts:
         self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         self.rate: int = self._voice.config.sample_rate
 
-    def synthesize(self, text: str, speed: float = 1.0) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, speed: float = 1.0, expressiveness: float = 1.0) -> Iterator[np.ndarray]:
         """Float32 audio for `text`, one array per sentence Piper finds in it.
 
         Speed uses Piper's own length scale (pitch stays put): the voice itself talks faster.
+        Expressiveness scales the voice's noise scales: how much its pitch, timing and timbre vary
+        (1.0 is the voice's own setting; lower is flatter and calmer, higher livelier).
         """
         from piper import SynthesisConfig
 
-        config = SynthesisConfig(length_scale=1.0 / max(0.25, speed))
+        own = self._voice.config
+        config = SynthesisConfig(length_scale=1.0 / max(0.25, speed),
+                                 noise_scale=own.noise_scale * expressiveness,
+                                 noise_w_scale=own.noise_w_scale * expressiveness)
         for chunk in self._voice.synthesize(text, syn_config=config):
             yield chunk.audio_float_array.astype(np.float32, copy=False)
 
