@@ -25,11 +25,16 @@ def _talk(argv: list[str]) -> int:
     p.add_argument("--engine", default="cascade", choices=["cascade"], help="which engine answers")
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
-    p.add_argument("--speed", type=float, default=1.0, help="speaking speed, 0.5 to 2.0")
+    p.add_argument("--preset", default=None, help="voice style preset (built-in or your own)")
+    p.add_argument("--emotion", default=None, help="neutral, cheerful, calm, sad, excited or serious")
+    p.add_argument("--speed", type=float, default=None, help="speaking speed, 0.5 to 2.0")
+    p.add_argument("--pitch", type=float, default=None, help="pitch in semitones, -12 to +12")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    if not 0.5 <= args.speed <= 2.0:
-        return _fail(f"--speed {args.speed}: must be between 0.5 and 2.0")
+    try:
+        style = _style(args)
+    except (KeyError, ValueError) as exc:
+        return _fail(str(exc).strip("'\""))
     if args.out.parent and not args.out.parent.exists():
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
 
@@ -37,7 +42,6 @@ def _talk(argv: list[str]) -> int:
     from core.companion import has_speech, load_cascade, load_vad
     from core.talk import talk_once
     from core.turns import TurnConfig
-    from models.engine import Style
 
     try:
         voice = load_voice(args.input)
@@ -48,7 +52,7 @@ def _talk(argv: list[str]) -> int:
     if not has_speech(vad, voice, config):
         return _fail(f"{args.input}: no speech found in it (only silence or noise)")
     engine = load_cascade(llm=args.llm)
-    result = talk_once(engine, vad, voice, config, Style(speed=args.speed))
+    result = talk_once(engine, vad, voice, config, style)
     if not result.reason == "complete":
         return _fail(f"the reply did not complete: {result.reason}", 1)
     save_wav(args.out, result.reply_audio, result.rate)
@@ -76,6 +80,20 @@ def _talk(argv: list[str]) -> int:
             print(f"latency:   {lat.response:.0f} ms from the end of your speech to the first reply sound ({stages})")
         print(f"wrote {args.out} ({report['reply_audio_seconds']:.1f} s)")
     return 0
+
+
+def _style(args: argparse.Namespace):
+    """The Style for a command: a preset (default: Neutral) with the flags laid over it."""
+
+    from core.style.presets import PresetStore, parse_preset
+    from core.style.resolve import style_from_preset
+    from models.registry.datadir import default_data_dir
+
+    preset = PresetStore(default_data_dir() / "presets").get(args.preset or "Neutral")
+    changes = {k: v for k, v in (("emotion", args.emotion), ("speed", args.speed), ("pitch", args.pitch))
+               if v is not None}
+    data = {**preset.to_json(), **changes}
+    return style_from_preset(parse_preset(data, "--" + next(iter(changes), "preset")) if changes else preset)
 
 
 def _bench(argv: list[str]) -> int:

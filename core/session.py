@@ -30,6 +30,7 @@ from core.events import (
     TurnLatency,
     UserTranscript,
 )
+from core.style.chain import StyleChain, chain_for
 from core.turns import TurnConfig, TurnDetector
 from models.engine import (
     Engine,
@@ -88,6 +89,7 @@ class _Reply:
         self.voiced_end = voiced_end  # input position where the turn's speech ended
         self.turn_start = turn_start
         self.last_voiced_at = last_voiced_at
+        self.style = session.style  # settings changed mid-reply apply from the next reply on
         self.committed_at: float | None = time.perf_counter() if committed else None
         self.transcript = ""
         self.clauses: list[tuple[str, int]] = []  # (text, first device sample) as delivered
@@ -158,8 +160,9 @@ class _Reply:
 
     def _run(self) -> None:
         s = self.session
+        chain, rate = None, 0
         try:
-            for event in s.engine.respond(self.turn, s.style):
+            for event in s.engine.respond(self.turn, self.style):
                 if self._cancelled.is_set():
                     break
                 if isinstance(event, TranscriptFinal):
@@ -168,11 +171,18 @@ class _Reply:
                 elif isinstance(event, ReplyText):
                     self._deliver(lambda d=event.delta: self._clause(d))
                 elif isinstance(event, ReplyAudio):
-                    self._deliver(lambda a=event.samples, r=event.rate: self._audio(a, r))
+                    if rate == 0:
+                        rate, chain = event.rate, s.make_chain(self.style, event.rate)
+                    # Styled here, on the engine's thread, not under the lock a barge-in needs.
+                    samples = chain.process(event.samples) if chain is not None else event.samples
+                    self._deliver(lambda a=samples, r=event.rate: self._audio(a, r))
                 elif isinstance(event, StageTime):
                     self.stages[event.stage] = event.seconds * 1000
                 elif isinstance(event, ReplyDone):
                     self.reason = event.reason
+            if chain is not None and not self._cancelled.is_set():
+                tail = chain.flush()
+                self._deliver(lambda a=tail, r=rate: self._audio(a, r))
         except Exception as exc:
             self.reason = f"error: {exc}"
         if self._cancelled.is_set():
@@ -197,9 +207,11 @@ class Session:
     def __init__(self, engine: Engine, vad: SileroVad, playback: PlaybackQueue,
                  config: TurnConfig = TurnConfig(), style: Style = Style(),
                  on_event: Callable[[CoreEvent], None] | None = None,
-                 mode: str = ALWAYS_LISTENING, duplex: bool = False) -> None:
+                 mode: str = ALWAYS_LISTENING, duplex: bool = False,
+                 make_chain: Callable[[Style, int], StyleChain | None] | None = None) -> None:
         """`duplex`: the input is echo-cancelled (or echo-free), so the session may listen while
-        it speaks; without it, speech during a reply is ignored."""
+        it speaks; without it, speech during a reply is ignored. `make_chain(style, rate)` builds
+        the style post-processing for one reply (default: what the engine cannot do itself)."""
         self.engine = engine
         self.vad = vad
         self.playback = playback
@@ -207,6 +219,7 @@ class Session:
         self.style = style
         self.mode = mode
         self.duplex = duplex
+        self.make_chain = make_chain or (lambda style, rate: chain_for(style, rate, engine.capabilities))
         self.on_event = on_event or (lambda event: None)
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []
