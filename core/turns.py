@@ -7,6 +7,7 @@ before the turn ended, so that speculative work is thrown away.
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 
@@ -18,6 +19,7 @@ class TurnConfig:
     end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
     pre_roll_ms: int = 300  # audio kept from before the detected start
     barge_in_ms: int = 250  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
+    start_window_ms: int = 600  # voiced time toward a start is counted over this much recent audio
     reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
 
     def __post_init__(self) -> None:
@@ -43,11 +45,15 @@ class TurnDetector:
 
     def reset(self) -> None:
         self._pos = 0
-        self._voiced_run = 0.0
+        # Recent windows' voicing and start positions: "Wait... stop!" is two short words with a
+        # pause between, and the echo canceller ducks the first ~100 ms of speech over a reply;
+        # counting voiced time over a short span instead of one unbroken run catches them, while
+        # a click, a breath or a "mm" stays under the bar.
+        self._recent: collections.deque[tuple[bool, int]] = collections.deque(
+            maxlen=max(1, round(self.config.start_window_ms / self._ms)))
         self._silence = 0.0
         self._in_turn = False
         self._paused = False
-        self._run_start = 0
         self.last_voiced_end = 0
 
     @property
@@ -68,21 +74,21 @@ class TurnDetector:
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
         voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
+        self._recent.append((voiced, start))
         if voiced:
-            if self._voiced_run == 0:
-                self._run_start = start
-            self._voiced_run += self._ms
             self._silence = 0.0
             self.last_voiced_end = self._pos
             needed = self.config.min_speech_ms if min_speech_ms is None else min_speech_ms
-            if not self._in_turn and self._voiced_run >= needed:
+            voiced_ms = self._ms * sum(v for v, _ in self._recent)
+            if not self._in_turn and voiced_ms >= needed:
                 self._in_turn = True
-                events.append(TurnEvent("start", self._run_start))
+                first = next(at for v, at in self._recent if v)
+                self._recent.clear()
+                events.append(TurnEvent("start", first))
             elif self._in_turn and self._paused:
                 self._paused = False
                 events.append(TurnEvent("resume", start))
             return events
-        self._voiced_run = 0.0
         if not self._in_turn:
             return events
         self._silence += self._ms
