@@ -14,6 +14,8 @@ from core.session import ALWAYS_LISTENING, Session
 from core.turns import TurnConfig
 from models.engine import Engine, Style
 
+RELEARN_SECONDS = 2.0  # the canceller's time to learn a new echo path well (measured ~2 s of far end)
+
 
 class LiveConversation:
     def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
@@ -36,7 +38,7 @@ class LiveConversation:
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
 
     def start(self) -> "LiveConversation":
-        self.audio.start(self.session.feed)
+        self.audio.start(self.session.feed, on_echo_path_change=lambda: self.session.hold_barge_in(RELEARN_SECONDS))
         return self
 
     def stop(self) -> None:

@@ -1,7 +1,9 @@
 """The conversation loop: user audio in, turns out, the engine's reply streamed to the speaker.
 
 `feed()` is called by the audio worker with 10 ms frames of 16 kHz mono audio (echo-cancelled)
-and the time each was captured. Voice activity decides when a turn starts and ends. At a short
+and the time each was captured, and optionally the same frame cleaned for speech recognition (the
+echo canceller's linear output, which keeps the user's voice intact in double talk, where the
+fully suppressed frame that voice activity needs has it carved). Voice activity decides when a turn starts and ends. At a short
 pause a reply is started speculatively and held back; when the pause grows into the end of the
 turn the held reply is released at once, and if the user speaks again it is thrown away.
 
@@ -231,6 +233,7 @@ class Session:
         self._buf_start = 0
         self._turn_start = 0
         self._ptt_held = False
+        self._barge_in_held_until = 0.0
         self._reply: _Reply | None = None
         self._lock = threading.RLock()
         self._idle = threading.Event()
@@ -257,11 +260,11 @@ class Session:
 
     # ---- input ------------------------------------------------------------------------------
 
-    def feed(self, frame: np.ndarray, captured_at: float) -> None:
+    def feed(self, frame: np.ndarray, captured_at: float, speech: np.ndarray | None = None) -> None:
         with self._lock:
             self._timeline.pos += len(frame)
             self._timeline.last_time = captured_at
-            self._buf = np.concatenate([self._buf, frame])
+            self._buf = np.concatenate([self._buf, frame if speech is None else speech])
             reply = self._reply
             speaking = reply is not None and reply.committed
             if speaking and not self.duplex:
@@ -272,7 +275,11 @@ class Session:
                     self._detector.push(prob)  # only to know where speech ended
                     continue
                 barge = self._reply is not None and self._reply.committed
-                for event in self._detector.push(prob, self.config.barge_in_ms if barge else None):
+                needed = None
+                if barge:
+                    held = time.perf_counter() < self._barge_in_held_until
+                    needed = float("inf") if held else self.config.barge_in_ms
+                for event in self._detector.push(prob, needed):
                     self._on_turn_event(event.kind, event.at)
             self._trim_buffer()
 
@@ -314,6 +321,11 @@ class Session:
             self._detector.reset()
             self._start_reply(self._user_turn(voiced_end), committed=True,
                               last_voiced_at=self._timeline.time_of(voiced_end), voiced_end=voiced_end)
+
+    def hold_barge_in(self, seconds: float) -> None:
+        """A device was replaced: the echo canceller relearns the room for a moment, and what it
+        leaves meanwhile must not interrupt the reply."""
+        self._barge_in_held_until = time.perf_counter() + seconds
 
     def wait_idle(self, timeout: float) -> bool:
         return self._idle.wait(timeout)

@@ -42,7 +42,8 @@ def test_spoken_turn_on_real_streams_survives_losing_the_speaker(pulse, stack, s
             notices.append(event.message)
 
     session = Session(engine, vad, playback, on_event=on_event, duplex=True)
-    audio = LiveAudio(playback, mic, speaker, EchoCanceller()).start(session.feed)
+    audio = LiveAudio(playback, mic, speaker, EchoCanceller()).start(
+        session.feed, on_echo_path_change=lambda: session.hold_barge_in(2.0))
     try:
         question = tmp_path / "question.wav"
         soundfile.write(question, speak("Tell me a long story about a fox who wanted to fly."), 16000)

@@ -113,3 +113,37 @@ def test_typed_question_in_a_running_session(stack):
     feeder.join()
     assert "paris" in session.history[-1].text.lower()
     assert session.latencies and session.latencies[-1].response > 0
+
+
+def test_style_changes_reach_the_next_reply(stack):
+    """A pitch set between turns is heard in the next reply (and only from then on)."""
+    from models.engine import Style
+
+    engine, vad = stack
+    playback = PlaybackQueue(22050)
+    loop = SimulatedRoomLoop(playback, room=None)
+    done = []
+    session = Session(engine, vad, playback, on_event=lambda e: isinstance(e, ReplyFinished) and done.append(e))
+    feeder = threading.Thread(target=loop.run, args=(session.feed, np.zeros(0, np.float32), lambda: len(done) >= 2, 60))
+    feeder.start()
+    session.say("Say the word hello.")
+    while not done:
+        time.sleep(0.05)
+    first_end = len(loop.played_audio())
+    session.set_style(Style(pitch_semitones=7.0))
+    session.say("Say the word hello.")
+    feeder.join()
+    played = loop.played_audio()
+    plain, raised = played[:first_end], played[first_end:]
+
+    def f0(audio):
+        import pyworld
+
+        loud = np.flatnonzero(np.abs(audio) > 0.01)
+        track, _ = pyworld.harvest(audio[loud[0] : loud[-1]].astype(np.float64), 22050, f0_floor=50, f0_ceil=500)
+        assert (track > 0).sum() > 10, (len(audio), loud[0], loud[-1], done)
+        return np.median(track[track > 0])
+
+    assert np.abs(plain).max() > 0.05 and np.abs(raised).max() > 0.05, (len(plain), len(raised), done)
+    shift = 12 * np.log2(f0(raised) / f0(plain))
+    assert 4.0 < shift < 10.0, f"pitch moved {shift:.1f} semitones, expected about 7"

@@ -3,7 +3,8 @@
 Each pass it takes what the microphone delivered, turns it into 16 kHz 10 ms frames, tops the
 speaker up from the playback queue (keeping only a few blocks queued, so a stop is quick to hear),
 remembers exactly what it handed the speaker as the echo canceller's far-end reference, cleans
-each microphone frame against it and feeds the session. The device callbacks only copy.
+each microphone frame against it and feeds the session both cleanings: the fully suppressed one
+for voice activity, the linear one for speech recognition. The device callbacks only copy.
 """
 from __future__ import annotations
 
@@ -35,7 +36,11 @@ class LiveAudio:
         self.frames = 0
         self.worker_lag_max = 0.0  # seconds the worker ever fell behind the microphone
 
-    def start(self, feed: Callable[[np.ndarray, float], None]) -> "LiveAudio":
+    def start(self, feed: Callable[[np.ndarray, float, np.ndarray], None],
+              on_echo_path_change: Callable[[], None] | None = None) -> "LiveAudio":
+        """`on_echo_path_change` is called when a device is replaced: the canceller must learn the
+        new echo path, and until it has, its leftovers must not count as the user's speech."""
+        self._on_path_change = on_echo_path_change or (lambda: None)
         self.mic.start()
         self.speaker.start()
         self._thread = threading.Thread(target=self._run, args=(feed,), name="audio-worker", daemon=True)
@@ -49,9 +54,13 @@ class LiveAudio:
         self.mic.stop()
         self.speaker.stop()
 
-    def _run(self, feed: Callable[[np.ndarray, float], None]) -> None:
+    def _run(self, feed: Callable[[np.ndarray, float, np.ndarray], None]) -> None:
         mic_rate = speaker_rate = 0
+        devices = (self.mic.device, self.speaker.device)
         while not self._stop.is_set():
+            if (self.mic.device, self.speaker.device) != devices:
+                devices = (self.mic.device, self.speaker.device)
+                self._on_path_change()
             if self.mic.rate != mic_rate:  # first pass, or the microphone fell back to another device
                 mic_rate = self.mic.rate
                 mic_to_16k, mic_frames = StreamResampler(mic_rate, RATE), FrameSplitter(FRAME)
@@ -77,6 +86,9 @@ class LiveAudio:
                 delay = self.speaker.latency + self.mic.latency + self.speaker.queued / speaker_rate
                 self.echo.set_delay_ms(int(delay * 1000))
             for frame in mic_frames.push(mic_to_16k.process(captured)):
-                clean = self.echo.capture(frame) if self.echo is not None else frame
                 self.frames += 1
-                feed(clean, now)
+                if self.echo is None:
+                    feed(frame, now, frame)
+                else:
+                    clean = self.echo.capture_both(frame)
+                    feed(clean.suppressed, now, clean.linear)

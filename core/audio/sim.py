@@ -4,7 +4,8 @@
 a block from the playback queue, the room turns it into an echo at the microphone together with
 the user's voice and noise, the echo canceller cleans the microphone frame against what the speaker
 was handed, and the session gets the result. It runs in real time (or `speed` times faster) and
-keeps the ground truth: what was played, what the user said, what the session heard.
+keeps the ground truth: what was played, what the user said, what the session heard (both of the
+canceller's outputs: see `core.audio.echo.CleanedFrame`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.audio.echo import EchoCanceller
+from core.audio.echo import CleanedFrame, EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.resample import FrameSplitter, StreamResampler
 from core.audio.room import RoomConfig, SimulatedRoom
@@ -86,6 +87,7 @@ class SimulatedRoomLoop:
         self._far_queue: collections.deque[np.ndarray] = collections.deque()
         self.played: list[np.ndarray] = []  # device-rate blocks handed to the speaker
         self.heard: list[np.ndarray] = []  # what the session was fed (after cancellation)
+        self.heard_linear: list[np.ndarray] = []  # the canceller's linear output: for recognition
         self.ticks = 0
         self._stop = threading.Event()
 
@@ -98,7 +100,10 @@ class SimulatedRoomLoop:
     def heard_audio(self) -> np.ndarray:
         return np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
 
-    def run(self, feed: Callable[[np.ndarray, float], None], user: np.ndarray | VoiceTrack,
+    def heard_linear_audio(self) -> np.ndarray:
+        return np.concatenate(self.heard_linear) if self.heard_linear else np.zeros(0, np.float32)
+
+    def run(self, feed: Callable[[np.ndarray, float, np.ndarray], None], user: np.ndarray | VoiceTrack,
             until: Callable[[], bool], max_seconds: float,
             on_tick: Callable[[int], None] | None = None) -> None:
         """Blocks: plays the user's voice (16 kHz) into the room, then silence, until `until()` is
@@ -118,7 +123,8 @@ class SimulatedRoomLoop:
             far = self._far_queue.popleft() if self._far_queue else np.zeros(FRAME, np.float32)
             voice = track.frame(tick * FRAME)
             mic = self.room.mic_frame(far, voice) if self.room is not None else voice
-            clean = self.echo.process(mic, far) if self.echo is not None else mic
-            self.heard.append(clean)
+            clean = self.echo.process_both(mic, far) if self.echo is not None else CleanedFrame(mic, mic)
+            self.heard.append(clean.suppressed)
+            self.heard_linear.append(clean.linear)
             self.ticks = tick + 1
-            feed(clean, clock.wait_next())
+            feed(clean.suppressed, clock.wait_next(), clean.linear)

@@ -142,7 +142,9 @@ def _barge_ins(engine, vad, tts, count: int) -> dict:
 
 def _double_talk(engine, tts) -> dict:
     """The user's sentence while the assistant talks, vs the same sentence alone, through the
-    same room and canceller; recognized by the engine's own speech recognition."""
+    same room and canceller; recognized by the engine's own speech recognition from the
+    canceller's linear output, the one recognition listens to (AEC3's suppressor carves the
+    user's voice in double talk), alone as well as in double talk."""
     import jiwer
 
     def wer(ref: str, hyp: str) -> float:
@@ -165,8 +167,8 @@ def _double_talk(engine, tts) -> dict:
             track = VoiceTrack()
             start = 2 * RATE  # the canceller has heard 2 s of the assistant alone first
             track.add(user, start)
-            loop.run(lambda frame, t: None, track, lambda: True, (start + len(user)) / RATE + 0.5)
-            heard = loop.heard_audio()[start - RATE // 5 : start + len(user) + RATE // 5]
+            loop.run(lambda *frame: None, track, lambda: True, (start + len(user)) / RATE + 0.5)
+            heard = loop.heard_linear_audio()[start - RATE // 5 : start + len(user) + RATE // 5]
             results.append(wer(sentence, engine.asr.transcribe(heard)))
         clean_errors.append(results[0])
         talk_errors.append(results[1])
@@ -197,7 +199,7 @@ def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> d
             "underruns": c.playback.underruns}
 
 
-def run(turns: int | None = None, minutes: float = 10.0, speed: float = 2.0) -> dict:
+def run(turns: int | None = None, minutes: float = 10.0, speed: float = 1.0) -> dict:
     count = turns or 20
     t0 = time.perf_counter()
     engine = load_cascade()

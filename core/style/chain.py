@@ -47,7 +47,12 @@ class StyleChain:
 
 def chain_for(style: Style, rate: int, capabilities: Capabilities) -> StyleChain | None:
     """The stages this style needs on top of what the engine does itself; None when it needs none."""
+    from core.style.prosody import StreamingProsody
+
     stages: list[AudioStage] = []
+    speed = 1.0 if capabilities.native_speed else style.speed
+    if speed != 1.0 or style.pitch_semitones:
+        stages.append(StreamingProsody(rate, speed, style.pitch_semitones))
     if style.energy_db:
         stages.append(Gain(style.energy_db))
     return StyleChain(stages) if stages else None

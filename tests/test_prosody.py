@@ -1,0 +1,138 @@
+"""Speed and pitch of the companion's voice on real speech from the packaged Piper voice: the
+change asked for, nothing else, and the same samples whether the reply streams in or comes whole."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soxr
+
+from core.style.pitch import compare_tracks, f0_track, measure_shift
+from core.style.prosody import StreamingProsody, apply_prosody
+
+CLAUSES = ("The museum opens at nine in the morning,", "and it closes at five on weekdays.")
+
+
+@pytest.fixture(scope="module")
+def voice(stack):
+    """The reply as the engine streams it: one chunk per clause, at the voice's rate."""
+    engine, _ = stack
+    chunks = [np.concatenate(list(engine.tts.synthesize(clause))) for clause in CLAUSES]
+    return chunks, engine.tts.rate
+
+
+@pytest.fixture(scope="module")
+def whole(voice):
+    chunks, rate = voice
+    audio = np.concatenate(chunks)
+    return audio, rate, f0_track(audio, rate)
+
+
+def in_random_pieces(audio: np.ndarray, rate: int, seed: int) -> list[np.ndarray]:
+    """Cuts anywhere, mid-word included, 0.05-1.5 s apart."""
+    rng = np.random.default_rng(seed)
+    cuts = np.cumsum(rng.integers(rate // 20, rate * 3 // 2, size=64))
+    return np.split(audio, cuts[cuts < len(audio)])
+
+
+def streamed(pieces: list[np.ndarray], rate: int, speed: float, semitones: float) -> np.ndarray:
+    stream = StreamingProsody(rate, speed, semitones)
+    return np.concatenate([stream.process(piece) for piece in pieces] + [stream.flush()])
+
+
+@pytest.mark.parametrize("semitones", [-12.0, -4.0, 7.0])
+def test_pitch_measurement_reads_a_known_shift(semitones):
+    """A gliding harmonic tone played faster or slower, like tape: pitch and speed change by the
+    same known ratio, with no stretcher involved to doubt."""
+    rate, ratio = 22050, 2 ** (semitones / 12)
+    t = np.arange(rate) / rate
+    phase = 2 * np.pi * np.cumsum(110 * (1 + 0.06 * np.sin(2 * np.pi * 2 * t))) / rate
+    tone = (0.05 * sum(np.sin(k * phase) / k for k in range(1, 40))).astype(np.float32)
+    played = soxr.resample(tone, rate * ratio, rate).astype(np.float32)
+    shift = measure_shift(tone, played, rate, speed=ratio, semitones=semitones)
+    assert abs(shift.cents - 100 * semitones) < 5, shift
+    assert shift.octave_slips < 0.05
+
+
+@pytest.mark.parametrize("speed", [0.75, 1.5])
+def test_speed_changes_duration_and_keeps_pitch(whole, speed):
+    audio, rate, track = whole
+    styled = apply_prosody(audio, rate, speed=speed)
+    assert abs(len(styled) * speed / len(audio) - 1) < 0.03
+    shift = compare_tracks(track, f0_track(styled, rate), speed=speed)
+    assert abs(shift.cents) < 50, shift
+
+
+@pytest.mark.parametrize("semitones", [4.0, -4.0])
+def test_pitch_shifts_f0_and_keeps_duration(whole, semitones):
+    audio, rate, track = whole
+    styled = apply_prosody(audio, rate, semitones=semitones)
+    assert abs(len(styled) / len(audio) - 1) < 0.03
+    shift = compare_tracks(track, f0_track(styled, rate, 2 ** (semitones / 12)), semitones=semitones)
+    assert abs(shift.cents - 100 * semitones) < 25, shift
+
+
+# Bit-exact, not "close": the stretcher is always fed the same fixed-size blocks from the start of
+# the reply, however the chunks are cut, so streaming does the same arithmetic as the whole.
+@pytest.mark.parametrize("speed,semitones", [(0.75, 0.0), (1.0, 4.0), (1.25, -4.0), (2.0, 12.0)])
+def test_streamed_reply_equals_the_whole_utterance(voice, whole, speed, semitones):
+    chunks, rate = voice
+    audio = whole[0]
+    reference = apply_prosody(audio, rate, speed, semitones)
+    assert len(reference) == round(len(audio) / speed)
+    np.testing.assert_array_equal(streamed(chunks, rate, speed, semitones), reference)
+    np.testing.assert_array_equal(streamed(in_random_pieces(audio, rate, seed=1), rate, speed, semitones),
+                                  reference)
+
+
+def test_other_engine_rates_stream_alike(whole):
+    audio, rate, _ = whole
+    audio = soxr.resample(audio, rate, 24000).astype(np.float32)
+    reference = apply_prosody(audio, 24000, 1.5, 3.0)
+    assert len(reference) == round(len(audio) / 1.5)
+    pieces = in_random_pieces(audio, 24000, seed=2)
+    np.testing.assert_array_equal(streamed(pieces, 24000, 1.5, 3.0), reference)
+
+
+def test_each_chunk_comes_out_at_once_but_for_a_short_look_ahead(voice):
+    chunks, rate = voice
+    stream = StreamingProsody(rate, 0.75, 2.0)
+    taken = given = 0
+    for chunk in chunks:
+        given += len(stream.process(chunk))
+        taken += len(chunk)
+        held_ms = (taken - given * 0.75) / rate * 1000  # of the reply's own time
+        assert 0 <= held_ms < 100
+
+
+def test_flush_and_reset_ready_the_stream_for_the_next_reply(voice, whole):
+    chunks, rate = voice
+    reference = apply_prosody(whole[0], rate, 1.5, -2.0)
+    stream = StreamingProsody(rate, 1.5, -2.0)
+    stream.process(chunks[0][: rate // 3])
+    stream.reset()  # a barge-in: the half-played reply is dropped
+    for _ in range(2):
+        reply = np.concatenate([stream.process(chunk) for chunk in chunks] + [stream.flush()])
+        np.testing.assert_array_equal(reply, reference)
+
+
+def test_speed_one_and_no_pitch_change_pass_samples_untouched(voice):
+    chunks, rate = voice
+    stream = StreamingProsody(rate)
+    for chunk in chunks:
+        np.testing.assert_array_equal(stream.process(chunk), chunk)
+    assert len(stream.flush()) == 0
+    audio = np.concatenate(chunks)
+    np.testing.assert_array_equal(apply_prosody(audio, rate), audio)
+
+
+@pytest.mark.parametrize("speed,semitones,message", [
+    (0.49, 0.0, "speed"), (2.01, 0.0, "speed"), (math.nan, 0.0, "speed"),
+    (1.0, 12.5, "pitch"), (1.0, -13.0, "pitch"), (1.0, math.inf, "pitch"),
+])
+def test_out_of_range_settings_are_refused(speed, semitones, message):
+    with pytest.raises(ValueError, match=message):
+        StreamingProsody(22050, speed, semitones)
+    with pytest.raises(ValueError, match=message):
+        apply_prosody(np.zeros(100, np.float32), 22050, speed, semitones)
