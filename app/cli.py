@@ -239,5 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
 
 
+def run() -> None:
+    """The console entry point. Exits without running native libraries' finalizers: with model
+    threads still parked in llama.cpp or onnxruntime, those can crash a process that is done."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
