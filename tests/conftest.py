@@ -43,12 +43,9 @@ def speak(stack):
     return speak
 
 
-def word_error(reference: str, hypothesis: str) -> float:
-    import jiwer
+from core.bench.stats import word_error  # noqa: E402  (the tests' shared measure)
 
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    return jiwer.wer(reference, hypothesis, reference_transform=norm, hypothesis_transform=norm)
+__all__ = ["word_error"]
 
 
 def _reinit_portaudio() -> None:

@@ -18,7 +18,7 @@ from core.audio.measure import echo_reduction_db
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
-from core.bench.stats import peak_rss_mb, summary
+from core.bench.stats import peak_rss_mb, summary, word_error
 from core.companion import load_cascade, load_vad
 from core.events import ReplyFinished
 from core.session import Session
@@ -145,13 +145,6 @@ def _double_talk(engine, tts) -> dict:
     same room and canceller; recognized by the engine's own speech recognition from the
     canceller's linear output, the one recognition listens to (AEC3's suppressor carves the
     user's voice in double talk), alone as well as in double talk."""
-    import jiwer
-
-    def wer(ref: str, hyp: str) -> float:
-        norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                              jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-        return jiwer.wer(ref, hyp, reference_transform=norm, hypothesis_transform=norm)
-
     assistant = np.concatenate(list(tts.synthesize(" ".join(LONG_ASKS))))
     clean_errors, talk_errors = [], []
     for i, sentence in enumerate(DOUBLE_TALK):
@@ -169,7 +162,7 @@ def _double_talk(engine, tts) -> dict:
             track.add(user, start)
             loop.run(lambda *frame: None, track, lambda: True, (start + len(user)) / RATE + 0.5)
             heard = loop.heard_linear_audio()[start - RATE // 5 : start + len(user) + RATE // 5]
-            results.append(wer(sentence, engine.asr.transcribe(heard)))
+            results.append(word_error(sentence, engine.asr.transcribe(heard)))
         clean_errors.append(results[0])
         talk_errors.append(results[1])
     return {"sentences": len(DOUBLE_TALK), "word_error_alone": round(float(np.mean(clean_errors)), 3),

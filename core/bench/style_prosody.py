@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import soxr
 
-from core.bench.stats import peak_rss_mb, summary
+from core.bench.stats import peak_rss_mb, summary, word_error
 from core.style.pitch import compare_tracks, f0_track
 from core.style.prosody import ENGINE, StreamingProsody, apply_prosody
 
@@ -111,11 +111,7 @@ def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int,
 
 
 def _word_error(references: list[str], hypotheses: list[str]) -> float:
-    import jiwer
-
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    return 100 * jiwer.wer(references, hypotheses, reference_transform=norm, hypothesis_transform=norm)
+    return 100 * word_error(references, hypotheses)
 
 
 def _transcripts(engine, audio: np.ndarray, rate: int) -> dict[str, str]:
