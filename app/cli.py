@@ -29,6 +29,9 @@ def _talk(argv: list[str]) -> int:
     p.add_argument("--emotion", default=None, help="neutral, cheerful, calm, sad, excited or serious")
     p.add_argument("--speed", type=float, default=None, help="speaking speed, 0.5 to 2.0")
     p.add_argument("--pitch", type=float, default=None, help="pitch in semitones, -12 to +12")
+    p.add_argument("--voice-reference", type=Path, default=None,
+                   help="a 5-30 s clip of a speaker: the reply's pitch, vocal-tract length and tilt "
+                        "move toward it (not a neural voice clone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:
@@ -39,7 +42,7 @@ def _talk(argv: list[str]) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
 
     from core.audio.io import AudioInputError, load_voice, save_wav
-    from core.companion import has_speech, load_cascade, load_vad
+    from core.companion import engine_voice_profile, has_speech, load_cascade, load_vad
     from core.talk import talk_once
     from core.turns import TurnConfig
 
@@ -51,8 +54,17 @@ def _talk(argv: list[str]) -> int:
     vad = load_vad()
     if not has_speech(vad, voice, config):
         return _fail(f"{args.input}: no speech found in it (only silence or noise)")
+    target = None
+    if args.voice_reference is not None:
+        from core.style.voice_match import ReferenceError, analyze_reference
+
+        try:
+            target = analyze_reference(load_voice(args.voice_reference, max_seconds=60), 16000)
+        except (AudioInputError, ReferenceError) as exc:
+            return _fail(f"--voice-reference: {exc}")
     engine = load_cascade(llm=args.llm)
-    result = talk_once(engine, vad, voice, config, style)
+    profiles = (engine_voice_profile(engine), target) if target is not None else None
+    result = talk_once(engine, vad, voice, config, style, voice_profiles=profiles)
     if not result.reason == "complete":
         return _fail(f"the reply did not complete: {result.reason}", 1)
     save_wav(args.out, result.reply_audio, result.rate)

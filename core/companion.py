@@ -55,3 +55,22 @@ def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfi
         return False
     finally:
         vad.reset()
+
+
+def engine_voice_profile(engine: CascadeEngine, store: ModelStore | None = None):
+    """The packaged voice's own profile (what voice matching maps from), measured once (~5 s of
+    CPU) and kept beside the voice in the user's data folder."""
+    import json
+
+    from core.style.voice_match import VoiceProfile, profile_of_voice
+    from models.registry.atomic import write_json
+
+    store = store or ModelStore()
+    cache = store.root / "voices" / "piper-joe-medium.profile.json"
+    try:
+        return VoiceProfile.from_json(json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        profile = profile_of_voice(engine.tts)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache, profile.to_json())
+        return profile

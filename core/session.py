@@ -221,7 +221,9 @@ class Session:
         self.style = style
         self.mode = mode
         self.duplex = duplex
-        self.make_chain = make_chain or (lambda style, rate: chain_for(style, rate, engine.capabilities))
+        self.voice_profiles: tuple | None = None  # (engine voice, reference speaker) when matching
+        self.make_chain = make_chain or (
+            lambda style, rate: chain_for(style, rate, engine.capabilities, self.voice_profiles))
         self.on_event = on_event or (lambda event: None)
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []

@@ -34,7 +34,8 @@ class TurnResult:
 
 def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
               style: Style = Style(), history: list[Message] | None = None,
-              timeout: float = 120.0, on_event=None, room: RoomConfig | None = RoomConfig()) -> TurnResult:
+              timeout: float = 120.0, on_event=None, room: RoomConfig | None = RoomConfig(),
+              voice_profiles: tuple | None = None) -> TurnResult:
     """Play `voice` (16 kHz mono) into a session through a simulated room, in real time, as a
     live microphone would, with the speaker's echo cancelled; collect the spoken reply."""
     finished = threading.Event()
@@ -56,6 +57,7 @@ def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnCon
     loop = SimulatedRoomLoop(playback, room, echo)
     vad.reset()
     session = Session(engine, vad, playback, config, style, on_event=listen, duplex=True)
+    session.voice_profiles = voice_profiles
     if history:
         session.history = list(history)
     try:

@@ -89,3 +89,26 @@ def test_unknown_model_is_one_line(tmp_path, speak):
     question = tmp_path / "q.wav"
     soundfile.write(question, speak("Hello there, how are you?"), 16000)
     assert_refused(run("talk", str(question), "--llm", "no-such-model"), "no-such-model")
+
+
+def test_voice_reference_is_checked_and_applied(tmp_path, speak):
+    short = tmp_path / "short.wav"
+    soundfile.write(short, speak("Hello there."), 16000)
+    question = tmp_path / "q.wav"
+    soundfile.write(question, speak("What is the capital of France?"), 16000)
+    assert_refused(run("talk", str(question), "--voice-reference", str(short)), "voice-reference", "at least 5 seconds")
+
+    import soxr
+
+    # A higher speaker: the same voice played 25% faster (pitch and formants up), 8 s of it.
+    text = ("The morning was bright and quiet. We walked along the river and talked about the summer. "
+            "Later we had tea in a small garden near the old bridge, and watched the boats go by.")
+    higher = soxr.resample(speak(text), 16000 * 1.25, 16000).astype(np.float32)
+    reference = tmp_path / "reference.wav"
+    soundfile.write(reference, higher, 16000)
+    out = tmp_path / "matched.wav"
+    proc = run("talk", str(question), "--voice-reference", str(reference), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "paris" in report["reply_text"].lower()
+    assert report["reply_audio_seconds"] > 0.3

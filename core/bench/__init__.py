@@ -22,4 +22,23 @@ def _duplex(turns: int | None) -> dict:
     return run(turns)
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"latency": _latency, "chat": _chat, "duplex": _duplex}
+def _style(turns: int | None) -> dict:
+    import importlib
+
+    from core.bench import style_emotion, style_prosody
+    from core.bench.stats import peak_rss_mb
+    from core.companion import load_cascade
+
+    engine = load_cascade()
+    result = {"bench": "style", "prosody": style_prosody.measure(engine, repeats=turns or 1),
+              "emotions": style_emotion.measure(engine)}
+    try:  # voice matching lands in its own module; measured when it is present
+        result["voice_matching"] = importlib.import_module("core.bench.style_voice").measure(engine)
+    except ModuleNotFoundError:
+        result["voice_matching"] = "not built yet"
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"latency": _latency, "chat": _chat, "duplex": _duplex,
+                                           "style": _style}

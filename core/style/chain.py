@@ -45,11 +45,16 @@ class StyleChain:
         return tail.astype(np.float32, copy=False)
 
 
-def chain_for(style: Style, rate: int, capabilities: Capabilities) -> StyleChain | None:
-    """The stages this style needs on top of what the engine does itself; None when it needs none."""
+def chain_for(style: Style, rate: int, capabilities: Capabilities,
+              voice: tuple | None = None) -> StyleChain | None:
+    """The stages this style needs on top of what the engine does itself; None when it needs none.
+    `voice` is (the engine voice's profile, the reference speaker's profile) for voice matching."""
     from core.style.prosody import StreamingProsody
+    from core.style.voice_match import StreamingVoiceMatcher
 
     stages: list[AudioStage] = []
+    if voice is not None and not capabilities.voice_matching:
+        stages.append(StreamingVoiceMatcher(rate, *voice))
     speed = 1.0 if capabilities.native_speed else style.speed
     if speed != 1.0 or style.pitch_semitones:
         stages.append(StreamingProsody(rate, speed, style.pitch_semitones))
