@@ -276,7 +276,10 @@ class Session:
                 if self.mode == PUSH_TO_TALK:
                     self._detector.push(prob)  # only to know where speech ended
                     continue
-                barge = self._reply is not None and self._reply.committed
+                # Speech soon after the turn ended continues it (the normal start rule); later, it
+                # has to be a barge-in.
+                barge = (self._reply is not None and self._reply.committed
+                         and not self._reopenable(self._reply))
                 needed = None
                 if barge:
                     held = time.perf_counter() < self._barge_in_held_until

@@ -19,6 +19,7 @@ class TurnConfig:
     end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
     pre_roll_ms: int = 300  # audio kept from before the detected start
     barge_in_ms: int = 250  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
+    barge_in_threshold: float = 0.7  # surer speech for that: the detector's tail after a sound lingers
     start_window_ms: int = 600  # voiced time toward a start is counted over this much recent audio
     reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
 
@@ -51,6 +52,7 @@ class TurnDetector:
         # a click, a breath or a "mm" stays under the bar.
         self._recent: collections.deque[tuple[bool, int]] = collections.deque(
             maxlen=max(1, round(self.config.start_window_ms / self._ms)))
+        self._sure_run = 0  # unbroken windows of sure speech, for a barge-in
         self._silence = 0.0
         self._in_turn = False
         self._paused = False
@@ -70,16 +72,22 @@ class TurnDetector:
 
     def push(self, prob: float, min_speech_ms: float | None = None) -> list[TurnEvent]:
         """One window's speech probability; returns what happened at its end. `min_speech_ms`
-        overrides the voiced time a turn needs to start (longer while the companion speaks)."""
+        overrides the voiced time a turn needs to start, counted as one unbroken run (a barge-in
+        while the companion speaks)."""
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
         voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
         self._recent.append((voiced, start))
+        self._sure_run = self._sure_run + 1 if prob >= self.config.barge_in_threshold else 0
         if voiced:
             self._silence = 0.0
             self.last_voiced_end = self._pos
-            needed = self.config.min_speech_ms if min_speech_ms is None else min_speech_ms
-            voiced_ms = self._ms * sum(v for v, _ in self._recent)
+            if min_speech_ms is None:
+                needed, voiced_ms = self.config.min_speech_ms, self._ms * sum(v for v, _ in self._recent)
+            else:
+                # While the companion speaks, only unbroken speech counts: the canceller's leftovers
+                # are scattered voiced windows, and over a span they would add up to a false start.
+                needed, voiced_ms = min_speech_ms, self._ms * self._sure_run
             if not self._in_turn and voiced_ms >= needed:
                 self._in_turn = True
                 first = next(at for v, at in self._recent if v)

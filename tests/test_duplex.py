@@ -64,7 +64,8 @@ def test_barge_in_silences_the_reply_and_answers_the_new_turn(stack, speak):
     after = played[c.played_16k_index(onset["at"]) :]
     silent_from = next(i for i in range(0, len(after), 480) if not after[i : i + 480 * 5].any())
     latency_ms = silent_from / DEVICE_RATE * 1000
-    assert latency_ms < 600, f"output went silent {latency_ms:.0f} ms after the user started"
+    # The figures are in bench duplex; here: prompt, not a multi-second wait for a pause.
+    assert latency_ms < 1000, f"output went silent {latency_ms:.0f} ms after the user started"
     history = c.session.history
     assert history[1].role == "assistant" and history[1].interrupted
     assert "two" in history[2].text.lower() or "2" in history[2].text
@@ -103,7 +104,7 @@ def test_speech_soon_after_the_turn_ended_continues_that_turn(stack, speak):
     c.track.add(speak("of Spain?", lead_ms=0), len(first) + int(16000 * 0.7))
     c.run(lambda: any(f.reason == "complete" for f in c.finished), 60)
     complete = [f for f in c.finished if f.reason == "complete"]
-    assert len(complete) == 1 and "madrid" in complete[0].text.lower(), c.finished
+    assert len(complete) == 1 and "madrid" in complete[0].text.lower(), (c.finished, c.session.history)
     user_lines = [m.text for m in c.session.history if m.role == "user"]
     assert len(user_lines) == 1 and "spain" in user_lines[0].lower()
 

@@ -53,3 +53,15 @@ def test_bad_config_is_refused():
         TurnConfig(speculate_after_ms=600, end_of_turn_ms=500)
     with pytest.raises(ValueError):
         TurnConfig(threshold=1.5)
+
+
+def test_two_short_words_start_a_turn_but_scattered_voicing_does_not_barge_in():
+    config = TurnConfig(min_speech_ms=160, barge_in_ms=250)
+    words = [0.9] * 3 + [0.0] * 4 + [0.9] * 3 + [0.0] * 20  # "Wait... stop": 96 ms, pause, 96 ms
+    assert [k for k, _ in run(TurnDetector(config), words)][:1] == ["start"]
+    scattered = ([0.9, 0.0] * 12) + [0.0] * 20  # echo leftovers: voiced windows, never 250 ms in a row
+    d = TurnDetector(config)
+    assert [e.kind for p in scattered for e in d.push(p, min_speech_ms=config.barge_in_ms)] == []
+    d = TurnDetector(config)
+    speech = [0.9] * 9 + [0.0] * 20  # 288 ms unbroken: a real barge-in
+    assert [e.kind for p in speech for e in d.push(p, min_speech_ms=config.barge_in_ms)][:1] == ["start"]
