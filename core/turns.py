@@ -18,7 +18,7 @@ class TurnConfig:
     speculate_after_ms: int = 96  # silence after which a reply is prepared ahead of time
     end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
     pre_roll_ms: int = 300  # audio kept from before the detected start
-    barge_in_ms: int = 250  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
+    barge_in_ms: int = 300  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
     barge_in_threshold: float = 0.5  # speech probability counted toward a barge-in
     start_window_ms: int = 600  # voiced time toward a start is counted over this much recent audio
     reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
