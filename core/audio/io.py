@@ -7,6 +7,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from models.registry.atomic import replacing
+
 RATE = 16000
 MAX_SECONDS = 600
 
@@ -46,7 +48,5 @@ def load_voice(path: Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
 
 def save_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     """Write 16-bit PCM through a temporary file so a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    soundfile.write(str(tmp), np.clip(samples, -1, 1), rate, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    with replacing(Path(path)) as tmp:
+        soundfile.write(str(tmp), np.clip(samples, -1, 1), rate, subtype="PCM_16", format="WAV")
