@@ -1,0 +1,147 @@
+"""Mini-Omni's LLM as a GGUF that llama.cpp's qwen2 architecture runs, at f32/f16/q8_0/q4_k_m.
+
+Only the transformer goes into the GGUF. The model is always fed input embeddings (the average
+of 8 streams, which llama.cpp's token path cannot express), so the embedding table and the
+whisper adapter are saved beside it and applied in Python. The vocabulary has no tokenizer
+in llama.cpp's sense: `tokenizer.ggml.model = "none"` and `qwen2.vocab_size` keep the head's
+181120 columns (without the size llama.cpp takes n_vocab = 0 and refuses the tables).
+
+A converted folder holds: model.gguf, embeddings.npy ([181120, C], f32 for f32, else f16),
+adapter.pt (the SwiGLU adapter's state dict) and omni.json (what was converted).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from models.omni.config import OmniConfig
+from models.omni.model import OmniLM
+from models.registry.atomic import replacing, write_json
+
+GGUF_FILE, EMBEDDINGS_FILE, ADAPTER_FILE, META_FILE = "model.gguf", "embeddings.npy", "adapter.pt", "omni.json"
+QUANTS = ("f32", "f16", "q8_0", "q4_k_m")
+
+
+def split_qkv(weight: torch.Tensor, config: OmniConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """litgpt's grouped rows ([q x per_group, k, v] per kv group, head_size rows each) ->
+    separate q [n_head*D, ...], k [G*D, ...], v [G*D, ...] in head order. Works for biases too."""
+    G, D = config.n_query_groups, config.head_size
+    per_group = config.n_head // G
+    grouped = weight.reshape(G, per_group + 2, D, *weight.shape[1:])
+    q = grouped[:, :per_group].reshape(config.n_head * D, *weight.shape[1:])
+    k = grouped[:, per_group].reshape(G * D, *weight.shape[1:])
+    v = grouped[:, per_group + 1].reshape(G * D, *weight.shape[1:])
+    return q, k, v
+
+
+def gguf_tensors(model: OmniLM) -> Iterator[tuple[str, torch.Tensor]]:
+    """(GGUF name, tensor) for every tensor llama.cpp's qwen2 graph reads."""
+    config = model.config
+    t = model.transformer
+    yield "token_embd.weight", t["wte"].weight
+    yield "output_norm.weight", t["ln_f"].weight
+    yield "output.weight", model.lm_head.weight
+    for i, block in enumerate(t["h"]):
+        p = f"blk.{i}."
+        yield p + "attn_norm.weight", block.norm_1.weight
+        for name, w in zip(("q", "k", "v"), split_qkv(block.attn.attn.weight, config)):
+            yield p + f"attn_{name}.weight", w
+        if block.attn.attn.bias is not None:
+            for name, b in zip(("q", "k", "v"), split_qkv(block.attn.attn.bias, config)):
+                yield p + f"attn_{name}.bias", b
+        yield p + "attn_output.weight", block.attn.proj.weight
+        yield p + "ffn_norm.weight", block.norm_2.weight
+        yield p + "ffn_gate.weight", block.mlp.fc_1.weight  # silu side of SwiGLU
+        yield p + "ffn_up.weight", block.mlp.fc_2.weight
+        yield p + "ffn_down.weight", block.mlp.proj.weight
+
+
+def write_gguf(path: Path, model: OmniLM, f16: bool = False) -> None:
+    import gguf
+
+    c = model.config
+    with replacing(Path(path)) as tmp:
+        writer = gguf.GGUFWriter(tmp, "qwen2")
+        writer.add_name("mini-omni")
+        writer.add_context_length(c.block_size)
+        writer.add_embedding_length(c.n_embd)
+        writer.add_block_count(c.n_layer)
+        writer.add_feed_forward_length(c.intermediate_size)
+        writer.add_head_count(c.n_head)
+        writer.add_head_count_kv(c.n_query_groups)
+        writer.add_key_length(c.head_size)
+        writer.add_value_length(c.head_size)
+        writer.add_rope_freq_base(c.rope_base)
+        writer.add_layer_norm_rms_eps(c.norm_eps)
+        writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
+        writer.add_tokenizer_model("none")
+        writer.add_vocab_size(c.padded_vocab_size)
+        for name, tensor in gguf_tensors(model):
+            array = tensor.detach().float().contiguous().numpy()
+            # Norms and biases stay f32 (llama.cpp adds them in f32); matrices may be halved.
+            writer.add_tensor(name, array.astype(np.float16) if f16 and array.ndim == 2 else array)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        _fsync(tmp)
+
+
+def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
+    """llama.cpp's own quantizer, from an f32 GGUF."""
+    import llama_cpp
+
+    ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[quant]
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.nthread = threads
+    params.ftype = ftype
+    with replacing(Path(target)) as tmp:
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
+        if code != 0:
+            raise RuntimeError(f"llama.cpp could not quantize {source} to {quant} (code {code})")
+        _fsync(tmp)
+
+
+def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0) -> Path:
+    """Write the converted folder for `quant`; returns it. Every file is replaced atomically."""
+    if quant not in QUANTS:
+        raise ValueError(f"quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / GGUF_FILE
+    if quant in ("f32", "f16"):
+        write_gguf(target, model, f16=quant == "f16")
+    else:
+        staging = folder / f".{GGUF_FILE}.f32"
+        try:
+            write_gguf(staging, model)
+            quantize(staging, target, quant, threads)
+        finally:
+            staging.unlink(missing_ok=True)
+    table = model.transformer["wte"].weight.detach().numpy()
+    with replacing(folder / EMBEDDINGS_FILE) as tmp:
+        with open(tmp, "xb") as f:
+            np.save(f, table if quant == "f32" else table.astype(np.float16))
+            f.flush()
+            os.fsync(f.fileno())
+    with replacing(folder / ADAPTER_FILE) as tmp:
+        torch.save({k: v.contiguous() for k, v in model.whisper_adapter.state_dict().items()}, tmp)
+        _fsync(tmp)
+    write_json(folder / META_FILE, {"quant": quant, "config": asdict(model.config)})
+    return folder
+
+
+def read_meta(folder: Path) -> tuple[str, OmniConfig]:
+    data = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    return data["quant"], OmniConfig(**data["config"])
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())

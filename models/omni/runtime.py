@@ -1,0 +1,223 @@
+"""Running the LLM one position at a time for several sequences: on llama.cpp (a converted GGUF,
+fed input embeddings through `batch.embd`) or on the torch reference model.
+
+Both backends keep a KV cache per sequence and return the full 181120-wide logits of each
+sequence's newest position; the caller slices them per stream.
+"""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from models.omni.config import OmniConfig
+from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
+from models.omni.inputs import stream_average
+from models.omni.model import KVCache, OmniLM, SwiGLU
+
+
+class Backend(Protocol):
+    config: OmniConfig
+
+    def embed(self, ids: np.ndarray, features: np.ndarray | None = None) -> np.ndarray: ...
+
+    def adapt(self, whisper_features: torch.Tensor) -> np.ndarray: ...
+
+    def start(self, prompts: list[np.ndarray]) -> list[np.ndarray]:
+        """Forget everything, read one prompt ([T, C] embeddings) per sequence; return each
+        sequence's logits at its last position."""
+        ...
+
+    def step(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """One more position per sequence ([C] each); their logits."""
+        ...
+
+
+# ---- torch --------------------------------------------------------------------------------
+
+
+class TorchBackend:
+    """The reference model itself; the sequences of one reply run as one batch."""
+
+    def __init__(self, model: OmniLM) -> None:
+        self.model = model
+        self.config = model.config
+        self._table = model.transformer["wte"].weight.detach().numpy()
+        self._cache: KVCache | None = None
+        self._pos = 0
+
+    def embed(self, ids, features=None):
+        return stream_average(self._table, ids, features)
+
+    def adapt(self, whisper_features):
+        with torch.inference_mode():
+            return self.model.adapt(whisper_features.float())[0].numpy()
+
+    def start(self, prompts):
+        lengths = {len(p) for p in prompts}
+        if len(lengths) != 1:
+            raise ValueError("the torch backend batches its sequences: prompts must be equally long")
+        x = torch.from_numpy(np.stack(prompts))
+        self._cache = KVCache(self.config, len(prompts))
+        self._pos = x.shape[1]
+        with torch.inference_mode():
+            return list(self.model(x, self._cache, 0)[:, -1].numpy())
+
+    def step(self, inputs):
+        if self._pos >= self._cache.capacity:
+            raise ValueError("the context is full")
+        x = torch.from_numpy(np.stack(inputs))[:, None]
+        with torch.inference_mode():
+            logits = self.model(x, self._cache, self._pos)[:, -1].numpy()
+        self._pos += 1
+        return list(logits)
+
+
+# ---- llama.cpp ----------------------------------------------------------------------------
+
+_QUIET = None
+_GGML_LOG_ERROR = 4  # ggml_log_level: none, debug, info, warn, error, cont
+_GGML_TYPE_F32 = 0
+_FLASH_ATTN_DISABLED = 0
+
+
+def _silence_llama() -> None:
+    """llama.cpp logs every tensor it loads to stderr; only its errors matter to a user."""
+    global _QUIET
+    import llama_cpp
+
+    if _QUIET is None:
+        @llama_cpp.llama_log_callback
+        def quiet(level, text, user_data):  # noqa: ARG001
+            if level == _GGML_LOG_ERROR:
+                print(text.decode(errors="replace"), end="", flush=True)
+
+        _QUIET = quiet
+        llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
+
+
+def gpu_offload_available() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaBackend:
+    """A converted folder (see convert.py) on llama.cpp's low-level API.
+
+    step_mode: "separate" runs each sequence's position as its own call; "joint" puts both in
+    one call. On a CPU two single positions are cheaper (the two-position call leaves the
+    matrix-vector kernels); on a GPU one call is. "auto" picks by whether layers are offloaded.
+    """
+
+    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int | None = None, sequences: int = 2,
+                 step_mode: str = "auto", batch: int = 256) -> None:
+        import llama_cpp
+
+        folder = Path(folder)
+        self.quant, self.config = read_meta(folder)
+        self._table = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")  # rows are paged in as used
+        self._adapter = SwiGLU(self.config.whisper_adapter_dim, self.config.intermediate_size, self.config.n_embd)
+        self._adapter.load_state_dict(torch.load(folder / ADAPTER_FILE, map_location="cpu", weights_only=True))
+        self._adapter.eval().requires_grad_(False)
+        _silence_llama()
+        llama_cpp.llama_backend_init()
+        if gpu_layers is None:
+            gpu_layers = -1 if gpu_offload_available() else 0
+        if step_mode == "auto":
+            step_mode = "joint" if gpu_layers else "separate"
+        if step_mode not in ("separate", "joint"):
+            raise ValueError(f"step_mode {step_mode!r}: separate, joint or auto")
+        self.step_mode = step_mode
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = gpu_layers
+        self._model = llama_cpp.llama_model_load_from_file(str(folder / GGUF_FILE).encode(), mparams)
+        if not self._model:
+            raise RuntimeError(f"llama.cpp could not load {folder / GGUF_FILE}")
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = self.config.block_size * sequences
+        cparams.n_batch = cparams.n_ubatch = batch
+        cparams.n_seq_max = sequences
+        cparams.kv_unified = True  # one cache shared by the sequences, each may fill it
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        if self.quant == "f32":
+            # An f32 model is the exact check against torch: the f16 cache and the CPU flash
+            # attention's f16 intermediates would be its largest errors (7e-4 relative).
+            cparams.type_k = cparams.type_v = _GGML_TYPE_F32
+            cparams.flash_attn_type = _FLASH_ATTN_DISABLED
+        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise RuntimeError("llama.cpp could not create a context for the Mini-Omni model")
+        self._llama = llama_cpp
+        self._sequences = sequences
+        self._capacity = batch
+        self._batch = llama_cpp.llama_batch_init(batch, self.config.n_embd, sequences)
+        self._embd = np.ctypeslib.as_array(self._batch.embd, shape=(batch, self.config.n_embd))
+        self._pos = [0] * sequences
+
+    def close(self) -> None:
+        if self._ctx:
+            self._llama.llama_batch_free(self._batch)
+            self._llama.llama_free(self._ctx)
+            self._llama.llama_model_free(self._model)
+            self._ctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def embed(self, ids, features=None):
+        return stream_average(self._table, ids, features)
+
+    def adapt(self, whisper_features):
+        with torch.inference_mode():
+            return self._adapter(whisper_features.float())[0].numpy()
+
+    def start(self, prompts):
+        self._llama.llama_memory_clear(self._llama.llama_get_memory(self._ctx), True)
+        self._pos = [0] * self._sequences
+        logits = []
+        for seq, prompt in enumerate(prompts):
+            for begin in range(0, len(prompt), self._capacity):
+                chunk = prompt[begin : begin + self._capacity]
+                last = begin + len(chunk) == len(prompt)
+                self._decode([(seq, row, last and i == len(chunk) - 1) for i, row in enumerate(chunk)])
+            logits.append(self._logits(len(prompt) - 1 - (len(prompt) - 1) // self._capacity * self._capacity))
+        return logits
+
+    def step(self, inputs):
+        if max(self._pos) >= self.config.block_size:
+            raise ValueError("the context is full")
+        if self.step_mode == "joint":
+            self._decode([(seq, row, True) for seq, row in enumerate(inputs)])
+            return [self._logits(i) for i in range(len(inputs))]
+        out = []
+        for seq, row in enumerate(inputs):
+            self._decode([(seq, row, True)])
+            out.append(self._logits(0))
+        return out
+
+    def _decode(self, rows: list[tuple[int, np.ndarray, bool]]) -> None:
+        b = self._batch
+        for j, (seq, row, want) in enumerate(rows):
+            self._embd[j] = row
+            b.pos[j] = self._pos[seq]
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = seq
+            b.logits[j] = want
+            self._pos[seq] += 1
+        b.n_tokens = len(rows)
+        code = self._llama.llama_decode(self._ctx, b)
+        if code != 0:
+            raise RuntimeError(f"llama.cpp decode failed (code {code})")
+
+    def _logits(self, index: int) -> np.ndarray:
+        pointer = self._llama.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,)).copy()
