@@ -97,6 +97,9 @@ def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
     """llama.cpp's own quantizer, from an f32 GGUF."""
     import llama_cpp
 
+    from models.omni.llama_log import quiet_llama
+
+    quiet_llama()
     ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[quant]
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = threads

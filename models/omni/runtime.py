@@ -6,7 +6,6 @@ sequence's newest position; the caller slices them per stream.
 """
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +15,11 @@ import torch
 from models.omni.config import OmniConfig
 from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
 from models.omni.inputs import stream_average
+from models.omni.llama_log import quiet_llama
 from models.omni.model import KVCache, OmniLM, SwiGLU
+
+_GGML_TYPE_F32 = 0
+_FLASH_ATTN_DISABLED = 0
 
 
 class Backend(Protocol):
@@ -78,27 +81,6 @@ class TorchBackend:
 
 # ---- llama.cpp ----------------------------------------------------------------------------
 
-_QUIET = None
-_GGML_LOG_ERROR = 4  # ggml_log_level: none, debug, info, warn, error, cont
-_GGML_TYPE_F32 = 0
-_FLASH_ATTN_DISABLED = 0
-
-
-def _silence_llama() -> None:
-    """llama.cpp logs every tensor it loads to stderr; only its errors matter to a user."""
-    global _QUIET
-    import llama_cpp
-
-    if _QUIET is None:
-        @llama_cpp.llama_log_callback
-        def quiet(level, text, user_data):  # noqa: ARG001
-            if level == _GGML_LOG_ERROR:
-                print(text.decode(errors="replace"), end="", flush=True)
-
-        _QUIET = quiet
-        llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
-
-
 def gpu_offload_available() -> bool:
     import llama_cpp
 
@@ -123,7 +105,7 @@ class LlamaBackend:
         self._adapter = SwiGLU(self.config.whisper_adapter_dim, self.config.intermediate_size, self.config.n_embd)
         self._adapter.load_state_dict(torch.load(folder / ADAPTER_FILE, map_location="cpu", weights_only=True))
         self._adapter.eval().requires_grad_(False)
-        _silence_llama()
+        quiet_llama()
         llama_cpp.llama_backend_init()
         if gpu_layers is None:
             gpu_layers = -1 if gpu_offload_available() else 0
@@ -181,16 +163,33 @@ class LlamaBackend:
             return self._adapter(whisper_features.float())[0].numpy()
 
     def start(self, prompts):
-        self._llama.llama_memory_clear(self._llama.llama_get_memory(self._ctx), True)
+        memory = self._llama.llama_get_memory(self._ctx)
+        self._llama.llama_memory_clear(memory, True)
         self._pos = [0] * self._sequences
+        # The batch's prompts differ only in their last position: read the shared part once
+        # and copy its cache entries to the other sequences (a bookkeeping step in llama.cpp).
+        shared = _common_prefix(prompts)
+        self._feed(0, prompts[0][:shared], want_last=shared == len(prompts[0]))
+        for seq in range(1, len(prompts)):
+            self._llama.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+            self._pos[seq] = shared
         logits = []
         for seq, prompt in enumerate(prompts):
-            for begin in range(0, len(prompt), self._capacity):
-                chunk = prompt[begin : begin + self._capacity]
-                last = begin + len(chunk) == len(prompt)
-                self._decode([(seq, row, last and i == len(chunk) - 1) for i, row in enumerate(chunk)])
-            logits.append(self._logits(len(prompt) - 1 - (len(prompt) - 1) // self._capacity * self._capacity))
+            if shared < len(prompt):
+                self._feed(seq, prompt[shared:], want_last=True)
+                logits.append(self._logits(self._last_index))
+            else:  # the whole prompt was shared: its last logits are sequence 0's
+                logits.append(self._shared_logits)
         return logits
+
+    def _feed(self, seq: int, rows: np.ndarray, want_last: bool) -> None:
+        for begin in range(0, len(rows), self._capacity):
+            chunk = rows[begin : begin + self._capacity]
+            last = want_last and begin + len(chunk) == len(rows)
+            self._decode([(seq, row, last and i == len(chunk) - 1) for i, row in enumerate(chunk)])
+            self._last_index = len(chunk) - 1
+        if want_last and seq == 0:
+            self._shared_logits = self._logits(self._last_index)
 
     def step(self, inputs):
         if max(self._pos) >= self.config.block_size:
@@ -221,3 +220,12 @@ class LlamaBackend:
     def _logits(self, index: int) -> np.ndarray:
         pointer = self._llama.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,)).copy()
+
+
+def _common_prefix(prompts: list[np.ndarray]) -> int:
+    """How many leading positions all prompts share (equal embeddings)."""
+    length = min(len(p) for p in prompts)
+    same = np.ones(length, bool)
+    for other in prompts[1:]:
+        same &= (other[:length] == prompts[0][:length]).all(axis=1)
+    return length if same.all() else int(np.argmin(same))

@@ -1,0 +1,131 @@
+"""Streaming SNAC decode: frames in as the model makes them, audio out, seamless.
+
+SNAC's decoder is a stack of convolutions, so a sample depends only on a few frames either side
+of it. Each chunk is decoded with `left` frames of context before the new frames and `right`
+frames after them, and only the new frames' samples are kept; a short crossfade at each
+boundary absorbs what little the context leaves different. The decoder's noise (added even in
+eval mode) is drawn per absolute sample position from a seeded generator, so a chunk and the
+whole utterance see the same noise. Flushing decodes the held-back frames: none is lost.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from models.omni.tokens import frames_to_codes
+
+SAMPLES_PER_FRAME = 2048  # 512 hop x 4 latent steps per coarse code at 24 kHz
+LATENTS_PER_FRAME = 4
+_NOISE_BLOCK = 4096
+
+
+@lru_cache(maxsize=8192)
+def _noise_block(seed: int, layer: int, block: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + layer * 7919 + block) % 2**63)
+    return torch.randn(_NOISE_BLOCK, generator=generator)
+
+
+def positional_noise(seed: int, layer: int, start: int, length: int) -> torch.Tensor:
+    """Standard normal noise for absolute samples [start, start+length) of one decoder layer."""
+    first, last = start // _NOISE_BLOCK, (start + length - 1) // _NOISE_BLOCK
+    joined = torch.cat([_noise_block(seed, layer, b) for b in range(first, last + 1)])
+    offset = start - first * _NOISE_BLOCK
+    return joined[offset : offset + length]
+
+
+class SeededCodec:
+    """A SNAC model whose noise depends on sample position only; `decode(frames, first)`
+    decodes [F, 7] local-id frames that start at absolute frame `first`."""
+
+    def __init__(self, snac, seed: int = 0) -> None:
+        from snac.layers import DecoderBlock, NoiseBlock
+
+        self.snac = snac
+        self.seed = seed
+        self.rate = int(snac.sampling_rate)
+        self._first = 0
+        # Each decoder block upsamples, then adds noise at its own rate: samples per frame there.
+        scale = LATENTS_PER_FRAME
+        for layer, block in enumerate(b for b in snac.decoder.model if isinstance(b, DecoderBlock)):
+            scale *= _upsampling(block)
+            for noise in (m for m in block.modules() if isinstance(m, NoiseBlock)):
+                noise.forward = self._noise_forward(noise, layer, scale)
+
+    def _noise_forward(self, noise_block, layer: int, scale: int):
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            B, _, T = x.shape
+            n = positional_noise(self.seed, layer, self._first * scale, T).to(x.dtype)
+            return x + n.view(1, 1, T) * noise_block.linear(x)
+
+        return forward
+
+    def decode(self, frames: np.ndarray, first: int = 0) -> np.ndarray:
+        if len(frames) == 0:
+            return np.zeros(0, np.float32)
+        codes = [torch.from_numpy(c)[None] for c in frames_to_codes(frames)]
+        self._first = first
+        with torch.inference_mode():
+            return self.snac.decode(codes)[0, 0].numpy().astype(np.float32)
+
+
+def _upsampling(block) -> int:
+    from torch import nn
+
+    for m in block.modules():
+        if isinstance(m, nn.ConvTranspose1d):
+            return int(m.stride[0])
+    return 1
+
+
+class StreamingDecoder:
+    """Push frames one at a time; get audio chunks that join into the whole decode.
+
+    first: frames in the first chunk (1 = as early as the delay pattern allows); chunk: frames
+    per later chunk (fewer decoder calls); left/right: context frames; fade: crossfade samples.
+    """
+
+    def __init__(self, codec: SeededCodec, first: int = 1, chunk: int = 4, left: int = 4, right: int = 2,
+                 fade: int = 256) -> None:
+        self.codec = codec
+        self.first, self.chunk, self.left, self.right, self.fade = first, chunk, left, right, fade
+        self.frames: list[np.ndarray] = []
+        self._done = 0  # frames whose samples are out (or held for the crossfade)
+        self._held = np.zeros(0, np.float32)
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        self.frames.append(np.asarray(frame, np.int64))
+        wanted = self.first if self._done == 0 else self.chunk
+        if len(self.frames) - self.right - self._done >= wanted:
+            return self._emit(len(self.frames) - self.right)
+        return np.zeros(0, np.float32)
+
+    def flush(self) -> np.ndarray:
+        """Everything not yet out, including the frames held for right context."""
+        out = self._emit(len(self.frames), final=True)
+        self.frames, self._done, self._held = [], 0, np.zeros(0, np.float32)
+        return out
+
+    def _emit(self, until: int, final: bool = False) -> np.ndarray:
+        if until <= self._done:
+            out, self._held = self._held, np.zeros(0, np.float32)
+            return out if final else np.zeros(0, np.float32)
+        start = max(0, self._done - self.left)
+        stop = min(len(self.frames), until + self.right)
+        audio = self.codec.decode(np.stack(self.frames[start:stop]), start)
+        # New samples from the boundary (minus the held tail, which is crossfaded) to `until`.
+        begin = (self._done - start) * SAMPLES_PER_FRAME - len(self._held)
+        fresh = audio[begin : (until - start) * SAMPLES_PER_FRAME]
+        n = len(self._held)
+        if n:
+            ramp = np.linspace(0.0, 1.0, n + 2, dtype=np.float32)[1:-1]
+            fresh = fresh.copy()
+            fresh[:n] = self._held * (1 - ramp) + fresh[:n] * ramp
+        self._done = until
+        if final:
+            self._held = np.zeros(0, np.float32)
+            return fresh
+        keep = min(self.fade, len(fresh))
+        self._held = fresh[len(fresh) - keep :].copy()
+        return fresh[: len(fresh) - keep]

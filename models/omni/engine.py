@@ -1,0 +1,208 @@
+"""Mini-Omni behind the Engine contract: the user's speech in, its answer out as text and SNAC
+audio made in the same steps, so the first sound comes before the answer is thought through.
+
+One worker thread per reply runs encoder -> prefill -> steps, decoding audio chunks as frames
+complete; `respond()` relays its events and watches for cancel, so a cancel ends the iterator at
+once and the worker stops within one step. Mini-Omni has no conversation memory and takes no
+instructions: history is not read, and the core applies style to the audio it makes.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from models.engine import (
+    CancelToken,
+    Capabilities,
+    EngineEvent,
+    ReplyAudio,
+    ReplyDone,
+    ReplyText,
+    StageTime,
+    Style,
+    TranscriptFinal,
+    UserTurn,
+)
+from models.omni import tokens as T
+from models.omni.codec import SeededCodec, StreamingDecoder
+from models.omni.generate import Step, Stop, text_guided
+from models.omni.runtime import Backend
+from models.omni.whisper_encoder import RATE, WhisperEncoder
+
+_POLL = 0.005
+_END = object()
+
+
+@dataclass(frozen=True)
+class OmniOptions:
+    pad_to_30s: bool = False  # True: the original's 30 s encoder window (10x the work on 3 s)
+    max_positions: int = 2048
+    first_chunk_frames: int = 1  # audio as soon as the delay pattern allows
+    chunk_frames: int = 4
+    codec_seed: int = 0
+
+
+class OmniEngine:
+    capabilities = Capabilities(
+        streaming_text=True,
+        streaming_audio=True,
+        instruction_styles=False,
+        voice_matching=False,
+        native_speed=False,
+    )
+
+    def __init__(self, backend: Backend, encoder: WhisperEncoder, codec, tokenizer,
+                 options: OmniOptions = OmniOptions()) -> None:
+        self.backend, self.encoder, self.tokenizer, self.options = backend, encoder, tokenizer, options
+        self.codec = SeededCodec(codec, options.codec_seed)
+        self.output_rate = self.codec.rate
+        self._token = CancelToken()
+        self._worker: threading.Thread | None = None
+
+    def warm(self) -> None:
+        """Allocate every runtime's buffers with a short turn, so the first real one is as fast."""
+        turn = UserTurn(audio=np.random.default_rng(0).normal(0, 0.01, RATE // 2).astype(np.float32))
+        for _ in self._generate(turn, CancelToken(), max_steps=T.N_AUDIO + 3):
+            pass
+
+    def cancel(self) -> None:
+        self._token.cancel()
+
+    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
+        self._token.cancel()
+        if self._worker is not None:
+            self._worker.join()
+        token = self._token = CancelToken()
+        events: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._work, args=(turn, token, events), name="omni", daemon=True)
+        self._worker.start()
+        while True:
+            if token.cancelled:
+                yield ReplyDone("cancelled")
+                return
+            try:
+                event = events.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if event is _END or token.cancelled:
+                continue
+            yield event
+            if isinstance(event, ReplyDone):
+                return
+
+    def _work(self, turn: UserTurn, token: CancelToken, events: queue.Queue) -> None:
+        try:
+            for event in self._generate(turn, token):
+                events.put(event)
+        except Exception as exc:  # reported as an event, never a dead thread
+            events.put(ReplyDone(f"error: {exc}"))
+        finally:
+            events.put(_END)
+
+    def _prompts(self, turn: UserTurn) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
+        """The batch's two prompts, the adapted audio features and the encoder's seconds."""
+        if turn.text is not None:
+            ids = self.tokenizer.encode(turn.text).ids
+            return (T.t1a2(ids), T.t1t2(ids)), None, 0.0
+        if turn.rate != RATE:
+            raise ValueError(f"audio must be {RATE} Hz, got {turn.rate}")
+        frames = T.whisper_frames(len(turn.audio))
+        t0 = time.perf_counter()
+        whisper = self.encoder.encode(turn.audio, frames, self.options.pad_to_30s)
+        features = self.backend.adapt(whisper)
+        return T.text_guided_batch(frames), features, time.perf_counter() - t0
+
+    def _generate(self, turn: UserTurn, token: CancelToken, max_steps: int | None = None) -> Iterator[EngineEvent]:
+        t0 = time.perf_counter()
+        prompts, features, encoding = self._prompts(turn)
+        if turn.text is None:
+            yield StageTime("encoder", encoding)
+        # Mini-Omni answers speech directly; it makes no transcript of it (an empty one is honest).
+        yield TranscriptFinal(turn.text or "")
+        limit = self.options.max_positions
+        if max_steps is not None:
+            limit = min(limit, prompts[0].length + max_steps)
+        stream = StreamingDecoder(self.codec, first=self.options.first_chunk_frames, chunk=self.options.chunk_frames)
+        texts: list[int] = []
+        said = ""
+        first_step = first_audio = None
+        reason = "complete"
+        for item in text_guided(self.backend, prompts, features, lambda: token.cancelled, limit):
+            if isinstance(item, Stop):
+                reason = "cancelled" if item.reason == "cancelled" else "complete"
+                break
+            step: Step = item
+            if first_step is None:
+                first_step = time.perf_counter()
+                yield StageTime("llm_first_token", first_step - t0 - encoding)
+            if step.text is not None:
+                texts.append(step.text)
+                whole = self.tokenizer.decode(texts)
+                if len(whole) > len(said) and not whole.endswith("\ufffd"):  # whole characters only
+                    yield ReplyText(whole[len(said):])
+                    said = whole
+            if step.frame is not None:
+                samples = stream.push(step.frame)
+                if len(samples):
+                    if first_audio is None:
+                        first_audio = time.perf_counter()
+                        yield StageTime("tts_first_audio", first_audio - first_step)
+                    yield ReplyAudio(samples, self.output_rate)
+        if reason == "cancelled" or token.cancelled:
+            yield ReplyDone("cancelled")
+            return
+        tail = stream.flush()
+        if len(tail):
+            yield ReplyAudio(tail, self.output_rate)
+        spoke = first_audio is not None or len(tail) > 0
+        yield ReplyDone("complete" if spoke else "empty")
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OmniPaths:
+    lm_dir: Path  # lit_model.pth, model_config.yaml, tokenizer.json
+    encoder_file: Path  # whisper small.pt
+    codec_dir: Path  # SNAC config.json + pytorch_model.bin
+    converted_dir: Path | None = None  # a converted GGUF folder (llama.cpp backend)
+
+
+def torch_device(override: str | None = None) -> str:
+    """cuda, mps or cpu for the encoder and codec, unless told."""
+    if override:
+        return override
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, gpu_layers: int | None = None,
+                options: OmniOptions = OmniOptions(), warm: bool = True) -> OmniEngine:
+    from models.omni.checkpoint import load_codec, load_encoder, load_lm, load_tokenizer
+    from models.omni.runtime import LlamaBackend, TorchBackend
+
+    torch.set_num_threads(threads)
+    if backend == "torch":
+        lm: Backend = TorchBackend(load_lm(paths.lm_dir))
+    elif backend == "llama":
+        if paths.converted_dir is None:
+            raise ValueError("the llama.cpp backend needs a converted model folder")
+        lm = LlamaBackend(paths.converted_dir, threads=threads, gpu_layers=gpu_layers)
+    else:
+        raise ValueError(f"backend {backend!r}: llama or torch")
+    engine = OmniEngine(lm, load_encoder(paths.encoder_file), load_codec(paths.codec_dir),
+                        load_tokenizer(paths.lm_dir / "tokenizer.json"), options)
+    if warm:
+        engine.warm()
+    return engine

@@ -1,0 +1,78 @@
+"""The text-guided decoding loop: two sequences step together; item 0's 7 audio tokens and item
+1's text token are taken each step and fed back to both (item 1 gets `_pad_a` for audio).
+
+Greedy, as the official settings (top_k=1). Text `_eot` is fed back once, then the text stream
+is held at `_pad_t` while the audio finishes. Audio layer i is held at `_pad_a` for the first
+i+1 steps (the delay: it has no frame yet). Stops when audio layer 6 says `_eoa`, when the
+context is full, or when cancelled (checked between steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from models.omni import tokens as T
+from models.omni.runtime import Backend
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    text: int | None  # a new text token (not a special), from item 1
+    audio: np.ndarray  # [7] local ids item 0 produced this step
+    frame: np.ndarray | None  # [7] local ids of the frame this step completed
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str  # "eoa", "max_length", "cancelled"
+    steps: int
+
+
+def pick(logits: np.ndarray, stream: int) -> int:
+    """Greedy choice within one stream's slice; text ids are global, audio ids local."""
+    lo, hi = T.stream_columns(stream)
+    return int(np.argmax(logits[lo:hi])) + (lo if stream == T.TEXT else 0)
+
+
+def step_ids(audio_local: np.ndarray, text: int) -> np.ndarray:
+    """[8, 1] global ids of one position."""
+    return np.concatenate([T.to_global(np.asarray(audio_local)), [text]])[:, None]
+
+
+def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: np.ndarray | None,
+                cancelled: Callable[[], bool] = lambda: False,
+                max_positions: int | None = None) -> Iterator[Step | Stop]:
+    limit = min(max_positions or backend.config.block_size, backend.config.block_size)
+    audio_prompt, text_prompt = prompts
+    logits = backend.start([backend.embed(audio_prompt.ids, features), backend.embed(text_prompt.ids, features)])
+    history: list[np.ndarray] = []
+    text_over = False
+    pads = np.full(T.N_AUDIO, T.PAD_A)
+    position = audio_prompt.length
+    step = 0
+    while True:
+        if cancelled():
+            yield Stop("cancelled", step)
+            return
+        audio = np.array([pick(logits[0], i) if step >= T.delay(i) else T.PAD_A for i in range(T.N_AUDIO)])
+        text = T.PAD_T if text_over else pick(logits[1], T.TEXT)
+        history.append(audio)
+        ended = audio[T.N_AUDIO - 1] == T.EOA
+        ready = T.frame_ready(step)
+        frame = None
+        if ready is not None and not ended:
+            frame = np.array([history[ready + T.delay(i)][i] for i in range(T.N_AUDIO)])
+        yield Step(step, text if text < T.EOT else None, audio, frame)
+        if ended:
+            yield Stop("eoa", step + 1)
+            return
+        position += 1
+        step += 1
+        if position >= limit:
+            yield Stop("max_length", step)
+            return
+        text_over = text_over or text == T.EOT
+        logits = backend.step([backend.embed(step_ids(audio, text))[0], backend.embed(step_ids(pads, text))[0]])
