@@ -220,10 +220,26 @@ def _listen(argv: list[str]) -> int:
 
 
 def _app(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion", description="The desktop voice companion.")
+    p.add_argument("--screenshot", type=Path, metavar="DIR",
+                   help="render the window mid-conversation and the settings pane to PNG files, then exit")
+    p.add_argument("--scale", type=float, default=1.0, help="with --screenshot: UI scale (2 = 200%%)")
+    p.add_argument("--dark", action="store_true", help="with --screenshot: the dark theme")
+    args = p.parse_args(argv)
+    if args.screenshot is not None:
+        from app.main import screenshots
+
+        for path in screenshots(args.screenshot, args.scale, True if args.dark else None):
+            print(f"wrote {path}")
+        return 0
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
-    print("The desktop window is not built yet: speaking the bundled sample question"
-          + ("" if has_display else " (no display here)") + ". Talk with it live: voice-companion listen")
-    return _talk([str(SAMPLE_QUESTION), *argv])
+    if has_display:
+        from app.main import run_app
+
+        return run_app([sys.argv[0]])
+    print("No display here: speaking the bundled sample question through the whole pipeline instead. "
+          "With a microphone: voice-companion listen")
+    return _talk([str(SAMPLE_QUESTION)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,21 +25,54 @@ def gpu_layers() -> int:
     return -1 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
+def compute_options() -> dict[str, str | None]:
+    """Each compute choice with None when this machine and build can use it, else the reason."""
+    import sys
+
+    import llama_cpp
+
+    offload = llama_cpp.llama_supports_gpu_offload()
+    apple = sys.platform == "darwin"
+    return {
+        "auto": None,
+        "cuda": None if offload and not apple else "this llama.cpp build has no CUDA support "
+                "(setup builds it with CUDA when it finds an NVIDIA GPU)",
+        "metal": None if offload and apple else "Metal is only on Apple computers",
+        "cpu": None,
+    }
+
+
+def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
+    """Each engine with None when it can run here, else what is missing."""
+    store = store or ModelStore()
+    options: dict[str, str | None] = {"cascade": None}
+    try:
+        from models.omni import ASSET_IDS as omni_assets  # noqa: F401 (the engine's own assets)
+    except ImportError:
+        options["omni"] = "the Mini-Omni engine is not part of this version yet"
+        return options
+    missing = [a for a in omni_assets if not store.status(a).verified]
+    options["omni"] = f"install its models first: {', '.join(missing)}" if missing else None
+    return options
+
+
 def load_vad(store: ModelStore | None = None) -> SileroVad:
     store = store or ModelStore()
     return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx")
 
 
 def load_cascade(store: ModelStore | None = None, llm: str | None = None, streaming: bool = True,
-                 chat_config: ChatConfig | None = None) -> CascadeEngine:
+                 chat_config: ChatConfig | None = None, compute: str = "auto") -> CascadeEngine:
+    """`compute`: "auto" uses a GPU where the build has one, "cpu" never does."""
     store = store or ModelStore()
     paths = CascadePaths(
         asr_dir=store.ensure("whisper-base"),
         llm_file=store.ensure(llm or DEFAULT_LLM) / "model.gguf",
         tts_dir=store.ensure("piper-joe-medium"),
     )
-    config = chat_config or ChatConfig(threads=threads(), gpu_layers=gpu_layers())
-    return CascadeEngine.load(paths, config, streaming=streaming, threads=threads())
+    config = chat_config or ChatConfig(threads=threads(), gpu_layers=0 if compute == "cpu" else gpu_layers())
+    return CascadeEngine.load(paths, config, streaming=streaming, threads=threads(),
+                              asr_device="auto" if compute in ("auto", "cuda") else "cpu")
 
 
 def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:

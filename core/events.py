@@ -42,3 +42,21 @@ class Notice:
 
 
 CoreEvent = StateChanged | UserTranscript | AssistantText | TurnLatency | ReplyFinished | Notice
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Meter readings, a few times a second: dBFS peaks of what the microphone heard (after echo
+    cancellation) and of what went to the speaker."""
+
+    input_db: float
+    output_db: float
+
+
+@dataclass(frozen=True)
+class EngineReady:
+    name: str  # "cascade" or "omni"
+    capabilities: object  # models.engine.Capabilities: what the interface may offer
+
+
+CoreEvent = CoreEvent | Levels | EngineReady

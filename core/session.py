@@ -295,6 +295,13 @@ class Session:
             self._start_reply(UserTurn(text=text, history=tuple(self.history)), committed=True,
                               last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
 
+    def announce(self, text: str) -> None:
+        """Say `text` as it is (a greeting): a reply without a question, not kept in the history."""
+        with self._lock:
+            self._interrupt("interrupted")
+            self._start_reply(UserTurn(verbatim=text, history=tuple(self.history)), committed=True,
+                              last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
+
     def stop(self) -> None:
         """Stop the reply now (the stop button): like a barge-in, without a new turn."""
         with self._lock:

@@ -31,6 +31,7 @@ class UserTurn:
     text: str | None = None
     history: tuple[Message, ...] = ()
     rate: int = 16000
+    verbatim: str | None = None  # no question: say exactly this (a greeting); not part of the history
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class PlaybackQueue:
         self.written = 0  # device samples queued for the current reply
         self.played = 0  # device samples of the current reply handed to the device
         self.underruns = 0
+        self.last_peak = 0.0  # peak of the last block handed to the device: the output meter
 
     def begin_reply(self) -> None:
         with self._lock:
@@ -86,6 +87,7 @@ class PlaybackQueue:
             head = self._take(n)
             out[: len(head)] = head
             self.played += len(head)
+            self.last_peak = float(np.max(np.abs(head))) if len(head) else 0.0
             if len(head) and self._pending_first:
                 self._pending_first = False
                 self.first_sample_at = time.perf_counter()

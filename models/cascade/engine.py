@@ -64,8 +64,8 @@ class CascadeEngine:
 
     @classmethod
     def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
-             threads: int = 2) -> "CascadeEngine":
-        engine = cls(WhisperAsr(paths.asr_dir, threads=threads), ChatModel(paths.llm_file, chat_config),
+             threads: int = 2, asr_device: str = "auto") -> "CascadeEngine":
+        engine = cls(WhisperAsr(paths.asr_dir, threads=threads, device=asr_device), ChatModel(paths.llm_file, chat_config),
                      PiperTts(paths.tts_dir, threads=threads), streaming=streaming)
         engine.warm()
         return engine
@@ -121,6 +121,12 @@ class CascadeEngine:
     def _write(self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue,
                clauses: queue.Queue, first_audio: threading.Event) -> None:
         try:
+            if turn.verbatim is not None:
+                splitter = ClauseSplitter()
+                for clause in [*splitter.push(turn.verbatim), *splitter.flush()]:
+                    if clause:
+                        clauses.put((clause, time.perf_counter()))
+                return
             question = turn.text
             if question is None:
                 t0 = time.perf_counter()

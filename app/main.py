@@ -1,0 +1,98 @@
+"""Starting the desktop app, and rendering its screenshots without a display."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "questions" / "q01.flac"
+
+
+def _application(argv: list[str]):
+    from PySide6.QtWidgets import QApplication
+
+    from app.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(argv)
+    app.setApplicationName("Voice Companion")
+    app.setDesktopFileName("voice-companion")
+    apply_theme(app)
+    return app
+
+
+def run_app(argv: list[str]) -> int:
+    """The desktop app: first-run setup when the default models are missing, then the window."""
+    from PySide6.QtWidgets import QDialog
+
+    from app.main_window import MainWindow
+    from app.setup_dialog import SetupDialog
+    from core.runtime import Runtime, missing_assets
+    from core.settings import UserFiles
+    from models.registry import ModelStore
+
+    app = _application(argv)
+    files = UserFiles()
+    store = ModelStore(files.root)
+    missing = missing_assets(store)
+    if missing and SetupDialog(store, missing).exec() != QDialog.Accepted:
+        return 1
+    window = MainWindow(lambda post: Runtime(post, files, store))
+    window.show()
+    window.runtime.start(greet=bool(missing))
+    return app.exec()
+
+
+def _wait(app, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> list[Path]:
+    """Render the main window mid-conversation (a real turn through the real models, in a simulated
+    room) and the settings pane's tabs to PNG files, without a display."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if scale != 1.0:
+        os.environ["QT_SCALE_FACTOR"] = str(scale)
+    from app.main_window import MainWindow
+    from app.settings_dialog import SettingsDialog
+    from app.theme import apply_theme
+    from core.audio.io import load_voice
+    from core.runtime import Runtime
+    from core.settings import UserFiles
+
+    app = _application([])
+    if dark is not None:
+        apply_theme(app, dark)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:  # the user's own settings and history stay untouched
+        files = UserFiles(Path(scratch))
+        files.presets.mkdir(parents=True)
+        window = MainWindow(lambda post: Runtime(post, files, simulated=True))
+        window.show()
+        window.runtime.start()
+        if not window.runtime.wait_ready(300):
+            raise RuntimeError("the models did not load")
+        window.runtime.speak(load_voice(SAMPLE))
+        speaking = lambda: window.state.state == "speaking" and window.output_meter.db > -40  # noqa: E731
+        if not _wait(app, speaking, 60):
+            raise RuntimeError("no reply was spoken")
+        _wait(app, lambda: False, 0.4)  # a little of the reply on screen and in the meters
+        written = [out_dir / "main-window.png"]
+        window.grab().save(str(written[0]))
+        dialog = SettingsDialog(window.runtime, window)
+        dialog.show()
+        for index, name in enumerate(("audio", "voice", "engine")):
+            dialog.tabs.setCurrentIndex(index)
+            app.processEvents()
+            path = out_dir / f"settings-{name}.png"
+            dialog.grab().save(str(path))
+            written.append(path)
+        dialog.close()
+        window.close()
+    return written

@@ -1,0 +1,218 @@
+"""The main window: the conversation, what state the companion is in, meters, push-to-talk, the mode
+switch, stop, and a text box for when speaking is not an option. It only shows core events and
+calls the runtime; no audio or model work happens on this thread."""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
+                               QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QVBoxLayout, QWidget)
+
+from app.bridge import EventBridge
+from app.widgets import ConversationView, LevelMeter, StateIndicator
+from core.events import (AssistantText, EngineReady, Levels, Notice, ReplyFinished, StateChanged, TurnLatency,
+                         UserTranscript)
+from core.runtime import Runtime
+
+PTT_KEYS = {"Space": Qt.Key_Space, "F8": Qt.Key_F8, "F9": Qt.Key_F9, "F10": Qt.Key_F10,
+            "Insert": Qt.Key_Insert, "Pause": Qt.Key_Pause}
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runtime_factory, parent: QWidget | None = None) -> None:
+        """`runtime_factory(on_event) -> Runtime`: the window owns the bridge the runtime posts to."""
+        super().__init__(parent)
+        self.setWindowTitle("Voice Companion")
+        self.bridge = EventBridge(self)
+        self.runtime: Runtime = runtime_factory(self.bridge.post)
+        self.bridge.event.connect(self.on_event)
+        self._ptt_down = False
+        self._build()
+        self.show_history()
+        self.set_mode_buttons(self.runtime.settings.mode)
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        central = QWidget()
+        root = QVBoxLayout(central)
+
+        top = QHBoxLayout()
+        self.state = StateIndicator()
+        top.addWidget(self.state)
+        top.addStretch(1)
+        self.always_button = QPushButton("Always listening")
+        self.ptt_mode_button = QPushButton("Push to talk")
+        self.mode_group = QButtonGroup(self)
+        for button, mode in ((self.always_button, "always-listening"), (self.ptt_mode_button, "push-to-talk")):
+            button.setCheckable(True)
+            button.setAccessibleName(f"Mode: {button.text()}")
+            self.mode_group.addButton(button)
+            button.clicked.connect(lambda _checked=False, m=mode: self.set_mode(m))
+            top.addWidget(button)
+        self.settings_button = QPushButton("Settings")
+        self.settings_button.setAccessibleName("Open settings")
+        self.settings_button.clicked.connect(self.open_settings)
+        top.addWidget(self.settings_button)
+        root.addLayout(top)
+
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
+        self.notice.setAccessibleName("Notice")
+        self.notice.setStyleSheet("QLabel { background: #f6d88a; color: #222; padding: 6px; border-radius: 4px; }")
+        root.addWidget(self.notice)
+
+        self.view = ConversationView()
+        root.addWidget(self.view, 1)
+
+        meters = QHBoxLayout()
+        meters.addWidget(QLabel("Mic"))
+        self.input_meter = LevelMeter("Microphone level")
+        meters.addWidget(self.input_meter, 1)
+        meters.addWidget(QLabel("Speaker"))
+        self.output_meter = LevelMeter("Speaker level")
+        meters.addWidget(self.output_meter, 1)
+        self.latency = QLabel("")
+        self.latency.setAccessibleName("Last response time")
+        self.latency.setToolTip("From the end of your speech to the first sound of the reply")
+        meters.addWidget(self.latency)
+        root.addLayout(meters)
+
+        typed = QHBoxLayout()
+        self.text_input = QLineEdit()
+        self.text_input.setPlaceholderText("Or type a question and press Enter")
+        self.text_input.setAccessibleName("Typed question")
+        self.text_input.returnPressed.connect(self.send_text)
+        typed.addWidget(self.text_input, 1)
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self.send_text)
+        typed.addWidget(self.send_button)
+        root.addLayout(typed)
+
+        talk = QHBoxLayout()
+        self.talk_button = QPushButton()
+        self.talk_button.setMinimumHeight(self.fontMetrics().height() * 3)
+        self.talk_button.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        font = self.talk_button.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.talk_button.setFont(font)
+        self.talk_button.pressed.connect(self.press)
+        self.talk_button.released.connect(self.release)
+        talk.addWidget(self.talk_button, 1)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setMinimumHeight(self.talk_button.minimumHeight())
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.stop_button.setAccessibleName("Stop the reply")
+        self.stop_button.clicked.connect(self.runtime.stop_reply)
+        talk.addWidget(self.stop_button)
+        root.addLayout(talk)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.runtime.stop_reply)
+
+        self.setCentralWidget(central)
+        self.resize(640, 720)
+        QApplication.instance().installEventFilter(self)
+
+    # ---- push-to-talk ---------------------------------------------------------------------
+
+    def press(self) -> None:
+        if self.runtime.settings.mode == "push-to-talk" and not self._ptt_down:
+            self._ptt_down = True
+            self.talk_button.setDown(True)
+            self.runtime.press()
+
+    def release(self) -> None:
+        if self._ptt_down:
+            self._ptt_down = False
+            self.talk_button.setDown(False)
+            self.runtime.release()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        """The push-to-talk key, held, anywhere in this window except where text is typed."""
+        if event.type() in (QEvent.KeyPress, QEvent.KeyRelease) and self.isActiveWindow():
+            key = PTT_KEYS.get(self.runtime.settings.push_to_talk_key, Qt.Key_Space)
+            typing = isinstance(QApplication.focusWidget(), (QLineEdit, QTextEdit, QPlainTextEdit))
+            if event.key() == key and not typing and self.runtime.settings.mode == "push-to-talk":
+                if not event.isAutoRepeat():
+                    self.press() if event.type() == QEvent.KeyPress else self.release()
+                return True
+        return super().eventFilter(obj, event)
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def set_mode(self, mode: str) -> None:
+        self.release()
+        self.runtime.update(mode=mode)
+        self.set_mode_buttons(mode)
+
+    def set_mode_buttons(self, mode: str) -> None:
+        ptt = mode == "push-to-talk"
+        self.ptt_mode_button.setChecked(ptt)
+        self.always_button.setChecked(not ptt)
+        key = self.runtime.settings.push_to_talk_key
+        self.talk_button.setEnabled(ptt)
+        self.talk_button.setText(f"Hold to talk ({key})" if ptt else "Listening: just speak")
+        self.talk_button.setAccessibleName("Hold to talk" if ptt else "Push to talk is off")
+        self.talk_button.setToolTip(f"Hold the button or the {key} key while you speak" if ptt
+                                    else "Switch to push to talk to use this button")
+
+    def send_text(self) -> None:
+        text = self.text_input.text().strip()
+        if text:
+            self.text_input.clear()
+            self.view.add_user(text)
+            self.runtime.say(text)
+
+    def open_settings(self) -> None:
+        from app.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.runtime, self)
+        dialog.exec()
+        self.set_mode_buttons(self.runtime.settings.mode)
+
+    def show_history(self) -> None:
+        for entry in self.runtime.history[-50:]:
+            if entry.role == "user":
+                self.view.add_user(entry.text)
+            else:
+                self.view.add_reply_text(entry.text)
+                self.view.finish_reply(entry.text, "interrupted" if entry.interrupted else "complete")
+                if entry.latency_ms is not None:
+                    self.view.set_latency(entry.latency_ms)
+
+    def show_notice(self, level: str, message: str) -> None:
+        if level == "info":
+            self.statusBar().showMessage(message, 5000)
+            return
+        self.notice.setText(("Error: " if level == "error" else "") + message)
+        self.notice.setVisible(True)
+        self.statusBar().showMessage(message, 10000)
+
+    # ---- core events --------------------------------------------------------------------
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, StateChanged):
+            self.state.set_state(event.state)
+        elif isinstance(event, Levels):
+            self.input_meter.set_db(event.input_db)
+            self.output_meter.set_db(event.output_db)
+        elif isinstance(event, UserTranscript):
+            self.view.add_user(event.text)
+        elif isinstance(event, AssistantText):
+            self.view.add_reply_text(event.delta)
+        elif isinstance(event, ReplyFinished):
+            self.view.finish_reply(event.text, event.reason)
+        elif isinstance(event, TurnLatency):
+            self.view.set_latency(event.response)
+            self.latency.setText(f"{event.response:.0f} ms")
+        elif isinstance(event, Notice):
+            self.show_notice(event.level, event.message)
+        elif isinstance(event, EngineReady):
+            self.statusBar().showMessage("Ready", 3000)
+            if self.notice.text().startswith("Error:"):
+                self.notice.setVisible(False)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        QApplication.instance().removeEventFilter(self)
+        self.runtime.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,273 @@
+"""Everything the desktop app drives, behind plain method calls that return at once.
+
+The runtime owns the user's settings, presets, voice clips and conversation history on disk, the
+models, and one conversation (real devices, or a simulated room for tests and screenshots). Slow
+work (loading models, reopening devices, measuring a voice) runs in order on one control thread;
+results and everything the conversation does come back as core events through `on_event`, from
+whichever thread produced them. The GUI bridges those to its own thread.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from core.audio.room import RoomConfig
+from core.companion import DEFAULT_LLM, engine_voice_profile, load_cascade, load_vad
+from core.conversation import LiveConversation, SimulatedConversation
+from core.events import (CoreEvent, EngineReady, Notice, ReplyFinished, StateChanged, TurnLatency,
+                         UserTranscript)
+from core.session import ALWAYS_LISTENING, PUSH_TO_TALK
+from core.settings import HistoryEntry, Settings, UserFiles, check_settings
+from core.style.presets import PresetError, PresetStore, parse_preset
+from core.style.resolve import style_from_preset
+from core.style.voice_clips import clip_profile
+from models.engine import Message, Style
+from models.registry import ModelStore
+
+DEFAULT_ASSETS = ("silero-vad", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
+GREETING = "Hello! I'm listening. Ask me anything."
+HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
+
+_ENGINE_KEYS = ("engine", "chat_model", "compute")
+_AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_suppression", "gain_control")
+
+
+def missing_assets(store: ModelStore, ids: tuple[str, ...] = DEFAULT_ASSETS) -> list[str]:
+    """The default models that are not installed and verified yet (the first-run setup's list)."""
+    return [i for i in ids if not store.status(i).verified]
+
+
+def _mode(settings: Settings) -> str:
+    return PUSH_TO_TALK if settings.mode == "push-to-talk" else ALWAYS_LISTENING
+
+
+class Runtime:
+    def __init__(self, on_event: Callable[[CoreEvent], None], files: UserFiles | None = None,
+                 store: ModelStore | None = None, simulated: bool = False,
+                 room: RoomConfig | None = RoomConfig()) -> None:
+        """`simulated`: a simulated laptop room instead of audio devices (see `speak`)."""
+        self.on_event = on_event
+        self.files = files or UserFiles()
+        self.store = store or ModelStore(self.files.root)
+        self.presets = PresetStore(self.files.presets)
+        self.simulated = simulated
+        self.room = room
+        self.settings, settings_notice = self.files.load_settings()
+        self.history, history_notice = self.files.load_history()
+        self._startup_notices = [n for n in (settings_notice, history_notice) if n]
+        self._startup_notices += [f"preset file {name} is damaged and was left out" for name in self.presets.damaged()]
+        self.conversation: LiveConversation | SimulatedConversation | None = None
+        self.capabilities = None
+        self._engine = None
+        self._engine_key: tuple | None = None
+        self._vad = None
+        self._history_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
+        self._control.start()
+
+    # ---- what the GUI calls (all return at once) --------------------------------------------
+
+    def start(self, greet: bool = False) -> None:
+        for message in self._startup_notices:
+            self.on_event(Notice("warning", message))
+        self._startup_notices = []
+        self._jobs.put(lambda: self._reconfigure(None, self.settings))
+        if greet:
+            self.announce(GREETING)
+
+    def apply(self, settings: Settings) -> None:
+        """Save new settings and apply them from the next reply on (devices and models reload)."""
+        check_settings(settings)
+        old, self.settings = self.settings, settings
+        self.files.save_settings(settings)
+        self._jobs.put(lambda: self._reconfigure(old, settings))
+
+    def update(self, **changes) -> Settings:
+        settings = replace(self.settings, **changes)
+        self.apply(settings)
+        return settings
+
+    def press(self) -> None:
+        self._session_call("press")
+
+    def release(self) -> None:
+        self._session_call("release")
+
+    def stop_reply(self) -> None:
+        self._session_call("stop")
+
+    def say(self, text: str) -> None:
+        """A typed question, answered aloud."""
+        text = text.strip()
+        if text:
+            self._record(HistoryEntry("user", text))
+            self._typed = True
+            self._session_call("say", text)
+
+    def announce(self, text: str) -> None:
+        """Say `text` as it is, with the settings applied so far (a greeting, a style preview)."""
+        self._jobs.put(lambda: self._session_call("announce", text))
+
+    def speak(self, audio: np.ndarray) -> float:
+        """Simulated room only: the user says `audio` (16 kHz) into the microphone now."""
+        if not isinstance(self.conversation, SimulatedConversation):
+            raise RuntimeError("speak() needs the simulated room")
+        return self.conversation.speak(audio)
+
+    def clear_history(self) -> None:
+        with self._history_lock:
+            self.history = []
+            self._save_history()
+        if self.conversation is not None:
+            self.conversation.session.history = []
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the jobs queued so far are done (tests, the screenshot renderer)."""
+        done = threading.Event()
+        self._jobs.put(done.set)
+        return done.wait(timeout)
+
+    def shutdown(self) -> None:
+        self._jobs.put(None)
+        self._control.join(timeout=30)
+        if self.conversation is not None:
+            self.conversation.stop()
+            self.conversation = None
+
+    @property
+    def can_match_voice(self) -> bool:
+        """Voice matching maps from the engine's own voice, which only an engine with a separate
+        voice model (the cascade's Piper) lets the core measure."""
+        return self._engine is None or hasattr(self._engine, "tts")
+
+    # ---- style ------------------------------------------------------------------------------
+
+    def style_for(self, settings: Settings) -> tuple[Style, object]:
+        """The Style the engine gets, and the target voice profile when a clip is to be matched."""
+        try:
+            preset = self.presets.get(settings.preset)
+        except (KeyError, PresetError):
+            self.on_event(Notice("warning", f"preset {settings.preset!r} is gone; using Neutral"))
+            preset = self.presets.get("Neutral")
+        overrides = {k: getattr(settings, k) for k in ("emotion", "speed", "pitch") if getattr(settings, k) is not None}
+        if settings.persona.strip():
+            overrides["persona"] = settings.persona.strip()
+        if overrides:
+            preset = parse_preset({**preset.to_json(), **overrides}, "settings")
+        clip = settings.voice_reference or (preset.voice_reference.clip if preset.voice_reference else None)
+        if clip is None:
+            return style_from_preset(preset), None
+        path = self.files.voices / clip
+        if not path.exists():
+            self.on_event(Notice("warning", f"voice clip {clip} is missing; using the packaged voice"))
+            return style_from_preset(preset), None
+        return style_from_preset(preset, str(path)), clip_profile(self.files.voices, clip)
+
+    # ---- the control thread ---------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception as exc:  # shown to the user; the app keeps running
+                self.on_event(Notice("error", f"{type(exc).__name__}: {exc}"))
+
+    def _session_call(self, name: str, *args) -> None:
+        conversation = self.conversation
+        if conversation is None:
+            self.on_event(Notice("info", "still loading the models; one moment"))
+            return
+        getattr(conversation.session, name)(*args)
+
+    def _reconfigure(self, old: Settings | None, new: Settings) -> None:
+        engine_key = tuple(getattr(new, k) for k in _ENGINE_KEYS)
+        reload_engine = engine_key != self._engine_key
+        reopen_audio = (old is None or reload_engine or self.conversation is None
+                        or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS))
+        style, target = self.style_for(new)
+        if reopen_audio and self.conversation is not None:
+            history = self.conversation.session.history
+            self.conversation.stop()
+            self.conversation = None
+        else:
+            history = [Message(e.role, e.text, e.interrupted) for e in self.history]
+        if reload_engine:
+            self.on_event(StateChanged("idle"))
+            self.on_event(Notice("info", "loading the models"))
+            self._engine = None
+            self._engine = self._load_engine(new)
+            self._engine_key = engine_key
+            self.capabilities = self._engine.capabilities
+            self.on_event(EngineReady(new.engine, self.capabilities))
+        if self._vad is None:
+            self._vad = load_vad(self.store)
+        profiles = None
+        if target is not None and hasattr(self._engine, "tts"):
+            profiles = (engine_voice_profile(self._engine, self.store), target)
+        if reopen_audio:
+            self.conversation = self._open(new, style, history)
+        session = self.conversation.session
+        session.set_turn_config(new.turn_config())
+        session.set_mode(_mode(new))
+        session.set_style(style)
+        session.voice_profiles = profiles
+
+    def _load_engine(self, settings: Settings):
+        if settings.engine == "omni":
+            from core.companion import load_omni  # present once the Mini-Omni engine is installed
+
+            return load_omni(self.store, compute=settings.compute)
+        return load_cascade(self.store, llm=settings.chat_model, compute=settings.compute)
+
+    def _open(self, settings: Settings, style: Style, history: list[Message]):
+        switches = dict(echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
+                        gain_control=settings.gain_control)
+        if self.simulated:
+            conversation = SimulatedConversation(self._engine, self._vad, self._on_conversation_event,
+                                                 settings.turn_config(), style, _mode(settings),
+                                                 room=self.room, **switches)
+        else:
+            conversation = LiveConversation(self._engine, self._vad, self._on_conversation_event,
+                                            settings.input_device, settings.output_device,
+                                            settings.turn_config(), style, _mode(settings), **switches)
+        conversation.session.history = list(history)
+        return conversation.start()
+
+    # ---- history ------------------------------------------------------------------------------
+
+    _typed = False
+
+    def _on_conversation_event(self, event: CoreEvent) -> None:
+        if isinstance(event, UserTranscript):
+            if self._typed:  # a typed question: already recorded and shown as typed
+                self._typed = False
+                return
+            self._record(HistoryEntry("user", event.text))
+        elif isinstance(event, ReplyFinished) and event.text and event.reason in ("complete", "interrupted"):
+            self._record(HistoryEntry("assistant", event.text, interrupted=event.reason == "interrupted"))
+        elif isinstance(event, TurnLatency):
+            with self._history_lock:
+                if self.history and self.history[-1].role == "assistant":
+                    self.history[-1] = replace(self.history[-1], latency_ms=round(event.response, 1))
+                    self._save_history()
+        self.on_event(event)
+
+    def _record(self, entry: HistoryEntry) -> None:
+        with self._history_lock:
+            self.history.append(entry)
+            del self.history[:-HISTORY_KEPT]
+            self._save_history()
+
+    def _save_history(self) -> None:
+        try:
+            self.files.save_history(self.history)
+        except OSError as exc:
+            self.on_event(Notice("warning", f"could not save the conversation history: {exc.strerror}"))
