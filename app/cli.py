@@ -22,7 +22,8 @@ def _talk(argv: list[str]) -> int:
                                 description="Answer one spoken question (a WAV/FLAC file) out loud.")
     p.add_argument("input", type=Path, help="the question: WAV, FLAC or OGG, any rate or channels")
     p.add_argument("--out", type=Path, default=Path("reply.wav"), help="where to write the spoken reply")
-    p.add_argument("--engine", default="cascade", choices=["cascade"], help="which engine answers")
+    p.add_argument("--engine", default="cascade", choices=["cascade", "omni", "omni-torch"],
+                   help="which engine answers: the cascade, or Mini-Omni (llama.cpp 4-bit; omni-torch: fp32 torch)")
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
     p.add_argument("--preset", default=None, help="voice style preset (built-in or your own)")
@@ -42,7 +43,7 @@ def _talk(argv: list[str]) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
 
     from core.audio.io import AudioInputError, load_voice, save_wav
-    from core.companion import engine_voice_profile, has_speech, load_cascade, load_vad
+    from core.companion import engine_voice_profile, has_speech, load_engine_by_name, load_vad
     from core.talk import talk_once
     from core.turns import TurnConfig
 
@@ -62,7 +63,9 @@ def _talk(argv: list[str]) -> int:
             target = analyze_reference(load_voice(args.voice_reference, max_seconds=60), 16000)
         except (AudioInputError, ReferenceError) as exc:
             return _fail(f"--voice-reference: {exc}")
-    engine = load_cascade(llm=args.llm)
+    if target is not None and args.engine != "cascade":
+        return _fail("--voice-reference works with the cascade engine only")
+    engine = load_engine_by_name(args.engine, args.llm)
     profiles = (engine_voice_profile(engine), target) if target is not None else None
     result = talk_once(engine, vad, voice, config, style, voice_profiles=profiles)
     if not result.reason == "complete":
@@ -242,10 +245,32 @@ def _app(argv: list[str]) -> int:
     return _talk([str(SAMPLE_QUESTION)])
 
 
+def _convert(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion models convert",
+                                description="Convert an installed model for llama.cpp (GGUF, quantized).")
+    p.add_argument("model", choices=["mini-omni"])
+    p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m"])
+    p.add_argument("--force", action="store_true", help="convert again even if up to date")
+    args = p.parse_args(argv)
+
+    from models.omni.config import CheckpointError
+    from models.omni.install import ensure_converted
+    from models.registry import ModelStore
+
+    try:
+        folder = ensure_converted(ModelStore(), args.quant, force=args.force)
+    except CheckpointError as exc:
+        return _fail(str(exc))
+    print(f"{args.model} ({args.quant}): ready in {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen}
     try:
+        if argv[:2] == ["models", "convert"]:
+            return _convert(argv[2:])
         if argv and argv[0] == "models":
             from models.registry.cli import models_command
 

@@ -75,6 +75,27 @@ def load_cascade(store: ModelStore | None = None, llm: str | None = None, stream
                               asr_device="auto" if compute in ("auto", "cuda") else "cpu")
 
 
+def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m"):
+    """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use)."""
+    from models.omni.engine import load_engine
+    from models.omni.install import omni_paths
+
+    store = store or ModelStore()
+    gpu = gpu_layers() if backend == "llama" else 0
+    return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu)
+
+
+def load_engine_by_name(name: str, llm: str | None = None):
+    """`cascade` (the default stack), `omni` (Mini-Omni on llama.cpp, 4-bit) or `omni-torch`."""
+    if name == "cascade":
+        return load_cascade(llm=llm)
+    if name == "omni":
+        return load_omni()
+    if name == "omni-torch":
+        return load_omni(backend="torch")
+    raise ValueError(f"unknown engine {name!r} (cascade, omni or omni-torch)")
+
+
 def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:
     """Whether a whole recording holds at least one turn's worth of speech."""
     if len(audio) == 0 or float(np.max(np.abs(audio))) < 1e-3:  # below -60 dBFS: silence

@@ -40,5 +40,12 @@ def _style(turns: int | None) -> dict:
     return result
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"latency": _latency, "chat": _chat, "duplex": _duplex,
+def _omni(turns: int | None) -> dict:
+    from core.bench.omni import run
+
+    return run(turns or 5)
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"omni": _omni, "latency": _latency, "chat": _chat,
+                                           "duplex": _duplex,
                                            "style": _style}

@@ -177,6 +177,23 @@ BUILT_IN: tuple[Asset, ...] = (
     ),
 )
 
+def hub_assets(pins: dict, descriptions: dict) -> tuple[Asset, ...]:
+    """Assets from Hugging Face pins ({asset id: RepoPin}), those whose pins are complete."""
+    return tuple(
+        Asset(asset_id, *descriptions[asset_id], tuple(
+            AssetFile(f.name, f.size, f.sha256, HubFile(pin.repo_id, f.name, pin.revision))
+            for f in pin.files
+        ))
+        for asset_id, pin in pins.items() if pin.complete
+    )
+
+
+# Mini-Omni (models/omni): the LLM, its whisper encoder and the SNAC codec.
+from models.omni.assets import DESCRIPTIONS as _OMNI_DESCRIPTIONS  # noqa: E402
+from models.omni.assets import KNOWN as _OMNI_PINS  # noqa: E402
+
+BUILT_IN += hub_assets(_OMNI_PINS, _OMNI_DESCRIPTIONS)
+
 DEFAULT_ASSETS: tuple[str, ...] = (
     "silero-vad",
     "whisper-base",
