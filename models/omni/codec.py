@@ -37,7 +37,8 @@ def positional_noise(seed: int, layer: int, start: int, length: int) -> torch.Te
 
 class SeededCodec:
     """A SNAC model whose noise depends on sample position only; `decode(frames, first)`
-    decodes [F, 7] local-id frames that start at absolute frame `first`."""
+    decodes [F, 7] local-id frames that start at absolute frame `first`. It takes over the
+    model's noise blocks: one SeededCodec per SNAC instance."""
 
     def __init__(self, snac, seed: int = 0) -> None:
         from snac.layers import DecoderBlock, NoiseBlock

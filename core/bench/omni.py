@@ -1,0 +1,293 @@
+"""bench omni: the Mini-Omni engine at full size with random weights (speed does not depend on
+weight values): decode steps per second of the text-guided batch of two for torch fp32 and the
+GGUF at f16, q8_0 and q4_k_m; time from the end of a 3 s input to the first audio sample;
+encoder time (only the frames needed vs the original's 30 s window, with the features' error);
+codec decode real-time factor; peak memory.
+
+Each GGUF is measured in a process of its own, so its peak memory is its own. The converted
+files are kept under <data dir>/bench/ and reused by later runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.bench.stats import peak_rss_mb, summary
+
+REAL_TIME_STEPS = 12000 / 1024  # 11.72 frames/s at 24 kHz: one decode step per frame
+QUANTS = ("f16", "q8_0", "q4_k_m")
+SEED = 1234
+INPUT_SECONDS = 3.0
+
+
+def _threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _full_config():
+    from models.omni.config import OmniConfig
+
+    return OmniConfig()
+
+
+def _prompt_embeddings(backend, frames: int, rng: np.random.Generator):
+    from models.omni import tokens as T
+
+    features = rng.normal(0, 0.5, (frames, backend.config.n_embd)).astype(np.float32)
+    a, b = T.text_guided_batch(frames)
+    return [backend.embed(a.ids, features), backend.embed(b.ids, features)]
+
+
+def measure_steps(backend, steps: int, repeats: int) -> dict:
+    """Seconds per decode step of the batch of two (both sequences advance one position)."""
+    from models.omni import tokens as T
+    from models.omni.generate import step_ids
+
+    rng = np.random.default_rng(0)
+    prompt = _prompt_embeddings(backend, int(INPUT_SECONDS * 50) + 1, rng)
+    per_step = []
+    for _ in range(repeats):
+        backend.start(prompt)
+        audio = rng.integers(0, 4096, T.N_AUDIO)
+        inputs = [backend.embed(step_ids(audio, 100))[0], backend.embed(step_ids(np.full(7, T.PAD_A), 100))[0]]
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            backend.step(inputs)
+        per_step.append((time.perf_counter() - t0) / steps)
+    rates = [1 / s for s in per_step]
+    return {"steps_per_s": summary(rates, 2), "x_real_time": round(float(np.median(rates)) / REAL_TIME_STEPS, 2),
+            "ms_per_step": summary([s * 1000 for s in per_step], 1)}
+
+
+def measure_prefill(backend, repeats: int) -> dict:
+    rng = np.random.default_rng(1)
+    prompt = _prompt_embeddings(backend, int(INPUT_SECONDS * 50) + 1, rng)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        backend.start(prompt)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"positions": len(prompt[0]), "ms": summary(times, 1)}
+
+
+def _random_encoder():
+    import torch
+
+    from models.omni.whisper_encoder import EncoderConfig, WhisperEncoder
+
+    torch.manual_seed(SEED)
+    encoder = WhisperEncoder(EncoderConfig()).eval().requires_grad_(False)
+    with torch.no_grad():  # whisper-like scales: unit-ish activations through 12 layers
+        for name, p in encoder.named_parameters():
+            if p.ndim >= 2:
+                p.normal_(0, 0.02)
+    return encoder
+
+
+def _random_codec():
+    import torch
+    from snac import SNAC
+
+    from models.omni.checkpoint import SNAC_24KHZ
+
+    torch.manual_seed(SEED)
+    return SNAC(**SNAC_24KHZ).eval().requires_grad_(False)
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    voice = sum(np.sin(2 * np.pi * f * t * (1 + 0.05 * np.sin(3 * t))) / k for k, f in enumerate((140, 280, 420, 700), 1))
+    return (0.2 * voice * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) + rng.normal(0, 0.01, len(t))).astype(np.float32)
+
+
+def measure_encoder(encoder, repeats: int) -> dict:
+    import torch
+
+    from models.omni.tokens import whisper_frames
+
+    audio = _speechlike(INPUT_SECONDS)
+    frames = whisper_frames(len(audio))
+    out = {}
+    features = {}
+    for label, padded in (("needed_frames", False), ("padded_30s", True)):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            features[label] = encoder.encode(audio, frames, padded)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[f"{label}_ms"] = summary(times, 1)
+    a, b = features["needed_frames"][0], features["padded_30s"][0]
+    rel = torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+    out["frames"] = frames
+    out["relative_error"] = round(float(rel), 5)
+    out["min_frame_cosine"] = round(float(cos.min()), 5)
+    return out
+
+
+def measure_codec(codec, repeats: int) -> dict:
+    from models.omni.codec import SAMPLES_PER_FRAME, SeededCodec, StreamingDecoder
+
+    seeded = SeededCodec(codec, 0)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 4096, (48, 7))
+    seconds = len(frames) * SAMPLES_PER_FRAME / seeded.rate
+    streamed, whole, first = [], [], []
+    for _ in range(repeats):
+        decoder = StreamingDecoder(seeded)
+        t0 = time.perf_counter()
+        chunks = []
+        for f in frames:
+            chunk = decoder.push(f)
+            if len(chunk) and not chunks:
+                first.append((time.perf_counter() - t0) * 1000)
+            if len(chunk):
+                chunks.append(chunk)
+        chunks.append(decoder.flush())
+        streamed.append((time.perf_counter() - t0) / seconds)
+        t0 = time.perf_counter()
+        reference = seeded.decode(frames, 0)
+        whole.append((time.perf_counter() - t0) / seconds)
+    joined = np.concatenate(chunks)
+    error = float(np.abs(joined - reference).max() / np.abs(reference).max())
+    return {"audio_seconds": round(seconds, 2), "streamed_rtf": summary(streamed, 3), "whole_rtf": summary(whole, 3),
+            "first_chunk_ms": summary(first, 1), "streamed_vs_whole_max_error": round(error, 6)}
+
+
+def measure_first_audio(engine, turns: int) -> dict:
+    """From the end of a 3 s input (the turn handed to the engine) to its first audio sample."""
+    from models.engine import ReplyAudio, StageTime, Style, UserTurn
+
+    audio = _speechlike(INPUT_SECONDS, 1)
+    firsts, stages = [], {}
+    for _ in range(turns):
+        t0 = time.perf_counter()
+        for event in engine.respond(UserTurn(audio=audio), Style()):
+            if isinstance(event, StageTime):
+                stages.setdefault(event.stage, []).append(event.seconds * 1000)
+            if isinstance(event, ReplyAudio):
+                firsts.append((time.perf_counter() - t0) * 1000)
+                engine.cancel()
+                break
+        for _ in engine.respond(UserTurn(text="x"), Style()):  # joins the cancelled worker
+            engine.cancel()
+            break
+    return {"first_audio_ms": summary(firsts, 1), "stages_ms": {k: summary(v, 1) for k, v in stages.items()}}
+
+
+# ---- the worker: one GGUF in a process of its own ----------------------------------------------
+
+
+def worker(folder: str, full: bool, turns: int) -> dict:
+    import torch
+    from tokenizers import Tokenizer
+
+    from models.omni.checkpoint import small_tokenizer_json
+    from models.omni.engine import OmniEngine, OmniOptions
+    from models.omni.runtime import LlamaBackend
+
+    torch.set_num_threads(_threads())
+    result: dict = {}
+    t0 = time.perf_counter()
+    backends = {mode: None for mode in ("separate", "joint")}
+    for mode in backends:
+        backend = LlamaBackend(Path(folder), threads=_threads(), step_mode=mode)
+        if mode == "separate":
+            result["load_s"] = round(time.perf_counter() - t0, 2)
+        result[f"decode_{mode}"] = measure_steps(backend, steps=24, repeats=max(3, turns))
+        backends[mode] = backend
+        if mode == "separate":
+            result["prefill"] = measure_prefill(backend, repeats=3)
+        if mode == "joint":
+            backend.close()
+    result["peak_rss_mb_decoding"] = peak_rss_mb()
+    if full:
+        encoder, codec = _random_encoder(), _random_codec()
+        result["encoder"] = measure_encoder(encoder, repeats=3)
+        result["codec"] = measure_codec(codec, repeats=3)
+        tokenizer = Tokenizer.from_str(small_tokenizer_json())
+        engine = OmniEngine(backends["separate"], encoder, codec, tokenizer, OmniOptions())
+        engine.warm()
+        result["engine"] = measure_first_audio(engine, turns)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def _run_worker(folder: Path, full: bool, turns: int) -> dict:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "core.bench.omni", str(folder), "1" if full else "0", str(turns)],
+                          cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+
+def _converted(root: Path, model, quant: str) -> tuple[Path, float | None]:
+    from models.omni.convert import META_FILE, convert
+
+    folder = root / f"omni-{quant}"
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+        if meta.get("bench_seed") == SEED and (folder / "model.gguf").is_file():
+            return folder, None
+    except (OSError, ValueError):
+        pass
+    t0 = time.perf_counter()
+    convert(model, folder, quant, threads=_threads())
+    seconds = time.perf_counter() - t0
+    from models.registry.atomic import write_json
+
+    meta = json.loads((folder / META_FILE).read_text())
+    write_json(folder / META_FILE, {**meta, "bench_seed": SEED})
+    return folder, round(seconds, 1)
+
+
+def run(turns: int = 5) -> dict:
+    import torch
+
+    from models.omni.checkpoint import random_lm
+    from models.omni.runtime import TorchBackend
+    from models.registry.datadir import default_data_dir
+
+    torch.set_num_threads(_threads())
+    root = default_data_dir() / "bench"
+    t0 = time.perf_counter()
+    model = random_lm(_full_config(), SEED)
+    result: dict = {"bench": "omni", "threads": _threads(), "cpu_count": os.cpu_count(),
+                    "input_seconds": INPUT_SECONDS, "real_time_steps_per_s": round(REAL_TIME_STEPS, 2),
+                    "model_build_s": round(time.perf_counter() - t0, 1), "conversion_s": {}}
+    folders = {}
+    for quant in QUANTS:
+        folders[quant], seconds = _converted(root, model, quant)
+        result["conversion_s"][quant] = seconds if seconds is not None else "reused"
+    for quant in QUANTS:
+        result[f"gguf_{quant}"] = _run_worker(folders[quant], full=quant == "q4_k_m", turns=turns)
+        result[f"gguf_{quant}"]["file_mb"] = round((folders[quant] / "model.gguf").stat().st_size / 1e6, 1)
+    backend = TorchBackend(model)
+    result["torch_fp32"] = {"decode_batch_of_two": measure_steps(backend, steps=8, repeats=3),
+                            "prefill": measure_prefill(backend, repeats=1)}
+    result["peak_rss_mb_main_process"] = peak_rss_mb()
+    q4 = result["gguf_q4_k_m"]
+    if "error" not in q4:
+        best = max(q4["decode_separate"]["x_real_time"], q4["decode_joint"]["x_real_time"])
+        result["targets"] = {
+            "q4_k_m_x_real_time >= 3": best,
+            "first_audio_ms <= 600": q4["engine"]["first_audio_ms"].get("median"),
+            "codec_streamed_rtf <= 0.3": q4["codec"]["streamed_rtf"].get("median"),
+            "peak_rss_mb <= 2048": q4["peak_rss_mb"],
+        }
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(worker(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]))))

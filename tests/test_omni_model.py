@@ -1,0 +1,190 @@
+"""Loading Mini-Omni's files, and the llama.cpp GGUF against the torch reference."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from models.omni import tokens as T
+from models.omni.checkpoint import load_codec, load_encoder, load_lm, load_tokenizer
+from models.omni.config import CheckpointError, read_config
+from models.omni.convert import convert, split_qkv
+from models.omni.model import KVCache
+from models.omni.runtime import LlamaBackend, TorchBackend
+from test_omni_support import TINY, write_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny(tmp_path_factory.mktemp("omni"), seed=3)
+
+
+@pytest.fixture(scope="module")
+def lm(tiny):
+    return load_lm(tiny["lm"])
+
+
+@pytest.fixture(scope="module")
+def converted(lm, tmp_path_factory):
+    root = tmp_path_factory.mktemp("gguf")
+    return {q: convert(lm, root / q, q) for q in ("f32", "q8_0")}
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def test_loader_round_trip(tiny, lm):
+    saved = torch.load(tiny["lm"] / "lit_model.pth", weights_only=True)
+    assert lm.config == TINY
+    for name, tensor in lm.state_dict().items():
+        if name != "lm_head.weight":
+            assert torch.equal(tensor, saved[name]), name
+    # Tied as the official code does: the head is the input table.
+    assert lm.lm_head.weight.data_ptr() == lm.transformer["wte"].weight.data_ptr()
+    encoder = load_encoder(tiny["encoder"] / "small.pt")
+    assert encoder.conv1.weight.shape == (32, 80, 3)
+    codec = load_codec(tiny["codec"])
+    assert codec.sampling_rate == 24000 and codec.vq_strides == [4, 2, 1]
+    tokenizer = load_tokenizer(tiny["lm"] / "tokenizer.json")
+    ids = tokenizer.encode("tell me a story").ids
+    assert max(ids) < T.EOT and tokenizer.decode(ids) == "tell me a story"
+
+
+def _rewrite(src, dst, change):
+    state = dict(torch.load(src, weights_only=True))
+    change(state)
+    torch.save(state, dst)
+
+
+def test_mismatch_messages_name_the_problem(tiny, tmp_path):
+    import shutil
+
+    folder = tmp_path / "lm"
+    shutil.copytree(tiny["lm"], folder)
+    weights = folder / "lit_model.pth"
+    _rewrite(tiny["lm"] / "lit_model.pth", weights, lambda s: s.pop("transformer.h.1.norm_2.weight"))
+    with pytest.raises(CheckpointError, match=r"missing: transformer\.h\.1\.norm_2\.weight"):
+        load_lm(folder)
+
+    def wrong_shape(s):
+        s["transformer.h.0.attn.attn.weight"] = torch.zeros(100, 64)
+    _rewrite(tiny["lm"] / "lit_model.pth", weights, wrong_shape)
+    with pytest.raises(CheckpointError, match=r"wrong shape: transformer\.h\.0\.attn\.attn\.weight \(100, 64\) != \(128, 64\)"):
+        load_lm(folder)
+
+    _rewrite(tiny["lm"] / "lit_model.pth", weights, lambda s: s.update(extra=torch.zeros(1)))
+    with pytest.raises(CheckpointError, match="unexpected: extra") as caught:
+        load_lm(folder)
+    assert "\n" not in str(caught.value) and "lit_model.pth" in str(caught.value)
+
+    weights.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_lm(folder)
+
+
+def test_config_checks(tiny, tmp_path):
+    text = (tiny["lm"] / "model_config.yaml").read_text()
+    assert read_config(tiny["lm"] / "model_config.yaml") == TINY
+    bad = tmp_path / "model_config.yaml"
+    bad.write_text(text.replace("padded_vocab_size: 181120", "padded_vocab_size: 151936"))
+    with pytest.raises(CheckpointError, match="not text \\+ 7 audio layers"):
+        read_config(bad)
+    bad.write_text(text.replace("mlp_class_name: LLaMAMLP", "mlp_class_name: GptNeoxMLP"))
+    with pytest.raises(CheckpointError, match="mlp_class_name"):
+        read_config(bad)
+    # The real file writes small floats without a dot, which YAML reads as strings.
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(text), "norm_eps": "1e-06"}))
+    assert read_config(bad).norm_eps == 1e-6
+
+
+def test_encoder_and_codec_mismatches(tiny, tmp_path):
+    torch.save({"model_state_dict": {}}, tmp_path / "small.pt")
+    with pytest.raises(CheckpointError, match="not an openai-whisper checkpoint"):
+        load_encoder(tmp_path / "small.pt")
+    saved = torch.load(tiny["encoder"] / "small.pt", weights_only=True)
+    del saved["model_state_dict"]["encoder.ln_post.bias"]
+    torch.save(saved, tmp_path / "small.pt")
+    with pytest.raises(CheckpointError, match="missing: ln_post.bias"):
+        load_encoder(tmp_path / "small.pt")
+    codec = tmp_path / "codec"
+    codec.mkdir()
+    (codec / "config.json").write_text(json.dumps({"sampling_rate": 24000, "no_such_field": 1}))
+    with pytest.raises(CheckpointError, match="not a SNAC config"):
+        load_codec(codec)
+
+
+# ---- the model's math ---------------------------------------------------------------------
+
+
+def test_qkv_split_matches_the_grouped_layout():
+    # Rows tagged by (group, slot, row): slot < 2 are q heads of that group, 2 is k, 3 is v.
+    G, per, D = TINY.n_query_groups, TINY.n_head // TINY.n_query_groups, TINY.head_size
+    tags = torch.tensor([g * 1000 + s * 100 + r for g in range(G) for s in range(per + 2) for r in range(D)])
+    q, k, v = split_qkv(tags, TINY)
+    assert q.tolist() == [g * 1000 + s * 100 + r for g in range(G) for s in range(per) for r in range(D)]
+    assert k.tolist() == [g * 1000 + per * 100 + r for g in range(G) for r in range(D)]
+    assert v.tolist() == [g * 1000 + (per + 1) * 100 + r for g in range(G) for r in range(D)]
+
+
+def test_kv_cache_steps_equal_one_whole_pass(lm):
+    x = torch.randn(2, 9, TINY.n_embd)
+    whole = lm(x)
+    cache = KVCache(TINY, 2)
+    parts = [lm(x[:, :5], cache, 0)] + [lm(x[:, i : i + 1], cache, i) for i in range(5, 9)]
+    assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-5)
+
+
+def _run(backend, features, steps):
+    a, b = T.text_guided_batch(len(features))
+    out = backend.start([backend.embed(a.ids, features), backend.embed(b.ids, features)])
+    for ids0, ids1 in steps:
+        out += backend.step([backend.embed(ids0)[0], backend.embed(ids1)[0]])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(lm):
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 0.3, (12, TINY.n_embd)).astype(np.float32)
+    steps = [(T.to_global(rng.integers(0, 4096, (7, 1))).tolist() + [[int(rng.integers(0, 150000))]],
+              T.to_global(np.full((7, 1), T.PAD_A)).tolist() + [[T.PAD_T]]) for _ in range(3)]
+    steps = [(np.array(a), np.array(b)) for a, b in steps]
+    return features, steps, _run(TorchBackend(lm), features, steps)
+
+
+def _relative(found, wanted):
+    return max(np.linalg.norm(f - w) / np.linalg.norm(w) for f, w in zip(found, wanted))
+
+
+@pytest.mark.parametrize("mode", ["separate", "joint"])
+def test_gguf_f32_matches_torch(converted, reference, mode):
+    features, steps, wanted = reference
+    backend = LlamaBackend(converted["f32"], step_mode=mode)
+    try:
+        found = _run(backend, features, steps)
+    finally:
+        backend.close()
+    assert len(found) == len(wanted) == 8
+    assert all(f.shape == (181120,) for f in found)  # the full width comes back
+    assert _relative(found, wanted) <= 1e-4
+
+
+def test_gguf_q8_0_is_close(converted, reference):
+    features, steps, wanted = reference
+    backend = LlamaBackend(converted["q8_0"])
+    try:
+        found = _run(backend, features, steps)
+    finally:
+        backend.close()
+    error = _relative(found, wanted)
+    assert 0 < error <= 2e-2  # quantized: close, and not secretly the f32 file
+
+
+def test_converted_folder_layout(converted, lm):
+    folder = converted["q8_0"]
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter.pt", "embeddings.npy", "model.gguf", "omni.json"]
+    table = np.load(folder / "embeddings.npy", mmap_mode="r")
+    assert table.shape == (181120, 64) and table.dtype == np.float16
+    assert not list(folder.glob(".*"))  # no staging or temp file left behind
+    assert (converted["f32"] / "model.gguf").stat().st_size > (folder / "model.gguf").stat().st_size * 3
