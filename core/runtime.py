@@ -25,7 +25,8 @@ from core.settings import HistoryEntry, Settings, UserFiles, check_settings
 from core.style.presets import PresetError, PresetStore, parse_preset
 from core.style.resolve import style_from_preset
 from core.style.voice_clips import clip_profile
-from models.engine import Message, Style
+from core.audio.vad import SileroVad
+from models.engine import Engine, Message, Style
 from models.registry import ModelStore
 
 DEFAULT_ASSETS = ("silero-vad", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
@@ -48,8 +49,10 @@ def _mode(settings: Settings) -> str:
 class Runtime:
     def __init__(self, on_event: Callable[[CoreEvent], None], files: UserFiles | None = None,
                  store: ModelStore | None = None, simulated: bool = False,
-                 room: RoomConfig | None = RoomConfig()) -> None:
-        """`simulated`: a simulated laptop room instead of audio devices (see `speak`)."""
+                 room: RoomConfig | None = RoomConfig(),
+                 load_engine: Callable[[Settings], Engine] | None = None, vad: SileroVad | None = None) -> None:
+        """`simulated`: a simulated laptop room instead of audio devices (see `speak`).
+        `load_engine(settings)` and `vad` replace loading from the registry (tests share one)."""
         self.on_event = on_event
         self.files = files or UserFiles()
         self.store = store or ModelStore(self.files.root)
@@ -64,7 +67,9 @@ class Runtime:
         self.capabilities = None
         self._engine = None
         self._engine_key: tuple | None = None
-        self._vad = None
+        self._vad = vad
+        if load_engine is not None:
+            self._load_engine = load_engine
         self._history_lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
