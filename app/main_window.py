@@ -47,6 +47,8 @@ class MainWindow(QMainWindow):
         for button, mode in ((self.always_button, "always-listening"), (self.ptt_mode_button, "push-to-talk")):
             button.setCheckable(True)
             button.setAccessibleName(f"Mode: {button.text()}")
+            button.setStyleSheet("QPushButton:checked { background: palette(highlight); "
+                                 "color: palette(highlighted-text); font-weight: bold; }")
             self.mode_group.addButton(button)
             button.clicked.connect(lambda _checked=False, m=mode: self.set_mode(m))
             top.addWidget(button)
