@@ -8,7 +8,7 @@ from models.omni.checkpoint import SNAC_24KHZ
 from models.omni.codec import SAMPLES_PER_FRAME, SeededCodec, StreamingDecoder, positional_noise
 
 # Streamed audio equals the offline decode within this fraction of the peak (measured ~2e-4 with
-# 4 frames of left and 2 of right context; the crossfade spans 256 samples).
+# 3 frames of left and 2 of right context; the crossfade spans 256 samples).
 TOLERANCE = 2e-3
 
 
@@ -55,11 +55,14 @@ def test_streamed_equals_whole_decode(codec, frames):
 
 
 def test_first_chunk_as_early_as_the_context_allows(codec, frames):
-    chunks, _ = _stream(codec, frames, first=1, chunk=4, right=2)
+    chunks, _ = _stream(codec, frames, first=1, chunk=8, right=2)
     sizes = [len(c) for c in chunks]
     # Frame 0 can go once frames 1-2 (right context) exist: on the third push, minus the held fade.
     assert sizes[:2] == [0, 0] and sizes[2] == SAMPLES_PER_FRAME - 256
-    assert all(s in (0, 4 * SAMPLES_PER_FRAME) for s in sizes[3:])
+    # Then chunks of 2, 4, 8 frames (the fade moves 256 samples from one chunk to the next).
+    out = [s for s in sizes[3:] if s]
+    assert out == [2 * SAMPLES_PER_FRAME, 4 * SAMPLES_PER_FRAME, 8 * SAMPLES_PER_FRAME]
+    assert sizes[4] == 2 * SAMPLES_PER_FRAME  # frames 1-2 go as soon as frame 4 is there
 
 
 def test_without_context_the_seams_show(codec, frames):

@@ -44,8 +44,21 @@ def _prompt_embeddings(backend, frames: int, rng: np.random.Generator):
     return [backend.embed(a.ids, features), backend.embed(b.ids, features)]
 
 
-def measure_steps(backend, steps: int, repeats: int) -> dict:
-    """Seconds per decode step of the batch of two (both sequences advance one position)."""
+def _vm_hwm_mb() -> float:
+    """This process's own peak resident memory (VmHWM; unlike getrusage's maxrss it is not
+    inherited from the parent that started it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def measure_steps(backend, steps: int, repeats: int, sequences: int = 2) -> dict:
+    """Decode steps per second: both sequences of the batch advance one position per step
+    (sequences=1: after the text has ended, when only item 0 runs)."""
     from models.omni import tokens as T
     from models.omni.generate import step_ids
 
@@ -56,6 +69,8 @@ def measure_steps(backend, steps: int, repeats: int) -> dict:
         backend.start(prompt)
         audio = rng.integers(0, 4096, T.N_AUDIO)
         inputs = [backend.embed(step_ids(audio, 100))[0], backend.embed(step_ids(np.full(7, T.PAD_A), 100))[0]]
+        if sequences == 1:
+            inputs[1] = None
         t0 = time.perf_counter()
         for _ in range(steps):
             backend.step(inputs)
@@ -204,10 +219,11 @@ def worker(folder: str, full: bool, turns: int) -> dict:
         result[f"decode_{mode}"] = measure_steps(backend, steps=24, repeats=max(3, turns))
         backends[mode] = backend
         if mode == "separate":
+            result["decode_after_text_ends"] = measure_steps(backend, steps=24, repeats=max(3, turns), sequences=1)
             result["prefill"] = measure_prefill(backend, repeats=3)
         if mode == "joint":
             backend.close()
-    result["peak_rss_mb_decoding"] = peak_rss_mb()
+    result["peak_rss_mb_decoding"] = _vm_hwm_mb()
     if full:
         encoder, codec = _random_encoder(), _random_codec()
         result["encoder"] = measure_encoder(encoder, repeats=3)
@@ -215,8 +231,10 @@ def worker(folder: str, full: bool, turns: int) -> dict:
         tokenizer = Tokenizer.from_str(small_tokenizer_json())
         engine = OmniEngine(backends["separate"], encoder, codec, tokenizer, OmniOptions())
         engine.warm()
-        result["engine"] = measure_first_audio(engine, turns)
-    result["peak_rss_mb"] = peak_rss_mb()
+        result["engine_padded_30s"] = measure_first_audio(engine, turns)
+        engine.options = OmniOptions(pad_to_30s=False)
+        result["engine_needed_frames"] = measure_first_audio(engine, turns)
+    result["peak_rss_mb"] = _vm_hwm_mb()
     return result
 
 
@@ -281,8 +299,11 @@ def run(turns: int = 5) -> dict:
     if "error" not in q4:
         best = max(q4["decode_separate"]["x_real_time"], q4["decode_joint"]["x_real_time"])
         result["targets"] = {
-            "q4_k_m_x_real_time >= 3": best,
-            "first_audio_ms <= 600": q4["engine"]["first_audio_ms"].get("median"),
+            "q4_k_m_x_real_time >= 3 (batch of two)": best,
+            "q4_k_m_x_real_time after the text ends": q4["decode_after_text_ends"]["x_real_time"],
+            "first_audio_ms <= 600 (30 s encoder window, the default)":
+                q4["engine_padded_30s"]["first_audio_ms"].get("median"),
+            "first_audio_ms <= 600 (needed frames only)": q4["engine_needed_frames"]["first_audio_ms"].get("median"),
             "codec_streamed_rtf <= 0.3": q4["codec"]["streamed_rtf"].get("median"),
             "peak_rss_mb <= 2048": q4["peak_rss_mb"],
         }

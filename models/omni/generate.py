@@ -2,7 +2,7 @@
 1's text token are taken each step and fed back to both (item 1 gets `_pad_a` for audio).
 
 Greedy, as the official settings (top_k=1). Text `_eot` is fed back once, then the text stream
-is held at `_pad_t` while the audio finishes. Audio layer i is held at `_pad_a` for the first
+is held at `_pad_t` while the audio finishes, and item 1 (whose only use is its text) stops. Audio layer i is held at `_pad_a` for the first
 i+1 steps (the delay: it has no frame yet). Stops when audio layer 6 says `_eoa`, when the
 context is full, or when cancelled (checked between steps).
 """
@@ -75,4 +75,7 @@ def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: 
             yield Stop("max_length", step)
             return
         text_over = text_over or text == T.EOT
-        logits = backend.step([backend.embed(step_ids(audio, text))[0], backend.embed(step_ids(pads, text))[0]])
+        # Once the text has ended item 1's output is never read again: it stops stepping, and
+        # the rest of the answer costs one sequence per step instead of two.
+        guide = None if text_over else backend.embed(step_ids(pads, text))[0]
+        logits = backend.step([backend.embed(step_ids(audio, text))[0], guide])

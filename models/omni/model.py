@@ -67,6 +67,13 @@ class KVCache:
     def capacity(self) -> int:
         return self.k[0].shape[2]
 
+    def head(self, batch: int) -> "KVCache":
+        """A view of the first `batch` sequences' entries (writes go through to this cache)."""
+        view = object.__new__(KVCache)
+        view.k = [k[:batch] for k in self.k]
+        view.v = [v[:batch] for v in self.v]
+        return view
+
 
 class Attention(nn.Module):
     def __init__(self, config: OmniConfig) -> None:

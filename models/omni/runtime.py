@@ -34,8 +34,9 @@ class Backend(Protocol):
         sequence's logits at its last position."""
         ...
 
-    def step(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """One more position per sequence ([C] each); their logits."""
+    def step(self, inputs: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """One more position per sequence ([C] each); their logits. A sequence given None is
+        finished: it is not run again (None comes back), and only trailing ones may finish."""
         ...
 
 
@@ -72,11 +73,12 @@ class TorchBackend:
     def step(self, inputs):
         if self._pos >= self._cache.capacity:
             raise ValueError("the context is full")
-        x = torch.from_numpy(np.stack(inputs))[:, None]
+        active = _active(inputs)
+        x = torch.from_numpy(np.stack(inputs[:active]))[:, None]
         with torch.inference_mode():
-            logits = self.model(x, self._cache, self._pos)[:, -1].numpy()
+            logits = self.model(x, self._cache.head(active), self._pos)[:, -1].numpy()
         self._pos += 1
-        return list(logits)
+        return list(logits) + [None] * (len(inputs) - active)
 
 
 # ---- llama.cpp ----------------------------------------------------------------------------
@@ -194,14 +196,16 @@ class LlamaBackend:
     def step(self, inputs):
         if max(self._pos) >= self.config.block_size:
             raise ValueError("the context is full")
+        active = _active(inputs)
         if self.step_mode == "joint":
-            self._decode([(seq, row, True) for seq, row in enumerate(inputs)])
-            return [self._logits(i) for i in range(len(inputs))]
-        out = []
-        for seq, row in enumerate(inputs):
-            self._decode([(seq, row, True)])
-            out.append(self._logits(0))
-        return out
+            self._decode([(seq, row, True) for seq, row in enumerate(inputs[:active])])
+            out = [self._logits(i) for i in range(active)]
+        else:
+            out = []
+            for seq, row in enumerate(inputs[:active]):
+                self._decode([(seq, row, True)])
+                out.append(self._logits(0))
+        return out + [None] * (len(inputs) - active)
 
     def _decode(self, rows: list[tuple[int, np.ndarray, bool]]) -> None:
         b = self._batch
@@ -229,3 +233,11 @@ def _common_prefix(prompts: list[np.ndarray]) -> int:
     for other in prompts[1:]:
         same &= (other[:length] == prompts[0][:length]).all(axis=1)
     return length if same.all() else int(np.argmin(same))
+
+
+def _active(inputs: list) -> int:
+    """How many leading sequences still run; finished ones (None) must all come last."""
+    active = sum(x is not None for x in inputs)
+    if any(x is None for x in inputs[:active]):
+        raise ValueError("only the last sequences of a batch may finish")
+    return active

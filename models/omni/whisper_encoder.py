@@ -143,4 +143,4 @@ class WhisperEncoder(nn.Module):
         padded[: len(clip)] = clip
         with torch.inference_mode():
             mel = log_mel(torch.from_numpy(padded), self.config.n_mels)
-            return self(mel)[:, :frames]
+            return self(mel.to(self.conv1.weight.device))[:, :frames].cpu()
