@@ -79,10 +79,14 @@ class OmniEngine:
     def cancel(self) -> None:
         self._token.cancel()
 
-    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
-        self._token.cancel()
+    def join(self) -> None:
+        """Wait until the last reply's worker has stopped (it does within one step of cancel)."""
         if self._worker is not None:
             self._worker.join()
+
+    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
+        self._token.cancel()
+        self.join()
         token = self._token = CancelToken()
         events: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._work, args=(turn, token, events), name="omni", daemon=True)
@@ -95,7 +99,9 @@ class OmniEngine:
                 event = events.get(timeout=_POLL)
             except queue.Empty:
                 continue
-            if event is _END or token.cancelled:
+            if event is _END:  # the worker always says ReplyDone first; this is a safety net
+                return
+            if token.cancelled:
                 continue
             yield event
             if isinstance(event, ReplyDone):
