@@ -111,6 +111,43 @@ def _style(args: argparse.Namespace):
     return style_from_preset(parse_preset(data, "--" + next(iter(changes), "preset")) if changes else preset)
 
 
+def _presets(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion presets", description="Voice style presets.")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="built-in and your own presets")
+    sub.add_parser("show", help="one preset as JSON").add_argument("name")
+    imp = sub.add_parser("import", help="add a preset file (checked field by field)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--overwrite", action="store_true", help="replace your preset of the same name")
+    exp = sub.add_parser("export", help="write a preset to a file")
+    exp.add_argument("name")
+    exp.add_argument("file", type=Path)
+    sub.add_parser("delete", help="delete one of your presets").add_argument("name")
+    args = p.parse_args(argv)
+
+    from core.settings import UserFiles
+    from core.style.presets import PresetError, PresetStore
+
+    store = PresetStore(UserFiles().presets)
+    try:
+        if args.action == "list":
+            for name in store.names():
+                print(name + ("  (built in)" if store.is_built_in(name) else ""))
+        elif args.action == "show":
+            print(json.dumps(store.get(args.name).to_json(), indent=2))
+        elif args.action == "import":
+            print(f"imported {store.import_file(args.file, overwrite=args.overwrite).name!r}")
+        elif args.action == "export":
+            store.export(args.name, args.file)
+            print(f"wrote {args.file}")
+        else:
+            store.delete(args.name)
+            print(f"deleted {args.name!r}")
+    except (PresetError, KeyError, OSError) as exc:
+        return _fail(str(exc).strip("'\""))
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     from core.bench import BENCHES
 
@@ -267,7 +304,7 @@ def _convert(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen}
+    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen, "presets": _presets}
     try:
         if argv[:2] == ["models", "convert"]:
             return _convert(argv[2:])
@@ -278,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         if argv and not argv[0].startswith("-"):
-            return _fail(f"unknown command {argv[0]!r} (try: talk, listen, bench, models, devices)")
+            return _fail(f"unknown command {argv[0]!r} (try: talk, listen, bench, models, presets, devices)")
         return _app(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

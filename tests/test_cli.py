@@ -112,3 +112,31 @@ def test_voice_reference_is_checked_and_applied(tmp_path, speak):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "paris" in report["reply_text"].lower()
     assert report["reply_audio_seconds"] > 0.3
+
+
+def test_presets_import_export_and_refusals(tmp_path):
+    env_root = tmp_path / "data"
+
+    def presets(*args):
+        return subprocess.run([sys.executable, "-m", "app.cli", "presets", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "VOICE_COMPANION_DATA": str(env_root)})
+
+    listed = presets("list")
+    assert listed.returncode == 0 and "Calm  (built in)" in listed.stdout
+    exported = tmp_path / "calm.json"
+    assert presets("export", "Calm", str(exported)).returncode == 0
+    data = json.loads(exported.read_text())
+    data["name"], data["pitch"] = "My calm", -3
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(data))
+    assert presets("import", str(mine)).returncode == 0
+    assert json.loads(presets("show", "My calm").stdout)["pitch"] == -3
+    assert_refused(presets("import", str(mine)), "exists")  # no silent overwrite
+    data["pitch"] = 40
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    assert_refused(presets("import", str(bad), "--overwrite"), "pitch")
+    assert json.loads(presets("show", "My calm").stdout)["pitch"] == -3  # the good one is intact
+    assert_refused(presets("delete", "Calm"), "built-in")
+    assert presets("delete", "My calm").returncode == 0
+    assert_refused(presets("show", "My calm"), "no preset")
