@@ -191,3 +191,31 @@ def test_converted_folder_layout(converted, lm):
     assert table.shape == (181120, 64) and table.dtype == np.float16
     assert not list(folder.glob(".*"))  # no staging or temp file left behind
     assert (converted["f32"] / "model.gguf").stat().st_size > (folder / "model.gguf").stat().st_size * 3
+
+
+# ---- the whisper encoder ------------------------------------------------------------------
+
+
+def test_log_mel_shape_and_filters():
+    from models.omni.whisper_encoder import log_mel, mel_filters
+
+    mel = log_mel(torch.zeros(480000))
+    assert mel.shape == (1, 80, 3000)  # 30 s at 100 frames/s, whisper's window
+    filters = mel_filters()
+    assert filters.shape == (80, 201)
+    peaks = filters.argmax(dim=1)
+    assert torch.all(peaks[1:] >= peaks[:-1])  # triangles climb the spectrum in order
+    assert torch.all(filters.sum(dim=1) > 0)  # none empty
+
+
+def test_encoder_window_frames_and_reduced_precision(tiny):
+    encoder = load_encoder(tiny["encoder"] / "small.pt")
+    audio = np.sin(np.arange(32000) * 0.05).astype(np.float32)
+    exact = encoder.encode(audio, 101, pad_to_30s=True, fast=False)
+    assert exact.shape == (1, 101, 32)
+    fast = encoder.encode(audio, 101, pad_to_30s=True, fast=True)
+    assert torch.linalg.vector_norm(fast - exact) / torch.linalg.vector_norm(exact) < 3e-2
+    short = encoder.encode(audio, 101, pad_to_30s=False, fast=False)
+    assert short.shape == exact.shape and not torch.allclose(short, exact)  # attention saw less padding
+    with pytest.raises(ValueError, match="at most 1500 frames"):
+        encoder.encode(audio, 1501, pad_to_30s=True)

