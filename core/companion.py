@@ -75,14 +75,16 @@ def load_cascade(store: ModelStore | None = None, llm: str | None = None, stream
                               asr_device="auto" if compute in ("auto", "cuda") else "cpu")
 
 
-def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m"):
-    """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use)."""
+def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m",
+              device: str | None = None):
+    """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use).
+    `device` overrides where torch runs the encoder and codec (default: cuda, mps, else cpu)."""
     from models.omni.engine import load_engine
     from models.omni.install import omni_paths
 
     store = store or ModelStore()
     gpu = gpu_layers() if backend == "llama" else 0
-    return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu)
+    return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu, device=device)
 
 
 def load_engine_by_name(name: str, llm: str | None = None):

@@ -173,6 +173,19 @@ def test_gguf_f32_matches_torch(converted, reference, mode):
     assert _relative(found, wanted) <= 1e-4
 
 
+def test_calibrate_keeps_the_faster_step_mode(converted, reference):
+    features, steps, _ = reference
+    backend = LlamaBackend(converted["q8_0"])
+    try:
+        _run(backend, features, steps)
+        row = backend.embed(steps[0][0])[0]
+        seconds = backend.calibrate([row, row], steps=2)
+    finally:
+        backend.close()
+    assert set(seconds) == {"separate", "joint"} and all(t > 0 for t in seconds.values())
+    assert backend.step_mode == min(seconds, key=seconds.get)
+
+
 def test_gguf_q8_0_is_close(converted, reference):
     features, steps, wanted = reference
     backend = LlamaBackend(converted["q8_0"])

@@ -32,7 +32,7 @@ from models.engine import (
 )
 from models.omni import tokens as T
 from models.omni.codec import SeededCodec, StreamingDecoder
-from models.omni.generate import Step, Stop, text_guided
+from models.omni.generate import Step, Stop, step_ids, text_guided
 from models.omni.runtime import Backend
 from models.omni.whisper_encoder import RATE, WhisperEncoder
 
@@ -70,12 +70,17 @@ class OmniEngine:
         self.output_rate = self.codec.rate
         self._token = CancelToken()
         self._worker: threading.Thread | None = None
+        self.step_times: dict[str, float] = {}  # seconds per step of each llama.cpp step mode
 
     def warm(self) -> None:
         """Allocate every runtime's buffers with a short turn, so the first real one is as fast."""
         turn = UserTurn(audio=np.random.default_rng(0).normal(0, 0.01, RATE // 2).astype(np.float32))
         for _ in self._generate(turn, CancelToken(), max_steps=T.N_AUDIO + 3):
             pass
+        calibrate = getattr(self.backend, "calibrate", None)
+        if calibrate is not None:  # llama.cpp: one call for both sequences, or one each?
+            row = self.backend.embed(step_ids(np.full(T.N_AUDIO, T.PAD_A), T.PAD_T))[0]
+            self.step_times = calibrate([row, row])
 
     def cancel(self) -> None:
         self._token.cancel()

@@ -6,6 +6,7 @@ sequence's newest position; the caller slices them per stream.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -93,8 +94,9 @@ class LlamaBackend:
     """A converted folder (see convert.py) on llama.cpp's low-level API.
 
     step_mode: "separate" runs each sequence's position as its own call; "joint" puts both in
-    one call. On a CPU two single positions are cheaper (the two-position call leaves the
-    matrix-vector kernels); on a GPU one call is. "auto" picks by whether layers are offloaded.
+    one call. Which is cheaper depends on the device and the file (on these 2 cores: separate
+    for q4_k_m and q8_0, joint for f16): "auto" starts by whether layers are offloaded (joint on
+    a GPU) and `calibrate()` then times both here and keeps the faster.
     """
 
     def __init__(self, folder: Path, threads: int = 2, gpu_layers: int | None = None, sequences: int = 2,
@@ -206,6 +208,20 @@ class LlamaBackend:
                 self._decode([(seq, row, True)])
                 out.append(self._logits(0))
         return out + [None] * (len(inputs) - active)
+
+    def calibrate(self, inputs: list[np.ndarray], steps: int = 4) -> dict[str, float]:
+        """Time both step modes on this device (after a `start`) and keep the faster one.
+        Returns seconds per step of each. Adds 2 x (steps + 1) positions to the sequences."""
+        seconds = {}
+        for mode in ("separate", "joint"):
+            self.step_mode = mode
+            self.step(inputs)  # the first call of a mode allocates its buffers
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                self.step(inputs)
+            seconds[mode] = (time.perf_counter() - t0) / steps
+        self.step_mode = min(seconds, key=seconds.get)
+        return seconds
 
     def _decode(self, rows: list[tuple[int, np.ndarray, bool]]) -> None:
         b = self._batch
