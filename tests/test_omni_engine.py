@@ -191,7 +191,8 @@ def published(tmp_path, fake_hub, monkeypatch):
             fake_hub.publish(repo, REVISION, path.name, content, lfs=len(content) > 100_000)
             files.append(FilePin(path.name, len(content), sha256_bytes(content)))
         pins[asset_id] = RepoPin(repo, REVISION, tuple(files))
-    monkeypatch.setattr(catalog, "BUILT_IN", catalog.BUILT_IN + catalog.hub_assets(pins, DESCRIPTIONS))
+    others = tuple(a for a in catalog.BUILT_IN if a.id not in pins)  # the test's pins replace real ones
+    monkeypatch.setattr(catalog, "BUILT_IN", others + catalog.hub_assets(pins, DESCRIPTIONS))
     monkeypatch.setattr(cli, "ModelStore", lambda: ModelStore(endpoint=fake_hub.endpoint))
     monkeypatch.setenv("VOICE_COMPANION_DATA", str(tmp_path / "data"))
     return tmp_path / "data"

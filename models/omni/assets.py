@@ -38,17 +38,21 @@ DESCRIPTIONS = {
     CODEC: ("codec", "MIT", "SNAC 24 kHz neural audio codec, Mini-Omni's voice"),
 }
 
-# From the hub's file pages: lit_model.pth of gpt-omni/mini-omni has SHA-256 97fbcf50...00b6
-# (2.78 GB). The commits, exact byte sizes and the other files' hashes are still to be read from
-# the hub; until then these assets are not in the catalogue (`voice-companion models install
-# mini-omni` reports an unknown model) and the engine is used with the user's own files.
+# Read from the hub's pages: whisper small.pt was uploaded to gpt-omni/mini-omni2 in commit
+# bb9541a4 (its LFS pointer: size and SHA-256; the same hash names OpenAI's own download of
+# whisper "small"). Of gpt-omni/mini-omni only lit_model.pth's SHA-256 is known so far (2.78 GB,
+# from a PR branch's file page), and nothing of snac_24khz beyond its file names: the commits,
+# byte sizes and other hashes must be read from the hub before those two assets join the
+# catalogue. Until then `models install mini-omni` reports an unknown model.
 KNOWN: dict[str, RepoPin] = {
     LM: RepoPin("gpt-omni/mini-omni", None, (
         FilePin("lit_model.pth", None, "97fbcf5093ffe42f5015b10a70ff383a88e280e66b1c814c78656fb29cd600b6"),
         FilePin("model_config.yaml", None, None),
         FilePin("tokenizer.json", None, None),
     )),
-    ENCODER: RepoPin("gpt-omni/mini-omni2", None, (FilePin("small.pt", None, None),)),
+    ENCODER: RepoPin("gpt-omni/mini-omni2", "bb9541a44ac45b60d0541b3052736bd6bdc51da0", (
+        FilePin("small.pt", 483617219, "9ecf779972d90ba49c06d968637d720dd632c55bbf19d441fb42bf17a411e794"),
+    )),
     CODEC: RepoPin("hubertsiuzdak/snac_24khz", None, (
         FilePin("config.json", None, None),
         FilePin("pytorch_model.bin", None, None),
