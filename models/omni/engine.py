@@ -49,8 +49,8 @@ class OmniOptions:
     # with AVX512-BF16). Re-measure with the real weights before switching.
     pad_to_30s: bool = True
     max_positions: int = 2048
-    first_chunk_frames: int = 1  # audio as soon as the delay pattern allows
-    chunk_frames: int = 4
+    first_chunk_frames: int = 1  # audio once the delay (7 steps) and 2 frames of right context allow
+    chunk_frames: int = 8  # later chunks grow 2, 4, 8 frames: see StreamingDecoder
     codec_seed: int = 0
 
 
