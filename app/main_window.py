@@ -48,7 +48,7 @@ class MainWindow(QMainWindow):
             button.setCheckable(True)
             button.setAccessibleName(f"Mode: {button.text()}")
             button.setStyleSheet("QPushButton:checked { background: palette(highlight); "
-                                 "color: palette(highlighted-text); font-weight: bold; }")
+                                 "color: palette(highlighted-text); }")
             self.mode_group.addButton(button)
             button.clicked.connect(lambda _checked=False, m=mode: self.set_mode(m))
             top.addWidget(button)

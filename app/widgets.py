@@ -65,7 +65,6 @@ class LevelMeter(QWidget):
     def set_db(self, db: float) -> None:
         # Falls back slowly so a meter is readable; rises at once.
         self.db = db if db > self.db else max(db, self.db - 3.0)
-        self.setAccessibleDescription(f"{self.db:.0f} dB")
         self.update()
 
     @property
@@ -103,6 +102,7 @@ class ConversationView(QTextBrowser):
         self.setAccessibleName("Conversation")
         self.setOpenExternalLinks(False)
         self.lines: list[Line] = []
+        self.render()
 
     def add_user(self, text: str) -> None:
         self._close_live()
@@ -171,6 +171,9 @@ class ConversationView(QTextBrowser):
                 tail = f' <span style="color:{muted}; font-size:small">({", ".join(extra)})</span>' if extra else ""
                 cursor = " \u2026" if line.live else ""
                 rows.append(f'<p><b style="color:{accent}">Companion</b>{tail}<br>{text}{cursor}</p>')
+        if not rows:
+            rows.append(f'<p style="color:{muted}">Talk to me: just speak, or in push-to-talk mode hold the '
+                        "button or the key. You can cut in while I answer. Or type a question below.</p>")
         self.setHtml("".join(rows))
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())

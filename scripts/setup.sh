@@ -25,7 +25,14 @@ if command -v apt-get >/dev/null 2>&1; then
         # with pacmd and parec.
         compgen -G '/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so' >/dev/null || need+=(libasound2-plugins)
         command -v pacmd >/dev/null 2>&1 || need+=(pulseaudio-utils)
-        ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)
+    fi
+    # Qt's own needs (the window, and the offscreen rendering the tests and screenshots use) ...
+    ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)
+    # ... and, on a desktop with X11, its xcb platform plugin's.
+    if [[ -n "${DISPLAY:-}" ]]; then
+        ldconfig -p 2>/dev/null | grep -q 'libxcb-cursor.so.0' || need+=(libxcb-cursor0 libxkbcommon-x11-0
+            libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
+            libxcb-xinerama0 libxcb-xkb1 libgl1)
     fi
     if (( ${#need[@]} )); then
         if [[ $(id -u) -eq 0 || -n "$sudo" ]]; then
