@@ -44,16 +44,17 @@ def compute_options() -> dict[str, str | None]:
 
 def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
     """Each engine with None when it can run here, else what is missing."""
+    from models.omni.assets import CODEC, ENCODER, LM
+
     store = store or ModelStore()
-    options: dict[str, str | None] = {"cascade": None}
-    try:
-        from models.omni import ASSET_IDS as omni_assets  # noqa: F401 (the engine's own assets)
-    except ImportError:
-        options["omni"] = "the Mini-Omni engine is not part of this version yet"
-        return options
-    missing = [a for a in omni_assets if not store.status(a).verified]
-    options["omni"] = f"install its models first: {', '.join(missing)}" if missing else None
-    return options
+    known = {a.id for a in store.assets()}
+    omni = (LM, ENCODER, CODEC)
+    if any(a not in known for a in omni):
+        reason = "this version cannot download Mini-Omni yet (its files are not pinned in the catalogue)"
+    else:
+        missing = [a for a in omni if not store.status(a).verified]
+        reason = f"install its models first: voice-companion models install {' '.join(missing)}" if missing else None
+    return {"cascade": None, "omni": reason}
 
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from core.audio.room import RoomConfig
-from core.companion import DEFAULT_LLM, engine_voice_profile, load_cascade, load_vad
+from core.companion import DEFAULT_LLM, engine_voice_profile, load_cascade, load_omni, load_vad
 from core.conversation import LiveConversation, SimulatedConversation
 from core.events import (CoreEvent, EngineReady, Notice, ReplyFinished, StateChanged, TurnLatency,
                          UserTranscript)
@@ -227,9 +227,7 @@ class Runtime:
 
     def _load_engine(self, settings: Settings):
         if settings.engine == "omni":
-            from core.companion import load_omni  # present once the Mini-Omni engine is installed
-
-            return load_omni(self.store, compute=settings.compute)
+            return load_omni(self.store, device="cpu" if settings.compute == "cpu" else None)
         return load_cascade(self.store, llm=settings.chat_model, compute=settings.compute)
 
     def _open(self, settings: Settings, style: Style, history: list[Message]):
