@@ -97,9 +97,11 @@ def test_a_short_sound_does_not_interrupt_it(stack, speak):
 
 
 def test_speech_soon_after_the_turn_ended_continues_that_turn(stack, speak):
-    # 700 ms of silence ends the turn (500 ms); speech 200 ms later reopens it.
+    # 700 ms of silence ends the turn (500 ms); speech 200 ms later reopens it. The first half asks
+    # for more than a word, so its reply is still playing when the turn goes on (a reply already
+    # spoken in full cannot be taken back, and then the rest is a new turn).
     c = Conversation(stack)
-    first = speak("What is the capital city")
+    first = speak("Tell me two facts about the capital city")
     c.track.add(first, 0)
     c.track.add(speak("of Spain?", lead_ms=0), len(first) + int(16000 * 0.7))
     c.run(lambda: any(f.reason == "complete" for f in c.finished), 60)
