@@ -39,6 +39,13 @@ _POLL = 0.005  # seconds between cancel checks while waiting for the workers
 _END = object()
 
 
+def _wait_synthesized(clauses: queue.Queue, token: CancelToken) -> None:
+    """Until the voice has synthesized every clause handed to it, or the reply is cancelled."""
+    with clauses.all_tasks_done:
+        while clauses.unfinished_tasks and not token.cancelled:
+            clauses.all_tasks_done.wait(_POLL)
+
+
 @dataclass(frozen=True)
 class CascadePaths:
     asr_dir: Path
@@ -87,10 +94,9 @@ class CascadeEngine:
         token = self._token = CancelToken()
         events: queue.Queue = queue.Queue()
         clauses: queue.Queue = queue.Queue()
-        first_audio = threading.Event()
-        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses, first_audio),
+        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses),
                                   name="cascade-writer", daemon=True)
-        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses, first_audio),
+        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses),
                                  name="cascade-voice", daemon=True)
         self._workers = [writer, voice]
         writer.start()
@@ -119,7 +125,7 @@ class CascadeEngine:
     # ---- workers ------------------------------------------------------------------------
 
     def _write(self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue,
-               clauses: queue.Queue, first_audio: threading.Event) -> None:
+               clauses: queue.Queue) -> None:
         try:
             if turn.verbatim is not None:
                 splitter = ClauseSplitter()
@@ -148,10 +154,11 @@ class CascadeEngine:
                 if self.streaming:
                     for clause in splitter.push(delta):
                         clauses.put((clause, time.perf_counter()))
-                        # On two cores the first clause's synthesis is the latency: let it have
-                        # them. The model is far ahead of speech, so the pause costs nothing audible.
-                        while not first_audio.is_set() and not token.cancelled:
-                            first_audio.wait(_POLL)
+                        # On two cores the chat model and the voice slow each other down: the
+                        # first clause's synthesis is the latency, and a later one that is late
+                        # leaves a gap after a short clause. So the voice has the cores while it
+                        # synthesizes; the model, far ahead of speech, writes on in between.
+                        _wait_synthesized(clauses, token)
             events.put(StageTime("llm_total", time.perf_counter() - t0))
             tail = splitter.flush() if self.streaming else [speakable("".join(written))]
             for clause in tail:
@@ -162,20 +169,18 @@ class CascadeEngine:
         finally:
             clauses.put(_END)
 
-    def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue,
-               first_audio: threading.Event) -> None:
+    def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue) -> None:
         first = True
         spoken = 0
         while True:
             item = clauses.get()
-            if item is _END or token.cancelled:
-                first_audio.set()
-                events.put(ReplyDone("complete" if spoken else "empty"))
-                return
-            clause, ready_at = item
-            events.put(ReplyText(clause + " "))
-            mid_sentence = clause.rstrip()[-1:] not in ".!?…"
             try:
+                if item is _END or token.cancelled:
+                    events.put(ReplyDone("complete" if spoken else "empty"))
+                    return
+                clause, ready_at = item
+                events.put(ReplyText(clause + " "))
+                mid_sentence = clause.rstrip()[-1:] not in ".!?…"
                 for samples in self.tts.synthesize(clause, style.speed, style.expressiveness):
                     if token.cancelled:
                         break
@@ -183,10 +188,11 @@ class CascadeEngine:
                         samples = trim_tail(samples, self.tts.rate)
                     if first:
                         events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
-                        first_audio.set()
                         first = False
                     spoken += 1
                     events.put(ReplyAudio(samples, self.tts.rate))
             except Exception as exc:
                 events.put(ReplyDone(f"error: speech synthesis failed: {exc}"))
                 return
+            finally:
+                clauses.task_done()  # this clause is synthesized (see _wait_synthesized)
