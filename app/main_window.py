@@ -160,10 +160,9 @@ class MainWindow(QMainWindow):
 
     def send_text(self) -> None:
         text = self.text_input.text().strip()
-        if text:
+        if text and self.runtime.say(text):
             self.text_input.clear()
             self.view.add_user(text)
-            self.runtime.say(text)
 
     def open_settings(self) -> None:
         from app.settings_dialog import SettingsDialog

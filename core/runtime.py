@@ -71,6 +71,7 @@ class Runtime:
         if load_engine is not None:
             self._load_engine = load_engine
         self._history_lock = threading.Lock()
+        self._typed = False  # the next transcript is a typed question's, already recorded
         self._jobs: queue.Queue = queue.Queue()
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
         self._control.start()
@@ -106,13 +107,15 @@ class Runtime:
     def stop_reply(self) -> None:
         self._session_call("stop")
 
-    def say(self, text: str) -> None:
-        """A typed question, answered aloud."""
+    def say(self, text: str) -> bool:
+        """A typed question, answered aloud; False (with a notice) while the models still load."""
         text = text.strip()
-        if text:
-            self._record(HistoryEntry("user", text))
-            self._typed = True
-            self._session_call("say", text)
+        if not text or not self._ready():
+            return False
+        self._record(HistoryEntry("user", text))
+        self._typed = True
+        self.conversation.session.say(text)
+        return True
 
     def announce(self, text: str) -> None:
         """Say `text` as it is, with the settings applied so far (a greeting, a style preview)."""
@@ -123,13 +126,6 @@ class Runtime:
         if not isinstance(self.conversation, SimulatedConversation):
             raise RuntimeError("speak() needs the simulated room")
         return self.conversation.speak(audio)
-
-    def clear_history(self) -> None:
-        with self._history_lock:
-            self.history = []
-            self._save_history()
-        if self.conversation is not None:
-            self.conversation.session.history = []
 
     def wait_ready(self, timeout: float) -> bool:
         """Block until the jobs queued so far are done (tests, the screenshot renderer)."""
@@ -185,12 +181,15 @@ class Runtime:
             except Exception as exc:  # shown to the user; the app keeps running
                 self.on_event(Notice("error", f"{type(exc).__name__}: {exc}"))
 
-    def _session_call(self, name: str, *args) -> None:
-        conversation = self.conversation
-        if conversation is None:
+    def _ready(self) -> bool:
+        if self.conversation is None:
             self.on_event(Notice("info", "still loading the models; one moment"))
-            return
-        getattr(conversation.session, name)(*args)
+            return False
+        return True
+
+    def _session_call(self, name: str, *args) -> None:
+        if self._ready():
+            getattr(self.conversation.session, name)(*args)
 
     def _reconfigure(self, old: Settings | None, new: Settings) -> None:
         engine_key = tuple(getattr(new, k) for k in _ENGINE_KEYS)
@@ -198,12 +197,12 @@ class Runtime:
         reopen_audio = (old is None or reload_engine or self.conversation is None
                         or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS))
         style, target = self.style_for(new)
-        if reopen_audio and self.conversation is not None:
+        if self.conversation is None:  # first start: the conversation goes on from the saved history
+            history = [Message(e.role, e.text, e.interrupted) for e in self.history]
+        elif reopen_audio:
             history = self.conversation.session.history
             self.conversation.stop()
             self.conversation = None
-        else:
-            history = [Message(e.role, e.text, e.interrupted) for e in self.history]
         if reload_engine:
             self.on_event(StateChanged("idle"))
             self.on_event(Notice("info", "loading the models"))
@@ -215,7 +214,7 @@ class Runtime:
         if self._vad is None:
             self._vad = load_vad(self.store)
         profiles = None
-        if target is not None and hasattr(self._engine, "tts"):
+        if target is not None and self.can_match_voice:
             profiles = (engine_voice_profile(self._engine, self.store), target)
         if reopen_audio:
             self.conversation = self._open(new, style, history)
@@ -245,8 +244,6 @@ class Runtime:
         return conversation.start()
 
     # ---- history ------------------------------------------------------------------------------
-
-    _typed = False
 
     def _on_conversation_event(self, event: CoreEvent) -> None:
         if isinstance(event, UserTranscript):

@@ -319,3 +319,17 @@ def test_screenshots_render_without_a_display(tmp_path):
     # Not a blank picture: many distinct colours (text, meters, the state dot).
     pixels = np.frombuffer(image.convertToFormat(QImage.Format_RGB32).constBits(), np.uint32)
     assert len(np.unique(pixels)) > 50
+
+
+def test_a_typed_question_before_the_models_load_is_refused_with_a_notice(files):
+    from core.events import Notice
+
+    seen = []
+    runtime = Runtime(seen.append, files, simulated=True)  # not started: nothing loaded yet
+    try:
+        assert runtime.say("Hello?") is False
+        assert runtime.history == [] and not files.history_file.exists()
+        assert any(isinstance(e, Notice) and "loading" in e.message for e in seen)
+        assert runtime._typed is False  # the next spoken transcript is still recorded
+    finally:
+        runtime.shutdown()

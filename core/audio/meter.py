@@ -12,9 +12,12 @@ from core.events import Levels
 FLOOR_DB = -90.0
 
 
-def peak_db(samples: np.ndarray) -> float:
-    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+def level_db(peak: float) -> float:
     return max(FLOOR_DB, 20 * math.log10(peak)) if peak > 0 else FLOOR_DB
+
+
+def peak_db(samples: np.ndarray) -> float:
+    return level_db(float(np.max(np.abs(samples))) if len(samples) else 0.0)
 
 
 class LevelMeter:
@@ -31,7 +34,7 @@ class LevelMeter:
     def wrap(self, feed: Callable[..., None]) -> Callable[..., None]:
         def metered(frame: np.ndarray, captured_at: float, speech: np.ndarray | None = None) -> None:
             self._input = max(self._input, peak_db(frame))
-            self._output = max(self._output, peak_db(np.array([self.playback.last_peak])))
+            self._output = max(self._output, level_db(self.playback.last_peak))
             self._frames += 1
             if self._frames >= self.frames_per_report:
                 self.on_levels(Levels(self._input, self._output))
