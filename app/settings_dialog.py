@@ -405,12 +405,13 @@ class SettingsDialog(QDialog):
         return name.strip() if ok and name.strip() else None
 
     def _preset_action(self, action, success: str, select: str | None = None) -> None:
+        """Run a preset change; a preset name it returns is the one selected afterwards."""
         try:
-            action()
+            result = action()
         except (PresetError, KeyError, ValueError, OSError) as exc:
             self.show_message(str(exc).strip("'\""), error=True)
             return
-        self.refresh_presets(select)
+        self.refresh_presets(result if isinstance(result, str) else select)
         self.show_message(success)
 
     def save_preset_as(self) -> None:
@@ -448,11 +449,8 @@ class SettingsDialog(QDialog):
     def import_preset(self, path: str | None = None) -> None:
         path = path or QFileDialog.getOpenFileName(self, "Import preset", "", "Presets (*.json)")[0]
         if path:
-            imported = {}
-            self._preset_action(lambda: imported.setdefault("p", self.runtime.presets.import_file(Path(path))),
+            self._preset_action(lambda: self.runtime.presets.import_file(Path(path)).name,
                                 f"Imported “{Path(path).name}”.")
-            if "p" in imported:
-                self.refresh_presets(imported["p"].name)
 
     def export_preset(self, path: str | None = None) -> None:
         name = self.selected_preset()
