@@ -9,7 +9,8 @@ turn the held reply is released at once, and if the user speaks again it is thro
 
 While the companion speaks it keeps listening (when the input is echo-cancelled): speech soon after
 the turn ended reopens that turn; speech later is a barge-in: the reply fades out, generation
-stops, and what was actually heard is kept in the history, marked as interrupted. Push-to-talk
+stops, and what was actually heard is kept in the history, marked as interrupted; the first
+moment of such speech pauses the reply, which goes on if it was nothing (see core/turns.py). Push-to-talk
 uses the same path with the key as the turn boundary.
 """
 from __future__ import annotations
@@ -109,6 +110,10 @@ class _Reply:
     @property
     def committed(self) -> bool:
         return self.committed_at is not None
+
+    @property
+    def started_audio(self) -> bool:
+        return self._started_audio
 
     @property
     def spoken(self) -> str:
@@ -228,6 +233,8 @@ class Session:
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []
         self.interruptions = 0
+        self.holds = 0  # replies paused because someone might be cutting in
+        self.released = 0  # of those, the ones that went on (it was not a barge-in)
         self.state = ""
         self._detector = TurnDetector(config)
         self._timeline = _Timeline()
@@ -251,6 +258,7 @@ class Session:
         with self._lock:
             self.config = config
             self._detector = TurnDetector(config)
+            self.playback.resume()  # a hold belongs to the detector that was just replaced
 
     def set_mode(self, mode: str) -> None:
         if mode not in (ALWAYS_LISTENING, PUSH_TO_TALK):
@@ -259,6 +267,7 @@ class Session:
             self.mode = mode
             self._ptt_held = False
             self._detector.reset()
+            self.playback.resume()
 
     # ---- input ------------------------------------------------------------------------------
 
@@ -367,6 +376,18 @@ class Session:
         return self._buf[start - self._buf_start : end - self._buf_start].copy()
 
     def _on_turn_event(self, kind: str, at: int) -> None:
+        if kind == "hold":
+            if self._reply is not None and self._reply.committed and self._reply.started_audio:
+                self.holds += 1
+                self.playback.pause()
+                self._set_state("hearing")
+            return
+        if kind == "release":
+            if self.playback.paused:
+                self.released += 1
+                self.playback.resume()
+                self._set_state("speaking")
+            return
         if kind == "start":
             reply = self._reply
             if reply is not None and reply.committed and self._reopenable(reply):

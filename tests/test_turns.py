@@ -64,4 +64,33 @@ def test_two_short_words_start_a_turn_but_scattered_voicing_does_not_barge_in():
     assert [e.kind for p in scattered for e in d.push(p, min_speech_ms=config.barge_in_ms)] == []
     d = TurnDetector(config)
     speech = [0.9] * 9 + [0.0] * 20  # 288 ms unbroken: a real barge-in
-    assert [e.kind for p in speech for e in d.push(p, min_speech_ms=config.barge_in_ms)][:1] == ["start"]
+    assert [e.kind for p in speech for e in d.push(p, min_speech_ms=config.barge_in_ms)][:2] == ["hold", "start"]
+
+
+def barge(d: TurnDetector, probs: list[float], needed: float = 300) -> list[tuple[str, int]]:
+    return [(e.kind, i) for i, p in enumerate(probs) for e in d.push(p, min_speech_ms=needed)]
+
+
+def test_a_short_sound_pauses_the_reply_and_quiet_lets_it_go_on():
+    config = TurnConfig(barge_in_hold_ms=128, barge_in_release_ms=256)
+    mhm = [0.9] * 5 + [0.0] * 12  # 160 ms "mhm", then quiet
+    events = barge(TurnDetector(config), mhm)
+    assert events == [("hold", 3), ("release", 12)]  # held at the 4th window, released 8 quiet windows on
+    assert barge(TurnDetector(config), [0.9] * 3 + [0.0] * 12) == []  # 96 ms: not even a pause
+
+
+def test_held_through_the_gaps_between_words_until_a_phrase_takes_over():
+    """ "Wait... stop, what is...": paused from the first word on, the turn starts once one unbroken
+    run reaches the bar; gaps shorter than the release time keep the reply paused."""
+    d = TurnDetector(TurnConfig(barge_in_hold_ms=128, barge_in_release_ms=256))
+    words = [0.9] * 5 + [0.0] * 4 + [0.9] * 4 + [0.0] * 6 + [0.9] * 10 + [0.0] * 20
+    events = barge(d, words)
+    assert [k for k, _ in events] == ["hold", "start", "pause", "end"]
+    assert events[1][1] == 28  # the 10th window of the last, unbroken run: 320 ms
+    scattered = [0.9, 0.9, 0.0] * 12  # 64 ms bursts: never held, never a turn
+    assert barge(TurnDetector(TurnConfig()), scattered) == []
+
+
+def test_no_hold_while_barge_in_is_held_off():
+    d = TurnDetector(TurnConfig())
+    assert barge(d, [0.9] * 20, needed=float("inf")) == []

@@ -45,3 +45,36 @@ def test_fade_out_is_short_and_reaches_silence():
     ramp = tail[: len(sounding)]
     assert np.all(np.diff(ramp) <= 1e-6) and ramp[0] > 0.4  # a ramp down, not a cut
     assert q.queued_samples == 0
+
+
+def test_a_paused_reply_is_silent_within_20_ms_and_goes_on_where_it_stopped():
+    q = PlaybackQueue(48000)
+    q.begin_reply()
+    reply = np.sin(np.arange(48000) * 2 * np.pi * 200 / 48000).astype(np.float32) * 0.5
+    q.write(reply, 48000)
+    first = q.read(4800)
+    q.pause()
+    held = np.concatenate([q.read(480) for _ in range(20)])  # 200 ms held: a fade, then silence
+    sounding = np.flatnonzero(held)
+    assert len(sounding) and sounding[-1] < 48000 * 0.020
+    n = int(48000 * FADE_MS / 1000)
+    assert q.underruns == 0 and q.played == 4800 + n  # waiting is not an underrun
+    q.resume()
+    rest = np.concatenate([q.read(4800) for _ in range(10)])
+    assert np.all(np.abs(rest[:n]) <= np.abs(reply[4800 + n : 4800 + 2 * n]) + 1e-6)  # ramps back in
+    assert np.allclose(rest[n : 48000 - 4800 - 2 * n], reply[4800 + 2 * n : 48000 - n])  # nothing lost or doubled
+    assert np.allclose(first, reply[:4800])
+
+
+def test_stopping_a_paused_reply_drops_it_and_the_next_reply_plays_clean():
+    q = PlaybackQueue(48000)
+    q.begin_reply()
+    q.write(np.full(48000, 0.5, np.float32), 48000)
+    q.read(480)
+    q.pause()
+    q.read(4800)
+    q.fade_out()
+    assert q.queued_samples == 0 and not q.read(4800).any()
+    q.begin_reply()
+    q.write(np.full(4800, 0.25, np.float32), 48000)
+    assert np.allclose(q.read(4800), 0.25)  # nothing of the old reply in front of it

@@ -3,7 +3,8 @@
 Producers write chunks at the engine's rate; they are resampled (streaming, soxr) to the device
 rate on the producer's side so the device side only copies. The device side never waits: it takes
 what is there and fills the rest with silence. A barge-in fades the reply out over a few
-milliseconds instead of cutting it (a cut clicks) and drops the rest.
+milliseconds instead of cutting it (a cut clicks) and drops the rest; a hold (someone may be
+cutting in) fades it out the same way but keeps the rest, which `resume` fades back in.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class PlaybackQueue:
         self.played = 0  # device samples of the current reply handed to the device
         self.underruns = 0
         self.last_peak = 0.0  # peak of the last block handed to the device: the output meter
+        self._paused = False
+        self._fading: np.ndarray = np.zeros(0, np.float32)  # the fade that a pause still plays
 
     def begin_reply(self) -> None:
         with self._lock:
@@ -39,6 +42,7 @@ class PlaybackQueue:
             self._active = True
             self._resampler = None
             self.written = self.played = 0
+            self._paused, self._fading = False, np.zeros(0, np.float32)
 
     def write(self, samples: np.ndarray, rate: int) -> int:
         """Queue reply audio; returns the reply's total device samples queued so far."""
@@ -68,12 +72,38 @@ class PlaybackQueue:
         """Stop the reply: the next `ms` of queued audio ramps down to silence, the rest is dropped."""
         n = int(self.device_rate * ms / 1000)
         with self._lock:
-            head = self._take(n)
+            head = self._take(n) if not self._paused else np.zeros(0, np.float32)  # paused: faded already
             self._chunks.clear()
             if len(head):
                 self._chunks.append(head * np.linspace(1.0, 0.0, len(head), dtype=np.float32))
             self._active = False
             self._resampler = None  # its buffered tail belongs to the dropped audio
+
+    def pause(self, ms: float = FADE_MS) -> None:
+        """Hold the reply: the next `ms` ramp down to silence, the rest waits for `resume`."""
+        with self._lock:
+            if self._paused:
+                return
+            self._paused = True
+            head = self._take(int(self.device_rate * ms / 1000))
+            self._fading = head * np.linspace(1.0, 0.0, len(head), dtype=np.float32)
+
+    def resume(self, ms: float = FADE_MS) -> None:
+        """Go on where `pause` stopped, ramping up over `ms`; nothing happens when not paused."""
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+            head = self._take(int(self.device_rate * ms / 1000))
+            if len(head):
+                self._chunks.appendleft(head * np.linspace(0.0, 1.0, len(head), dtype=np.float32))
+            if len(self._fading):  # resumed before the fade had finished playing
+                self._chunks.appendleft(self._fading)
+                self._fading = np.zeros(0, np.float32)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     @property
     def queued_samples(self) -> int:
@@ -84,6 +114,12 @@ class PlaybackQueue:
         """Called by the device side: exactly n samples, silence where nothing is queued."""
         out = np.zeros(n, np.float32)
         with self._lock:
+            if self._paused:  # only the fade plays; waiting is not an underrun
+                head, self._fading = self._fading[:n], self._fading[n:]
+                out[: len(head)] = head
+                self.played += len(head)
+                self.last_peak = float(np.max(np.abs(head))) if len(head) else 0.0
+                return out
             head = self._take(n)
             out[: len(head)] = head
             self.played += len(head)

@@ -3,7 +3,8 @@ impulse response into the microphone), with WebRTC echo cancellation, real TTS v
 
 Figures: echo reduction during assistant-only speech; false barge-ins over assistant replies with
 no user speech; barge-in detection rate and latency (user onset -> output silent); word error of the
-user's speech recognized while the assistant talks vs alone; underruns in a long conversation."""
+user's speech recognized while the assistant talks vs alone; underruns in a long conversation.
+"False pauses": replies held for a moment by something that was not a barge-in (then resumed)."""
 from __future__ import annotations
 
 import time
@@ -85,7 +86,7 @@ def _speak(tts, text: str) -> np.ndarray:
 def _echo_and_false_barge_ins(engine, vad, replies: int) -> dict:
     """Whole replies with the user silent: every interruption is a false one."""
     files = sorted(QUESTIONS.glob("q*.flac"))
-    erle, false_barge_ins, completed = [], 0, 0
+    erle, false_barge_ins, completed, pauses = [], 0, 0, 0
     for i in range(replies):
         room = ROOMS[i % len(ROOMS)]
         c = _Conversation(engine, vad, room)
@@ -93,6 +94,7 @@ def _echo_and_false_barge_ins(engine, vad, replies: int) -> dict:
         c.track.add(question, 0)
         c.run(lambda: len(c.finished) >= 1, 90)
         false_barge_ins += c.session.interruptions
+        pauses += c.session.holds
         completed += bool(c.finished) and c.finished[0].reason == "complete"
         start = len(question) + RATE // 2  # after the question: the mic hears only the echo
         echo = c.loop.room.echo_only[start:]
@@ -100,7 +102,7 @@ def _echo_and_false_barge_ins(engine, vad, replies: int) -> dict:
         if len(echo) > 2 * RATE and np.abs(echo).max() > 1e-3:
             erle.append(echo_reduction_db(echo, heard, RATE, skip_s=0.0))
     return {"replies": replies, "completed": completed, "false_barge_ins": false_barge_ins,
-            "echo_reduction_db": summary(erle)}
+            "false_pauses": pauses, "echo_reduction_db": summary(erle)}
 
 
 def _barge_ins(engine, vad, tts, count: int) -> dict:
