@@ -49,8 +49,10 @@ def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
     store = store or ModelStore()
     known = {a.id for a in store.assets()}
     omni = (LM, ENCODER, CODEC)
-    if any(a not in known for a in omni):
-        reason = "this version cannot download Mini-Omni yet (its files are not pinned in the catalogue)"
+    unpinned = [a for a in omni if a not in known]
+    if unpinned:
+        reason = ("this version could not pin Mini-Omni's files; read their hashes from Hugging Face "
+                  f"first: voice-companion models pin {' '.join(unpinned)}")
     else:
         missing = [a for a in omni if not store.status(a).verified]
         reason = f"install its models first: voice-companion models install {' '.join(missing)}" if missing else None

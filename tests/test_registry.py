@@ -356,7 +356,9 @@ class FakeHub:
 
     Like the Hub: `/<repo>/resolve/<commit>/<file>` answers with X-Repo-Commit, an ETag and the
     size; large ("LFS") files answer with a redirect to a CDN host, carrying X-Linked-Etag and
-    X-Linked-Size, and the CDN serves byte ranges.
+    X-Linked-Size, and the CDN serves byte ranges. `/api/models/<repo>/revision/<rev>` lists a
+    commit's files as the Hub's API does (`blobs=true`: size, git blob id, LFS SHA-256), with a
+    branch name resolved through `branches`.
     """
 
     endpoint: str = ""
@@ -364,6 +366,8 @@ class FakeHub:
     files: dict[str, tuple[bytes, bool]] = field(default_factory=dict)  # path -> (bytes, lfs)
     log: list[tuple[str, str, str | None]] = field(default_factory=list)  # method, path, Range
     cut_next_body_at: int | None = None  # cut the next longer body there, then close, once
+    branches: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, branch) -> commit
+    listing_lies: dict[str, dict] = field(default_factory=dict)  # file name -> fields the API misreports
 
     def publish(self, repo_id: str, revision: str, filename: str, content: bytes, lfs: bool):
         self.files[f"/{repo_id}/resolve/{revision}/{filename}"] = (content, lfs)
@@ -387,6 +391,8 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             hub.log.append((self.command, self.path, self.headers.get("Range")))
             if self.path.startswith("/blobs/"):
                 return self._serve(hub.blob(self.path.split("/")[2].split("?")[0]), send_body)
+            if self.path.startswith("/api/models/"):
+                return self._listing(send_body)
             entry = hub.files.get(self.path)
             if entry is None:
                 self.send_response(404)
@@ -408,6 +414,29 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             git_sha = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
             self._serve(content, send_body, {"X-Repo-Commit": revision, "ETag": f'"{git_sha}"'})
+
+        def _listing(self, send_body: bool):
+            found = re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/?]+)(\?.*)?", self.path)
+            repo, revision = found.group(1), found.group(2)
+            commit = hub.branches.get((repo, revision), revision)
+            prefix = f"/{repo}/resolve/{commit}/"
+            siblings = []
+            for key, (content, lfs) in hub.files.items():
+                if key.startswith(prefix):
+                    name = key[len(prefix):]
+                    entry = {"rfilename": name, "size": len(content),
+                             "blobId": hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()}
+                    if lfs:
+                        entry["lfs"] = {"sha256": sha256_bytes(content), "size": len(content), "pointerSize": 134}
+                    siblings.append({**entry, **hub.listing_lies.get(name, {})})
+            if not siblings:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "RevisionNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = json.dumps({"id": repo, "sha": commit, "siblings": siblings}).encode()
+            self._serve(body, send_body, {"Content-Type": "application/json"})
 
         def _serve(self, content: bytes, send_body: bool, headers: dict[str, str] | None = None):
             start = 0
@@ -563,8 +592,12 @@ def test_cli_list(capsys):
         assert asset.id in out
     assert models_command(["list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["models"]
-    assert {m["id"] for m in listed} == {a.id for a in all_assets()}
-    assert all(m["status"] == "not installed" for m in listed)
+    from models.registry.catalog import PINNABLE, pinnable
+
+    unpinned = {a for a in PINNABLE if pinnable(a)}  # listed too, with the command that pins them
+    assert {m["id"] for m in listed} == {a.id for a in all_assets()} | unpinned
+    assert all(m["status"] == "not installed" for m in listed if m["id"] not in unpinned)
+    assert all(m["status"].endswith(f"models pin {m['id']}") for m in listed if m["id"] in unpinned)
 
 
 def test_cli_install_then_verify_a_corrupted_file(tmp_path, capsys):

@@ -3,32 +3,16 @@ trained with, and the SNAC 24 kHz codec, each from Hugging Face at a pinned comm
 
 A pin is only real when its commit and every file's size and SHA-256 were read from the hub.
 `KNOWN` holds what has been confirmed; the catalogue lists an asset only once all its pins
-are known, since a guessed hash would make every install fail its check. Plain data: the
-registry's catalogue builds its entries from it.
+are known, since a guessed hash would make every install fail its check. Until then the user can
+have them read on their own machine (`voice-companion models pin mini-omni snac-24khz`, see
+models/registry/pins.py), where what is known here must agree with what the hub says. Plain data:
+the registry's catalogue builds its entries from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from models.registry.pins import FilePin, RepoPin
 
 LM, ENCODER, CODEC = "mini-omni", "whisper-small-encoder", "snac-24khz"
-
-
-@dataclass(frozen=True)
-class FilePin:
-    name: str
-    size: int | None
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class RepoPin:
-    repo_id: str
-    revision: str | None  # 40-hex commit
-    files: tuple[FilePin, ...]
-
-    @property
-    def complete(self) -> bool:
-        return self.revision is not None and all(f.size is not None and f.sha256 for f in self.files)
 
 
 # asset id -> (role, licence, description)
@@ -43,7 +27,7 @@ DESCRIPTIONS = {
 # whisper "small"). Of gpt-omni/mini-omni only lit_model.pth's SHA-256 is known so far (2.78 GB,
 # from a PR branch's file page), and nothing of snac_24khz beyond its file names: the commits,
 # byte sizes and other hashes must be read from the hub before those two assets join the
-# catalogue. Until then `models install mini-omni` reports an unknown model.
+# catalogue. Until then `models install mini-omni` asks for `models pin mini-omni` first.
 KNOWN: dict[str, RepoPin] = {
     LM: RepoPin("gpt-omni/mini-omni", None, (
         FilePin("lit_model.pth", None, "97fbcf5093ffe42f5015b10a70ff383a88e280e66b1c814c78656fb29cd600b6"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .datadir import default_data_dir, models_dir
-from .errors import RegistryError, UnknownAsset
+from .errors import NotPinned, RegistryError, UnknownAsset
 from .hashing import hash_file
 
 
@@ -193,6 +193,11 @@ from models.omni.assets import DESCRIPTIONS as _OMNI_DESCRIPTIONS  # noqa: E402
 from models.omni.assets import KNOWN as _OMNI_PINS  # noqa: E402
 
 BUILT_IN += hub_assets(_OMNI_PINS, _OMNI_DESCRIPTIONS)
+# Hub assets whose pins this version does not know in full: `models pin` reads them on the user's
+# machine (models/registry/pins.py). {asset id: (what is known, (role, licence, description))}
+PINNABLE: dict[str, tuple] = {
+    asset_id: (pin, _OMNI_DESCRIPTIONS[asset_id]) for asset_id, pin in _OMNI_PINS.items()
+}
 
 DEFAULT_ASSETS: tuple[str, ...] = (
     "silero-vad",
@@ -209,7 +214,22 @@ _ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
 def all_assets(data_dir: Path | None = None) -> tuple[Asset, ...]:
-    return BUILT_IN + _load_user_assets(data_dir or default_data_dir())
+    data_dir = data_dir or default_data_dir()
+    return BUILT_IN + _pinned_assets(data_dir) + _load_user_assets(data_dir)
+
+
+def _pinned_assets(data_dir: Path) -> tuple[Asset, ...]:
+    """Pinnable assets the user has pinned (`models pin`), unless this version knows them itself."""
+    from .pins import read_pins
+
+    built_in = {a.id for a in BUILT_IN}
+    pins = {k: v for k, v in read_pins(data_dir).items() if k in PINNABLE and k not in built_in}
+    return hub_assets(pins, {k: PINNABLE[k][1] for k in pins})
+
+
+def pinnable(asset_id: str) -> bool:
+    """An asset that `models pin` can complete: listed as pinnable and not built in yet."""
+    return asset_id in PINNABLE and all(a.id != asset_id for a in BUILT_IN)
 
 
 def get(asset_id: str, data_dir: Path | None = None) -> Asset:
@@ -220,6 +240,8 @@ def find(asset_id: str, assets: Sequence[Asset]) -> Asset:
     for asset in assets:
         if asset.id == asset_id:
             return asset
+    if pinnable(asset_id):
+        raise NotPinned(asset_id)
     raise UnknownAsset(asset_id, [a.id for a in assets])
 
 

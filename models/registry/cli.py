@@ -11,8 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .catalog import DEFAULT_ASSETS, add_user_file
-from .errors import HashMismatch, NotInstalled, RegistryError
+from . import catalog
+from .catalog import DEFAULT_ASSETS, add_user_file, pinnable
+from .errors import HashMismatch, NotInstalled, RegistryError, UnknownAsset
+from .pins import pin_from_hub, read_pins, save_pin
 from .store import AssetStatus, ModelStore
 
 _GGUF_MAGIC = b"GGUF"
@@ -52,12 +54,17 @@ def _list(store: ModelStore, options: argparse.Namespace) -> int:
             "bytes_on_disk": status.bytes_on_disk,
             "description": asset.description,
         })
+    for asset_id, (_, (role, licence, description)) in catalog.PINNABLE.items():
+        if pinnable(asset_id):  # listed so it can be found; `models pin` makes it installable
+            rows.append({"id": asset_id, "role": role, "size": None, "licence": licence,
+                         "status": f"not pinned: voice-companion models pin {asset_id}",
+                         "default": False, "bytes_on_disk": 0, "description": description})
     if options.json:
         print(json.dumps({"models": rows}, indent=2))
         return 0
     table = [("ID", "ROLE", "SIZE", "LICENCE", "STATUS")] + [
-        (r["id"] + (" *" if r["default"] else ""), r["role"], _human(r["size"]), r["licence"],
-         r["status"])
+        (r["id"] + (" *" if r["default"] else ""), r["role"],
+         _human(r["size"]) if r["size"] is not None else "?", r["licence"], r["status"])
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -118,6 +125,34 @@ def _add_gguf(store: ModelStore, options: argparse.Namespace) -> int:
         print(json.dumps({"installed": [{"id": asset.id, "path": str(folder)}]}, indent=2))
     else:
         print(f"{asset.id}: ready in {folder}")
+    return 0
+
+
+def _pin(store: ModelStore, options: argparse.Namespace) -> int:
+    """Read the missing pins of hub assets from the hub (models/registry/pins.py)."""
+    wanted = options.ids or [a for a in catalog.PINNABLE if pinnable(a)]
+    for asset_id in wanted:
+        if asset_id not in catalog.PINNABLE:
+            raise UnknownAsset(asset_id, list(catalog.PINNABLE))
+    done = []
+    for asset_id in wanted:
+        if not pinnable(asset_id):
+            if not options.json:
+                print(f"{asset_id}: pinned in this version already")
+            continue
+        known, _ = catalog.PINNABLE[asset_id]
+        saved = read_pins(store.root).get(asset_id)
+        pin = pin_from_hub(asset_id, saved or known, store.endpoint)
+        path = save_pin(store.root, asset_id, pin)
+        done.append({"id": asset_id, **pin.to_json()})
+        if not options.json:
+            print(f"{asset_id}: pinned {pin.repo_id} at commit {pin.revision} (saved in {path})")
+            for f in pin.files:
+                print(f"  {f.name}  {_human(f.size)}  sha256 {f.sha256}")
+    if options.json:
+        print(json.dumps({"pinned": done}, indent=2))
+    elif done:
+        print(f"install with: voice-companion models install {' '.join(d['id'] for d in done)}")
     return 0
 
 
@@ -199,6 +234,12 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("ids", nargs="*", metavar="ID")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(run=_verify)
+
+    pin = commands.add_parser(
+        "pin", help="read the commit and hashes of a model this version could not pin (default: all)")
+    pin.add_argument("ids", nargs="*", metavar="ID")
+    pin.add_argument("--json", action="store_true")
+    pin.set_defaults(run=_pin)
 
     add = commands.add_parser("add-gguf", help="use your own GGUF chat model file")
     add.add_argument("id", metavar="ID")

@@ -50,3 +50,12 @@ class DownloadFailed(RegistryError):
         # Network libraries put request details on several lines; the user needs only the first.
         first_line = reason.strip().splitlines()[0] if reason.strip() else "no reason given"
         super().__init__(f"could not download {what}: {first_line}")
+
+
+class NotPinned(RegistryError):
+    def __init__(self, asset_id: str) -> None:
+        self.asset_id = asset_id
+        super().__init__(
+            f"model '{asset_id}' is not pinned in this version (its hashes could not be read when it "
+            f"was built); read them from Hugging Face first: voice-companion models pin {asset_id}"
+        )
