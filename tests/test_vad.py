@@ -32,11 +32,17 @@ def test_frames_of_any_size_give_the_same_probabilities(stack, speak):
     assert np.allclose(whole, pieces[: len(whole)], atol=1e-5)
 
 
-def test_fade_out_is_short_and_reaches_silence():
+def _playing() -> PlaybackQueue:
+    """A queue 10 ms into a one-second reply at half scale."""
     q = PlaybackQueue(48000)
     q.begin_reply()
     q.write(np.full(48000, 0.5, np.float32), 48000)
     q.read(480)
+    return q
+
+
+def test_fade_out_is_short_and_reaches_silence():
+    q = _playing()
     q.fade_out()
     tail = np.concatenate([q.read(480) for _ in range(5)])
     sounding = np.flatnonzero(tail)
@@ -67,10 +73,7 @@ def test_a_paused_reply_is_silent_within_20_ms_and_goes_on_where_it_stopped():
 
 
 def test_stopping_a_paused_reply_drops_it_and_the_next_reply_plays_clean():
-    q = PlaybackQueue(48000)
-    q.begin_reply()
-    q.write(np.full(48000, 0.5, np.float32), 48000)
-    q.read(480)
+    q = _playing()
     q.pause()
     q.read(4800)
     q.fade_out()
