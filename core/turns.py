@@ -29,6 +29,7 @@ class TurnConfig:
     barge_in_threshold: float = 0.5  # speech probability counted toward a barge-in
     barge_in_hold_ms: int = 160  # unbroken speech that pauses a reply until the barge-in is decided
     barge_in_release_ms: int = 256  # quiet that lets a paused reply go on
+    barge_in_hold_max_ms: int = 2000  # a pause no phrase took over ends here (talk in the room)
     start_window_ms: int = 600  # voiced time toward a start is counted over this much recent audio
     reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
 
@@ -64,6 +65,8 @@ class TurnDetector:
         self._sure_run = 0  # unbroken windows of sure speech, for a barge-in
         self._holding = False  # a reply is paused until the barge-in is decided
         self._held_quiet = 0  # windows since the last sure one, while holding
+        self._held_for = 0  # windows since the hold began
+        self._hold_cooldown = 0  # windows before a new hold may begin, after one ran out
         self._silence = 0.0
         self._in_turn = False
         self._paused = False
@@ -140,14 +143,20 @@ class TurnDetector:
         if run_ms >= needed_ms:
             self._begin(events)
         elif not self._holding:
-            if sure and run_ms >= min(self.config.barge_in_hold_ms, needed_ms):
-                self._holding, self._held_quiet = True, 0
+            if self._hold_cooldown:
+                self._hold_cooldown -= 1
+            elif sure and run_ms >= min(self.config.barge_in_hold_ms, needed_ms):
+                self._holding, self._held_quiet, self._held_for = True, 0, 0
                 events.append(TurnEvent("hold", self._pos - self._sure_run * self.window))
-        elif sure:
-            self._held_quiet = 0
         else:
-            self._held_quiet += 1
-            if self._ms * self._held_quiet >= self.config.barge_in_release_ms:
+            self._held_for += 1
+            self._held_quiet = 0 if sure else self._held_quiet + 1
+            # Voices in the room (a radio, people talking nearby) can keep coming in short runs
+            # without a phrase ever taking the turn: after a while the reply goes on, and is not
+            # paused again for as long (a real barge-in still stops it).
+            if self._ms * self._held_for >= self.config.barge_in_hold_max_ms:
+                self._hold_cooldown = round(self.config.barge_in_hold_max_ms / self._ms)
+            if self._hold_cooldown or self._ms * self._held_quiet >= self.config.barge_in_release_ms:
                 self._holding = False
                 events.append(TurnEvent("release", self._pos))
         return events

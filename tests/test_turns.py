@@ -94,3 +94,19 @@ def test_held_through_the_gaps_between_words_until_a_phrase_takes_over():
 def test_no_hold_while_barge_in_is_held_off():
     d = TurnDetector(TurnConfig())
     assert barge(d, [0.9] * 20, needed=float("inf")) == []
+
+
+def test_voices_in_the_room_pause_a_reply_for_at_most_two_seconds():
+    """Talk nearby in short runs never takes the turn; the hold ends after barge_in_hold_max_ms and
+    no new one begins for as long, so the reply is not stalled by a radio."""
+    config = TurnConfig(barge_in_hold_ms=160, barge_in_release_ms=256, barge_in_hold_max_ms=2000)
+    chatter = ([0.9] * 6 + [0.0] * 3) * 30  # 192 ms runs, 96 ms gaps: 8.6 s
+    events = barge(TurnDetector(config), chatter)
+    kinds = [k for k, _ in events]
+    assert "start" not in kinds
+    assert kinds == ["hold", "release"] * 2 + ["hold"]  # the chatter ends while held: 8.6 s
+    windows_per_s = 1000 / 32
+    first_hold, first_release = events[0][1], events[1][1]
+    assert (first_release - first_hold) / windows_per_s == pytest.approx(2.0, abs=0.1)
+    second_hold = events[2][1]
+    assert (second_hold - first_release) / windows_per_s >= 2.0

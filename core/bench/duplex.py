@@ -191,7 +191,7 @@ def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> d
     c.session.stop()
     return {"simulated_minutes": minutes, "clock_speed": speed, "turns": state["asked"],
             "replies_completed": sum(f.reason == "complete" for f in c.finished),
-            "underruns": c.playback.underruns}
+            "underruns": c.playback.underruns, "pauses": c.session.holds}
 
 
 def run(turns: int | None = None, minutes: float = 10.0, speed: float = 1.0) -> dict:
