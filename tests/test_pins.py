@@ -84,11 +84,11 @@ def test_pin_then_install_then_the_engine_can_run(unpinned, capsys):
 def test_a_hub_that_disagrees_with_what_is_known_is_not_pinned(unpinned, capsys, monkeypatch):
     from app.cli import main
     from models.registry import catalog
-    from models.registry.pins import FilePin
+    from models.registry.pins import FilePin, RepoPin
 
     pin, description = catalog.PINNABLE["mini-omni"]
     files = tuple(FilePin(f.name, f.size, "0" * 64 if f.name == "lit_model.pth" else None) for f in pin.files)
-    monkeypatch.setitem(catalog.PINNABLE, "mini-omni", (pin.__class__(pin.repo_id, None, files), description))
+    monkeypatch.setitem(catalog.PINNABLE, "mini-omni", (RepoPin(pin.repo_id, None, files), description))
     assert main(["models", "pin", "mini-omni"]) == 2
     err = one_error_line(capsys)
     assert "lit_model.pth" in err and "not pinned" in err and "0" * 64 in err

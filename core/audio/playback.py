@@ -70,23 +70,19 @@ class PlaybackQueue:
 
     def fade_out(self, ms: float = FADE_MS) -> None:
         """Stop the reply: the next `ms` of queued audio ramps down to silence, the rest is dropped."""
-        n = int(self.device_rate * ms / 1000)
         with self._lock:
-            head = self._take(n) if not self._paused else np.zeros(0, np.float32)  # paused: faded already
+            head = self._faded(ms, down=True) if not self._paused else None  # paused: faded already
             self._chunks.clear()
-            if len(head):
-                self._chunks.append(head * np.linspace(1.0, 0.0, len(head), dtype=np.float32))
+            if head is not None and len(head):
+                self._chunks.append(head)
             self._active = False
             self._resampler = None  # its buffered tail belongs to the dropped audio
 
     def pause(self, ms: float = FADE_MS) -> None:
         """Hold the reply: the next `ms` ramp down to silence, the rest waits for `resume`."""
         with self._lock:
-            if self._paused:
-                return
-            self._paused = True
-            head = self._take(int(self.device_rate * ms / 1000))
-            self._fading = head * np.linspace(1.0, 0.0, len(head), dtype=np.float32)
+            if not self._paused:
+                self._paused, self._fading = True, self._faded(ms, down=True)
 
     def resume(self, ms: float = FADE_MS) -> None:
         """Go on where `pause` stopped, ramping up over `ms`; nothing happens when not paused."""
@@ -94,12 +90,18 @@ class PlaybackQueue:
             if not self._paused:
                 return
             self._paused = False
-            head = self._take(int(self.device_rate * ms / 1000))
+            head = self._faded(ms, down=False)
             if len(head):
-                self._chunks.appendleft(head * np.linspace(0.0, 1.0, len(head), dtype=np.float32))
+                self._chunks.appendleft(head)
             if len(self._fading):  # resumed before the fade had finished playing
                 self._chunks.appendleft(self._fading)
                 self._fading = np.zeros(0, np.float32)
+
+    def _faded(self, ms: float, down: bool) -> np.ndarray:
+        """The next `ms` of queued audio taken off the queue, ramped down or up (lock held)."""
+        head = self._take(int(self.device_rate * ms / 1000))
+        ramp = np.linspace(1.0, 0.0, len(head), dtype=np.float32)
+        return head * (ramp if down else ramp[::-1])
 
     @property
     def paused(self) -> bool:
@@ -114,21 +116,18 @@ class PlaybackQueue:
         """Called by the device side: exactly n samples, silence where nothing is queued."""
         out = np.zeros(n, np.float32)
         with self._lock:
-            if self._paused:  # only the fade plays; waiting is not an underrun
+            if self._paused:  # only the fade plays
                 head, self._fading = self._fading[:n], self._fading[n:]
-                out[: len(head)] = head
-                self.played += len(head)
-                self.last_peak = float(np.max(np.abs(head))) if len(head) else 0.0
-                return out
-            head = self._take(n)
+            else:
+                head = self._take(n)
             out[: len(head)] = head
             self.played += len(head)
             self.last_peak = float(np.max(np.abs(head))) if len(head) else 0.0
             if len(head) and self._pending_first:
                 self._pending_first = False
                 self.first_sample_at = time.perf_counter()
-            if len(head) < n and self._active and not self._pending_first:
-                self.underruns += 1
+            if len(head) < n and self._active and not self._pending_first and not self._paused:
+                self.underruns += 1  # waiting while paused is not an underrun
         return out
 
     def _take(self, n: int) -> np.ndarray:
