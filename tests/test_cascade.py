@@ -96,3 +96,43 @@ def test_history_is_used_and_kept_within_budget(engine):
         if isinstance(e, ReplyText))
     assert len(remembered) == 4
     assert "alice" in reply.lower()
+
+
+class SteadyWriter:
+    """Stands in for the chat model only: writes a fixed reply at a fixed pace, so the test can
+    hold the engine's pacing to account. Voice and recognition stay the real packaged ones."""
+
+    def __init__(self, text: str, words_per_second: float) -> None:
+        self.text, self.interval = text, 1.0 / words_per_second
+
+    def build_messages(self, history, question, persona=None, instruction=None):
+        return []
+
+    def stream(self, messages, cancel, max_tokens=None):
+        for word in self.text.split(" "):
+            time.sleep(self.interval)
+            if cancel.cancelled:
+                return
+            yield word + " "
+
+
+def test_a_long_unpunctuated_sentence_is_cut_before_the_voice_runs_dry(stack):
+    from models.cascade.engine import CascadeEngine
+
+    real, _ = stack
+    reply = ("Well, that is a good question, and the moon sits about three hundred eighty four "
+             "thousand kilometres away from the earth which light crosses in a little more than one "
+             "second every single time it makes the trip there")
+    engine = CascadeEngine(real.asr, SteadyWriter(reply, words_per_second=5.0), real.tts)
+    runs_out_at, gaps, texts = None, [], []
+    for at, event in timed_events(engine, UserTurn(text="How far is the moon?")):
+        if isinstance(event, ReplyText):
+            texts.append(event.delta.strip())
+        if isinstance(event, ReplyAudio):
+            seconds = len(event.samples) / event.rate
+            if runs_out_at is not None:
+                gaps.append(at - runs_out_at)  # > 0: a listener heard silence that long
+            runs_out_at = max(at, runs_out_at or at) + seconds
+    assert " ".join(texts) == reply
+    assert len(texts) >= 3, texts  # without pacing: the first clause, then 25 words 5 s later
+    assert max(gaps) < 0.0, f"the voice ran dry for {max(gaps) * 1000:.0f} ms; clauses {texts}"

@@ -54,3 +54,21 @@ def test_speakable_keeps_plain_text_and_drops_empty():
     assert speakable("It is 5 o'clock, isn't it?") == "It is 5 o'clock, isn't it?"
     assert speakable("*** 🎉 ---") == ""
     assert speakable("snake_case stays, _emphasis_ goes") == "snake_case stays, emphasis goes"
+
+
+def test_a_clause_cut_early_ends_before_a_phrase_word_or_after_the_last_whole_word():
+    splitter = ClauseSplitter()
+    assert splitter.push("Sure, the moon is far. ") == ["Sure, the moon is far."]
+    assert splitter.push("It is about three hundred thousand kilometres awa") == []
+    assert splitter.cut(3) == ["It is about three hundred thousand kilometres"]  # "is" leaves 1 word
+    assert splitter.pending_text == "awa"
+    splitter.push("y from us and light takes a second to cro")
+    assert splitter.cut(3) == ["away from us and light takes a second"]  # before the last phrase word
+    assert splitter.push("ss it. ") == ["to cross it."]
+
+
+def test_a_clause_is_not_cut_early_below_the_fewest_words():
+    splitter = ClauseSplitter()
+    splitter.push("Well then the")
+    assert splitter.cut(3) == []
+    assert splitter.pending_text == "Well then the"

@@ -78,6 +78,30 @@ class ClauseSplitter:
                 self._emitted += 1
         return out
 
+    @property
+    def pending_text(self) -> str:
+        """Text received and not yet released as a clause (code aside)."""
+        return self._buf
+
+    def cut(self, min_words: int = 3) -> list[str]:
+        """Release what is pending now, before its punctuation arrives: the voice is about to run
+        dry. Cuts before the last phrase-opening word that leaves `min_words` words, else after the
+        last whole word (the piece after the last space may be half a word). Nothing if fewer
+        than `min_words` whole words are pending."""
+        words = list(re.finditer(r"\S+\s", self._buf))
+        if len(words) < min_words:
+            return []
+        cut = words[-1].end()
+        phrase = [m.start() for m in _PHRASE_START.finditer(self._buf[:cut])
+                  if len(self._buf[: m.start()].split()) >= min_words]
+        if phrase:
+            cut = phrase[-1]
+        head, self._buf = self._buf[:cut], self._buf[cut:].lstrip()
+        text = speakable(head)
+        if text:
+            self._emitted += 1
+        return [text] if text else []
+
     def flush(self) -> list[str]:
         if not self._in_code:
             self._buf += self._raw
