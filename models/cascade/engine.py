@@ -41,23 +41,42 @@ _EARLY_CUT_WORDS = 3  # the fewest words a clause cut before its punctuation may
 
 
 class _Pace:
-    """Keeps the speaker fed. The voice notes when the audio it has handed out will have played
-    (if it played from the moment it was handed out); the writer asks, with each piece of text,
-    whether the clause it is collecting would still be synthesized in time if its punctuation
-    came now, and if not it cuts the clause where it stands. A short first clause ("Sure, the
-    moon") is followed by a longer one, and the model used to be still writing it when the first
-    ran out: a gap of ~0.1-0.4 s about a second into a reply (bench duplex, conversation)."""
+    """Keeps the speaker fed. `respond` notes when the audio the caller has taken in will have
+    played (if it played from the moment it was taken); the writer asks, with each piece of text,
+    whether the clause it is collecting would still be ready in time if its punctuation came now
+    (synthesized, then taken in by the caller, who may style it first), and if not it cuts the
+    clause where it stands. A short first clause ("Sure, the moon") is followed by a longer one,
+    and the model used to be still writing it when the first ran out: a gap of ~0.1-0.4 s about a
+    second into a reply (bench duplex, conversation). The rates are learned as the voice speaks
+    and kept from one reply to the next."""
 
-    MARGIN_S = 0.25  # delivery, styling and the device's own blocks between handing out and playing
+    MARGIN_S = 0.25  # delivery and the device's own blocks between taking in and playing
+    LEARN = 0.2  # weight of the newest measurement in each running rate
 
-    def __init__(self, synth_seconds_per_char: float) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs_out_at: float | None = None
-        self.synth_seconds_per_char = synth_seconds_per_char
+        self.synth_seconds_per_char = 0.005  # 0.0035 on 2 cores here
+        self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
+        self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
 
-    def handed_out(self, seconds: float) -> None:
+    def begin(self) -> None:
+        with self._lock:
+            self._runs_out_at = None
+
+    def spoke(self, chars: int, synth_seconds: float, audio_seconds: float) -> None:
+        """A clause was synthesized: learn the voice's speed and its speaking rate."""
+        chars = max(1, chars)
+        self.synth_seconds_per_char += self.LEARN * (synth_seconds / chars - self.synth_seconds_per_char)
+        self.audio_seconds_per_char += self.LEARN * (audio_seconds / chars - self.audio_seconds_per_char)
+
+    def taken(self, seconds: float, took: float) -> None:
+        """The caller has taken in `seconds` of audio, spending `took` on it."""
         now = time.perf_counter()
         with self._lock:
+            if seconds > 0:
+                rate = took / seconds
+                self.take_seconds_per_audio_second += self.LEARN * (rate - self.take_seconds_per_audio_second)
             start = now if self._runs_out_at is None else max(now, self._runs_out_at)
             self._runs_out_at = start + seconds
 
@@ -66,8 +85,8 @@ class _Pace:
             runs_out_at = self._runs_out_at
         if runs_out_at is None:  # nothing is playing yet: the first clause keeps its own rules
             return False
-        ready_at = time.perf_counter() + self.synth_seconds_per_char * pending_chars + self.MARGIN_S
-        return ready_at >= runs_out_at
+        per_char = self.synth_seconds_per_char + self.audio_seconds_per_char * self.take_seconds_per_audio_second
+        return time.perf_counter() + per_char * pending_chars + self.MARGIN_S >= runs_out_at
 
 
 def _wait_synthesized(clauses: queue.Queue, token: CancelToken) -> None:
@@ -99,7 +118,7 @@ class CascadeEngine:
         self.output_rate = tts.rate
         self._token = CancelToken()
         self._workers: list[threading.Thread] = []
-        self._synth_seconds_per_char = 0.005  # learned from every clause; 0.0035 on 2 cores here
+        self._pace = _Pace()
 
     @classmethod
     def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
@@ -126,7 +145,8 @@ class CascadeEngine:
         token = self._token = CancelToken()
         events: queue.Queue = queue.Queue()
         clauses: queue.Queue = queue.Queue()
-        pace = _Pace(self._synth_seconds_per_char)
+        pace = self._pace
+        pace.begin()
         writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses, pace),
                                   name="cascade-writer", daemon=True)
         voice = threading.Thread(target=self._speak, args=(style, token, events, clauses, pace),
@@ -145,7 +165,12 @@ class CascadeEngine:
                 continue
             if token.cancelled:
                 continue
+            handed = time.perf_counter()
             yield event
+            if isinstance(event, ReplyAudio):
+                # Back here once the caller has taken the audio in: styled and queued to play
+                # (voice matching takes ~0.17 s per second of speech), so that is when it counts.
+                pace.taken(len(event.samples) / event.rate, time.perf_counter() - handed)
             if isinstance(event, ReplyDone):
                 return
 
@@ -218,7 +243,7 @@ class CascadeEngine:
                 clause, ready_at = item
                 events.put(ReplyText(clause + " "))
                 mid_sentence = clause.rstrip()[-1:] not in ".!?…"
-                started = time.perf_counter()
+                started, audio_seconds = time.perf_counter(), 0.0
                 for samples in self.tts.synthesize(clause, style.speed, style.expressiveness):
                     if token.cancelled:
                         break
@@ -228,12 +253,10 @@ class CascadeEngine:
                         events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
                         first = False
                     spoken += 1
-                    pace.handed_out(len(samples) / self.tts.rate)
+                    audio_seconds += len(samples) / self.tts.rate
                     events.put(ReplyAudio(samples, self.tts.rate))
                 else:
-                    per_char = (time.perf_counter() - started) / max(1, len(clause))
-                    self._synth_seconds_per_char += 0.2 * (per_char - self._synth_seconds_per_char)
-                    pace.synth_seconds_per_char = self._synth_seconds_per_char
+                    pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
             except Exception as exc:
                 events.put(ReplyDone(f"error: speech synthesis failed: {exc}"))
                 return
