@@ -21,7 +21,7 @@ from core.session import ALWAYS_LISTENING, Session
 from core.turns import TurnConfig
 from models.engine import Engine, Style
 
-RELEARN_SECONDS = 2.0  # the canceller's time to learn a new echo path well (measured ~2 s of far end)
+RELEARN_SECONDS = 2.0  # barge-in stays held this long after LiveAudio last says the canceller is relearning
 
 
 class LiveConversation:

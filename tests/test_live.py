@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import soundfile
 
 from core.audio.devices import Microphone, Speaker
@@ -85,3 +86,24 @@ def test_listen_command_holds_a_conversation(pulse, speak, tmp_path):
     assert "you:  What is the capital of France?" in out, out
     assert "reply: " in out and "paris" in out.lower(), out
     assert "ms to the first sound" in out
+
+
+def test_echo_settling_waits_for_the_canceller_then_ends():
+    from core.audio.live import SETTLE_MAX_S, SETTLE_WINDOW, EchoSettling
+
+    rng = np.random.default_rng(0)
+    near = rng.normal(0, 0.1, (400, 160)).astype(np.float32)
+    settling = EchoSettling()
+    settling.start(0.0)
+    for i in range(SETTLE_WINDOW * 2):  # cancelling 6 dB: not yet learned
+        settling.push(near[i], near[i] * 0.5, True, i * 0.01)
+    assert settling.active and abs(settling.reduction_db - 6.0) < 0.1
+    for i in range(SETTLE_WINDOW * 2):  # the speaker silent: nothing to judge by
+        settling.push(near[i], near[i], False, 1.0 + i * 0.01)
+    assert settling.active and abs(settling.reduction_db - 6.0) < 0.1
+    for i in range(SETTLE_WINDOW):  # cancelling 26 dB for half a second: learned
+        settling.push(near[i], near[i] * 0.05, True, 2.0 + i * 0.01)
+    assert not settling.active and settling.reduction_db > 15
+    settling.start(10.0)
+    settling.push(near[0], near[0], True, 10.0 + SETTLE_MAX_S + 0.01)  # never learned: it ends anyway
+    assert not settling.active

@@ -22,6 +22,43 @@ from core.audio.resample import FrameSplitter, StreamResampler
 RATE = 16000
 FRAME = RATE // 100  # 10 ms
 SPEAKER_AHEAD_MS = 30  # audio kept queued at the speaker: enough against scheduling jitter
+SETTLE_WINDOW = 50  # frames (0.5 s) of far-end sound over which the canceller's echo reduction is judged
+SETTLED_DB = 15.0  # echo reduction at which the canceller has learned the new path
+SETTLE_MAX_S = 8.0  # a hold ends by then however the canceller does (the user may be talking)
+FAR_ACTIVE_RMS = 0.003  # a far frame quieter than this (-50 dBFS) says nothing about the echo
+
+
+class EchoSettling:
+    """After a device change: is the canceller cancelling again? Its echo reduction (microphone
+    energy over cleaned energy) over the last half second of frames in which the speaker played.
+    `active` until that reaches SETTLED_DB, or SETTLE_MAX_S have passed."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._near: list[float] = []
+        self._clean: list[float] = []
+        self.reduction_db: float | None = None
+
+    def start(self, now: float) -> None:
+        self._since, self._near, self._clean, self.reduction_db = now, [], [], None
+
+    @property
+    def active(self) -> bool:
+        return self._since is not None
+
+    def push(self, near: np.ndarray, clean: np.ndarray, far_active: bool, now: float) -> None:
+        """One microphone frame and its cleaned version; `far_active`: the speaker was playing."""
+        if self._since is None:
+            return
+        if far_active:
+            self._near.append(float(np.mean(near**2)))
+            self._clean.append(float(np.mean(clean**2)))
+            self._near, self._clean = self._near[-SETTLE_WINDOW:], self._clean[-SETTLE_WINDOW:]
+            if len(self._near) == SETTLE_WINDOW:
+                self.reduction_db = 10 * np.log10((sum(self._near) + 1e-12) / (sum(self._clean) + 1e-12))
+        settled = self.reduction_db is not None and self.reduction_db >= SETTLED_DB
+        if settled or now - self._since > SETTLE_MAX_S:
+            self._since = None
 
 
 class LiveAudio:
@@ -35,11 +72,13 @@ class LiveAudio:
         self._stop = threading.Event()
         self.frames = 0
         self.worker_lag_max = 0.0  # seconds the worker ever fell behind the microphone
+        self.settling = EchoSettling()
 
     def start(self, feed: Callable[[np.ndarray, float, np.ndarray], None],
               on_echo_path_change: Callable[[], None] | None = None) -> "LiveAudio":
-        """`on_echo_path_change` is called when a device is replaced: the canceller must learn the
-        new echo path, and until it has, its leftovers must not count as the user's speech."""
+        """`on_echo_path_change` is called when a device is replaced, and again every 100 ms
+        until the canceller has learned the new echo path (see EchoSettling): meanwhile its
+        leftovers must not count as the user's speech."""
         self._on_path_change = on_echo_path_change or (lambda: None)
         self.mic.start()
         self.speaker.start()
@@ -57,10 +96,13 @@ class LiveAudio:
     def _run(self, feed: Callable[[np.ndarray, float, np.ndarray], None]) -> None:
         mic_rate = speaker_rate = 0
         devices = (self.mic.device, self.speaker.device)
+        far_loud_at = -1.0  # when the speaker last played something audible
         while not self._stop.is_set():
             if (self.mic.device, self.speaker.device) != devices:
                 devices = (self.mic.device, self.speaker.device)
                 self._on_path_change()
+                if self.echo is not None:
+                    self.settling.start(time.perf_counter())
             if self.mic.rate != mic_rate:  # first pass, or the microphone fell back to another device
                 mic_rate = self.mic.rate
                 mic_to_16k, mic_frames = StreamResampler(mic_rate, RATE), FrameSplitter(FRAME)
@@ -79,6 +121,8 @@ class LiveAudio:
             while self.speaker.queued < ahead:
                 out = self.playback.read(self.playback.device_rate // 100)
                 self.speaker.write(to_speaker.process(out))
+                if np.sqrt(np.mean(out**2)) >= FAR_ACTIVE_RMS:
+                    far_loud_at = time.perf_counter()
                 if self.echo is not None:
                     for far in far_frames.push(far_to_16k.process(out)):
                         self.echo.render(far)
@@ -92,3 +136,8 @@ class LiveAudio:
                 else:
                     clean = self.echo.capture_both(frame)
                     feed(clean.suppressed, now, clean.linear)
+                    if self.settling.active:
+                        # the echo reaches the microphone up to a few hundred ms after it is played
+                        self.settling.push(frame, clean.suppressed, now - far_loud_at < 0.3, now)
+                        if self.settling.active and self.frames % 10 == 0:
+                            self._on_path_change()

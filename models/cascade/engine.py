@@ -56,13 +56,19 @@ class _Pace:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs_out_at: float | None = None
+        self._backlog = 0.0  # seconds of audio made and not yet taken in by the caller
         self.synth_seconds_per_char = 0.005  # 0.0035 on 2 cores here
         self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
         self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
 
     def begin(self) -> None:
         with self._lock:
-            self._runs_out_at = None
+            self._runs_out_at, self._backlog = None, 0.0
+
+    def made(self, seconds: float) -> None:
+        """The voice handed the caller `seconds` of audio (it takes them in one after another)."""
+        with self._lock:
+            self._backlog += seconds
 
     def spoke(self, chars: int, synth_seconds: float, audio_seconds: float) -> None:
         """A clause was synthesized: learn the voice's speed and its speaking rate."""
@@ -79,14 +85,17 @@ class _Pace:
                 self.take_seconds_per_audio_second += self.LEARN * (rate - self.take_seconds_per_audio_second)
             start = now if self._runs_out_at is None else max(now, self._runs_out_at)
             self._runs_out_at = start + seconds
+            self._backlog = max(0.0, self._backlog - seconds)
 
     def running_short(self, pending_chars: int) -> bool:
         with self._lock:
-            runs_out_at = self._runs_out_at
+            runs_out_at, backlog = self._runs_out_at, self._backlog
         if runs_out_at is None:  # nothing is playing yet: the first clause keeps its own rules
             return False
-        per_char = self.synth_seconds_per_char + self.audio_seconds_per_char * self.take_seconds_per_audio_second
-        return time.perf_counter() + per_char * pending_chars + self.MARGIN_S >= runs_out_at
+        # The caller gets to this clause after what it has not taken in yet.
+        take = self.take_seconds_per_audio_second * (backlog + self.audio_seconds_per_char * pending_chars)
+        ready_at = time.perf_counter() + self.synth_seconds_per_char * pending_chars + take + self.MARGIN_S
+        return ready_at >= runs_out_at
 
 
 def _wait_synthesized(clauses: queue.Queue, token: CancelToken) -> None:
@@ -254,6 +263,7 @@ class CascadeEngine:
                         first = False
                     spoken += 1
                     audio_seconds += len(samples) / self.tts.rate
+                    pace.made(len(samples) / self.tts.rate)
                     events.put(ReplyAudio(samples, self.tts.rate))
                 else:
                     pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
