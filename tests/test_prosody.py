@@ -10,6 +10,7 @@ import soxr
 
 from core.style.pitch import compare_tracks, f0_track, measure_shift
 from core.style.prosody import StreamingProsody, apply_prosody
+from tests.conftest import fresh_voice
 
 CLAUSES = ("The museum opens at nine in the morning,", "and it closes at five on weekdays.")
 
@@ -17,9 +18,9 @@ CLAUSES = ("The museum opens at nine in the morning,", "and it closes at five on
 @pytest.fixture(scope="module")
 def voice(stack):
     """The reply as the engine streams it: one chunk per clause, at the voice's rate."""
-    engine, _ = stack
-    chunks = [np.concatenate(list(engine.tts.synthesize(clause))) for clause in CLAUSES]
-    return chunks, engine.tts.rate
+    tts = fresh_voice()
+    chunks = [np.concatenate(list(tts.synthesize(clause))) for clause in CLAUSES]
+    return chunks, tts.rate
 
 
 @pytest.fixture(scope="module")

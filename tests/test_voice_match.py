@@ -23,7 +23,7 @@ from core.style.voice_match import (
     pitch_distance_st,
     profile_of_voice,
 )
-from tests.conftest import word_error
+from tests.conftest import fresh_voice, word_error
 
 REFERENCE_TEXT = ("My grandmother grew tomatoes and beans behind the house every summer. "
                   "In the evenings she would sit on the porch and tell us stories about the old harbour. "
@@ -40,7 +40,7 @@ SHIFT_ST, FORMANT_RATIO = 6.0, 1.12
 
 @pytest.fixture(scope="module")
 def tts(stack):
-    return stack[0].tts
+    return fresh_voice()
 
 
 def speak(tts, text: str) -> np.ndarray:
