@@ -8,6 +8,7 @@ for voice activity, the linear one for speech recognition. The device callbacks 
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Callable
@@ -35,12 +36,14 @@ class EchoSettling:
 
     def __init__(self) -> None:
         self._since: float | None = None
-        self._near: list[float] = []
-        self._clean: list[float] = []
+        self._near: collections.deque[float] = collections.deque(maxlen=SETTLE_WINDOW)
+        self._clean: collections.deque[float] = collections.deque(maxlen=SETTLE_WINDOW)
         self.reduction_db: float | None = None
 
     def start(self, now: float) -> None:
-        self._since, self._near, self._clean, self.reduction_db = now, [], [], None
+        self._since, self.reduction_db = now, None
+        self._near.clear()
+        self._clean.clear()
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,6 @@ class EchoSettling:
         if far_active:
             self._near.append(float(np.mean(near**2)))
             self._clean.append(float(np.mean(clean**2)))
-            self._near, self._clean = self._near[-SETTLE_WINDOW:], self._clean[-SETTLE_WINDOW:]
             if len(self._near) == SETTLE_WINDOW:
                 self.reduction_db = 10 * np.log10((sum(self._near) + 1e-12) / (sum(self._clean) + 1e-12))
         settled = self.reduction_db is not None and self.reduction_db >= SETTLED_DB

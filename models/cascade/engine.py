@@ -154,11 +154,10 @@ class CascadeEngine:
         token = self._token = CancelToken()
         events: queue.Queue = queue.Queue()
         clauses: queue.Queue = queue.Queue()
-        pace = self._pace
-        pace.begin()
-        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses, pace),
+        self._pace.begin()
+        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses),
                                   name="cascade-writer", daemon=True)
-        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses, pace),
+        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses),
                                  name="cascade-voice", daemon=True)
         self._workers = [writer, voice]
         writer.start()
@@ -179,7 +178,7 @@ class CascadeEngine:
             if isinstance(event, ReplyAudio):
                 # Back here once the caller has taken the audio in: styled and queued to play
                 # (voice matching takes ~0.17 s per second of speech), so that is when it counts.
-                pace.taken(len(event.samples) / event.rate, time.perf_counter() - handed)
+                self._pace.taken(len(event.samples) / event.rate, time.perf_counter() - handed)
             if isinstance(event, ReplyDone):
                 return
 
@@ -192,7 +191,7 @@ class CascadeEngine:
     # ---- workers ------------------------------------------------------------------------
 
     def _write(self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue,
-               clauses: queue.Queue, pace: _Pace) -> None:
+               clauses: queue.Queue) -> None:
         try:
             if turn.verbatim is not None:
                 splitter = ClauseSplitter()
@@ -220,7 +219,7 @@ class CascadeEngine:
                 written.append(delta)
                 if self.streaming:
                     ready = splitter.push(delta)
-                    if not ready and pace.running_short(len(splitter.pending_text)):
+                    if not ready and self._pace.running_short(len(splitter.pending_text)):
                         ready = splitter.cut(_EARLY_CUT_WORDS)
                     for clause in ready:
                         clauses.put((clause, time.perf_counter()))
@@ -239,8 +238,7 @@ class CascadeEngine:
         finally:
             clauses.put(_END)
 
-    def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue,
-               pace: _Pace) -> None:
+    def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue) -> None:
         first = True
         spoken = 0
         while True:
@@ -262,11 +260,12 @@ class CascadeEngine:
                         events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
                         first = False
                     spoken += 1
-                    audio_seconds += len(samples) / self.tts.rate
-                    pace.made(len(samples) / self.tts.rate)
+                    seconds = len(samples) / self.tts.rate
+                    audio_seconds += seconds
+                    self._pace.made(seconds)
                     events.put(ReplyAudio(samples, self.tts.rate))
                 else:
-                    pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
+                    self._pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
             except Exception as exc:
                 events.put(ReplyDone(f"error: speech synthesis failed: {exc}"))
                 return

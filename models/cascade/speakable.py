@@ -30,6 +30,12 @@ _PHRASE_START = re.compile(
     r"\s(?=(?:is|are|was|were|has|have|because|and|but|so|with|in|on|at|from|to|of|for|that|which|"
     r"when|where|if|about|around|approximately|by|like|after|before|than)\s)", re.I)
 _SPACE_BEFORE_MARK = re.compile(r"\s+([.,!?;:])")
+_WHOLE_WORD = re.compile(r"\S+\s")  # a word the stream has finished: a space came after it
+
+
+def _phrase_starts(text: str, min_words: int) -> list[int]:
+    """Where a phrase-opening word begins in `text`, after at least `min_words` words."""
+    return [m.start() for m in _PHRASE_START.finditer(text) if len(text[: m.start()].split()) >= min_words]
 
 
 def speakable(text: str) -> str:
@@ -73,10 +79,16 @@ class ClauseSplitter:
         self._strip_code()
         out = []
         while (clause := self._next_clause()) is not None:
-            if text := speakable(clause):
-                out.append(text)
-                self._emitted += 1
+            out += self._release(clause)
         return out
+
+    def _release(self, clause: str) -> list[str]:
+        """The clause cleaned for speaking; nothing if nothing in it can be spoken."""
+        text = speakable(clause)
+        if not text:
+            return []
+        self._emitted += 1
+        return [text]
 
     @property
     def pending_text(self) -> str:
@@ -88,19 +100,15 @@ class ClauseSplitter:
         dry. Cuts before the last phrase-opening word that leaves `min_words` words, else after the
         last whole word (the piece after the last space may be half a word). Nothing if fewer
         than `min_words` whole words are pending."""
-        words = list(re.finditer(r"\S+\s", self._buf))
+        words = list(_WHOLE_WORD.finditer(self._buf))
         if len(words) < min_words:
             return []
         cut = words[-1].end()
-        phrase = [m.start() for m in _PHRASE_START.finditer(self._buf[:cut])
-                  if len(self._buf[: m.start()].split()) >= min_words]
+        phrase = _phrase_starts(self._buf[:cut], min_words)
         if phrase:
             cut = phrase[-1]
         head, self._buf = self._buf[:cut], self._buf[cut:].lstrip()
-        text = speakable(head)
-        if text:
-            self._emitted += 1
-        return [text] if text else []
+        return self._release(head)
 
     def flush(self) -> list[str]:
         if not self._in_code:
@@ -136,10 +144,9 @@ class ClauseSplitter:
         cuts += [m.end() for m in _LINE_BREAK.finditer(self._buf)][:1]
         cuts += [m.end() for m in _CLAUSE_END.finditer(self._buf) if len(self._buf[: m.end()].split()) >= need][:1]
         if not cuts and self._emitted == 0:
-            cuts = [m.start() for m in _PHRASE_START.finditer(self._buf)
-                    if len(self._buf[: m.start()].split()) >= self.first_phrase_words][:1]
+            cuts = _phrase_starts(self._buf, self.first_phrase_words)[:1]
         if not cuts:
-            words = list(re.finditer(r"\S+\s", self._buf))
+            words = list(_WHOLE_WORD.finditer(self._buf))
             if len(words) >= self.max_words:
                 cuts = [words[self.max_words - 1].end()]
         if not cuts:
