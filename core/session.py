@@ -33,7 +33,7 @@ from core.events import (
     TurnLatency,
     UserTranscript,
 )
-from core.style.chain import StyleChain, chain_for
+from core.style.chain import StyleChain, engine_chain
 from core.turns import TurnConfig, TurnDetector
 from models.engine import (
     Engine,
@@ -180,9 +180,12 @@ class _Reply:
                 elif isinstance(event, ReplyAudio):
                     if rate == 0:
                         rate, chain = event.rate, s.make_chain(self.style, event.rate)
-                    # Styled here, on the engine's thread, not under the lock a barge-in needs.
-                    samples = chain.process(event.samples) if chain is not None else event.samples
-                    self._deliver(lambda a=samples, r=event.rate: self._audio(a, r))
+                    # Styled here, on the engine's thread, not under the lock a barge-in needs;
+                    # each part goes to the speaker as soon as it is styled.
+                    for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:
+                        if self._cancelled.is_set():
+                            break
+                        self._deliver(lambda a=samples, r=event.rate: self._audio(a, r))
                 elif isinstance(event, StageTime):
                     self.stages[event.stage] = event.seconds * 1000
                 elif isinstance(event, ReplyDone):
@@ -228,7 +231,7 @@ class Session:
         self.duplex = duplex
         self.voice_profiles: tuple | None = None  # (engine voice, reference speaker) when matching
         self.make_chain = make_chain or (
-            lambda style, rate: chain_for(style, rate, engine.capabilities, self.voice_profiles))
+            lambda style, rate: engine_chain(engine, style, rate, self.voice_profiles))
         self.on_event = on_event or (lambda event: None)
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []

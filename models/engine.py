@@ -58,7 +58,7 @@ class Capabilities:
     streaming_audio: bool
     instruction_styles: bool  # takes a style as an instruction (wording, emotion)
     voice_matching: bool  # conditions on a reference clip itself
-    native_speed: bool  # has its own speed control (no post-processing needed)
+    native_speed: bool  # has its own speed control (post-processing makes up only `speed_left`)
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -122,3 +122,8 @@ class Engine(Protocol):
     def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]: ...
 
     def cancel(self) -> None: ...
+
+    def speed_left(self, speed: float) -> float:
+        """Only asked of engines with native_speed: the part of this speed their own control
+        cannot reach (1.0: none), which the core's style processing makes up."""
+        ...

@@ -110,6 +110,27 @@ def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int,
         yield from _stream(_random_pieces(audio, rate, rng), rate, speed, semitones, whole, "random cuts")
 
 
+def _speaking_time(audio: np.ndarray, rate: int) -> float:
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return (loud[-1] - loud[0]) / rate
+
+
+def _engine_speed(engine, clauses: tuple[str, ...], plain: np.ndarray, rate: int) -> Iterator[Row]:
+    """The speed the engine's own control gives (Piper's length scale read off the voice's speed
+    curve, the style chain making up what the scale does not do): speaking time at 1.0 over
+    speaking time at each speed, against the speed asked. Each rendering is a new draw of Piper's
+    timing, so single replies scatter by a few percent; the median says how the control is set."""
+    from core.style.chain import engine_chain
+    from models.engine import Style
+
+    for speed in SPEEDS:
+        chain = engine_chain(engine, Style(speed=speed), rate)
+        pieces = [chain.process(c) if chain else c for clause in clauses for c in engine.tts.synthesize(clause, speed)]
+        audio = np.concatenate(pieces + ([chain.flush()] if chain else []))
+        got = _speaking_time(plain, rate) / _speaking_time(audio, rate)
+        yield "engine_speed", f"{speed:g}", "speed_error_pct", 100 * (got / speed - 1)
+
+
 def _word_error(references: list[str], hypotheses: list[str]) -> float:
     return 100 * word_error(references, hypotheses)
 
@@ -146,6 +167,7 @@ def measure(engine, repeats: int = 1) -> dict:
             audio = np.concatenate(chunks)
             rows += _accuracy(audio, rate)
             rows += _streaming(chunks, audio, rate, rng)
+            rows += _engine_speed(engine, clauses, audio, rate)
             references.append(" ".join(clauses))
             for setting, text in _transcripts(engine, audio, rate).items():
                 transcripts[setting].append(text)
@@ -156,6 +178,7 @@ def measure(engine, repeats: int = 1) -> dict:
     worst_increase = round(max(word_error.values()) - plain, 1)
     speed_error = max(abs(s["duration_error_pct"]["median"]) for s in figures["speed"].values())
     pitch_error = max(abs(p["f0_error_cents"]["median"]) for p in figures["pitch"].values())
+    engine_speed_error = max(abs(s["speed_error_pct"]["median"]) for s in figures["engine_speed"].values())
     return {
         "bench": "style_prosody",
         "engine": ENGINE,
@@ -167,6 +190,7 @@ def measure(engine, repeats: int = 1) -> dict:
         "word_error_pct": {"plain": plain, "styled": word_error, "worst_increase_points": worst_increase},
         "within_targets": {
             "speed": speed_error <= TARGETS["speed_error_pct"],
+            "engine_speed": engine_speed_error <= TARGETS["speed_error_pct"],
             "pitch": pitch_error <= TARGETS["pitch_error_cents"],
             "word_error": worst_increase <= TARGETS["word_error_increase_points"],
             "latency": figures["latency"]["typical"]["chunk_ms"]["p90"] <= TARGETS["added_latency_ms"],

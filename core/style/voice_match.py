@@ -11,19 +11,23 @@ Two halves:
   conversion: `StreamingVoiceMatcher` turns reply chunks (whole clauses) into matched chunks,
               using the `VoiceMapping` between the voice's own profile and the reference's.
 
-F0 comes from Harvest, not DIO: on the packaged Piper voice DIO doubles F0 on about a third of the
-voiced frames (its fundamental is weak and often creaky), and a doubled frame re-synthesizes as
-an octave jump. A clause costs ~0.17 s of one core per second of speech, Harvest most of it.
+F0 comes from Praat's tracker (core.style.pitch: on the packaged voice WORLD's Harvest flips to a
+doubled period in creaky stretches and DIO mostly reads the doubled one). A clause is converted in
+blocks of a few hundred milliseconds, each handed on as soon as it is ready, so the first sound of a
+clause waits only for its first block (~20 ms); the whole costs ~0.08 s of one core per second of
+speech.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 import pyworld
 import soxr
+
+from core.style.pitch import TRACKER, track
 
 WORK_RATE = 16000  # analysis rate: the voice activity model's, and enough for formants and tilt
 MIN_SECONDS, MAX_SECONDS = 5.0, 30.0
@@ -44,14 +48,20 @@ MAX_FORMANT_OCTAVES = 0.5  # ratios 0.71-1.41: from a large man to a small child
 SHIFT_PRICE = 0.06  # of correlation, for the largest formant shift (see `formant_ratio`)
 NEUTRAL_TRACT_CM, SPEED_OF_SOUND_CM_S = 17.5, 35000.0
 TILT_BAND_HZ = (300.0, 6000.0)
-PERIODIC_BAND_HZ = 1500.0  # where a voiced frame's harmonics dominate
 TILT_PIVOT_HZ = 1000.0  # the tilt correction turns around here, so loudness barely changes
 MAX_F0_SHIFT_ST = 12.0
 RANGE_SCALE_LIMITS = (0.67, 1.5)  # the range estimate is noisy; beyond this intonation sounds odd
 MAX_TILT_CHANGE = 6.0  # dB per octave
 EDGE_FADE_S = 0.004  # each re-synthesized piece starts and ends at zero: no click at the joins
+FIRST_BLOCK_FRAMES = 30  # 150 ms: converted before the first sound of a clause
+BLOCK_FRAMES = 80  # 400 ms: the blocks after it, converted while the earlier ones play
+MIN_BLOCK_FRAMES = 10  # a last block shorter than this joins the one before
+EDGE_SEARCH_FRAMES = 12  # how far a block edge may move to land on an unvoiced frame
+MARGIN_FRAMES = 10  # context on each side of a block: a WORLD pulse reaches +-23 ms at 22 kHz
+JOIN_S = 0.002  # half the cross-fade between blocks
+LIMIT = 0.9  # soft limiting starts here
 MIN_PIVOT_FRAMES = 40  # voiced frames (200 ms) for a piece's own pitch centre
-MIN_PIECE_S = 0.2  # shorter chunks give Harvest too little to go on; they wait for the next
+MIN_PIECE_S = 0.2  # shorter chunks give the tracker too little to go on; they wait for the next
 # The voice's own profile: its pitch wanders by a semitone or more from one rendering of a short
 # text to the next, so it is measured on as much speech as a clip may hold (about 25 s).
 VOICE_SAMPLE_TEXT = (
@@ -81,6 +91,7 @@ class VoiceProfile:
     formant_scale: float  # formants relative to a 17.5 cm neutral tube's; >1 is a shorter vocal tract
     tilt_db_per_octave: float  # slope of the average voiced spectrum, 300 Hz - 6 kHz
     envelope_db: tuple[float, ...]  # average voiced spectral envelope on GRID_HZ, mean 0 dB
+    measured_by: str = TRACKER  # the pitch tracker: medians from different trackers do not compare
 
     def to_json(self) -> dict:
         return {**asdict(self), "envelope_db": list(self.envelope_db)}
@@ -94,7 +105,9 @@ class VoiceProfile:
         envelope = data["envelope_db"]
         if not isinstance(envelope, (list, tuple)) or len(envelope) != len(GRID_HZ):
             raise ValueError(f"envelope_db must be a list of {len(GRID_HZ)} numbers")
-        values = [data[n] for n in names if n != "envelope_db"] + list(envelope)
+        if data["measured_by"] != TRACKER:
+            raise ValueError(f"the profile was measured with {data['measured_by']!r}, not {TRACKER!r}")
+        values = [data[n] for n in names if n not in ("envelope_db", "measured_by")] + list(envelope)
         if not all(_is_number(v) for v in values):
             raise ValueError("every value of a voice profile must be a finite number")
         if data["f0_median_hz"] <= 0 or data["formant_scale"] <= 0:
@@ -111,9 +124,10 @@ def _is_number(value: object) -> bool:
 class VoiceMapping:
     """How to change one voice into another; the defaults change nothing but pass through WORLD."""
 
-    f0_pivot_hz: float  # the source's median F0: the range scales around it in pieces with little
-    # voicing (others use their own median; see `map_f0`), and the source's
-    # envelopes are smoothed at no lower a pitch (see `envelopes`)
+    f0_pivot_hz: float | None  # the source's median F0: the range scales around it in pieces with
+    # little voicing (others use their own median; see `map_f0`), and the
+    # source's envelopes are smoothed at no lower a pitch (see `envelopes`);
+    # None: each piece's own median serves
     f0_shift_st: float = 0.0
     f0_range_scale: float = 1.0
     formant_ratio: float = 1.0  # target formant frequencies over source ones
@@ -153,9 +167,10 @@ def analyze_reference(audio: np.ndarray, rate: int) -> VoiceProfile:
     if speech_seconds < MIN_SPEECH_SECONDS:
         raise ReferenceError(f"The clip does not sound like speech (only {speech_seconds:.1f} s of talking "
                              f"found); record at least {MIN_SPEECH_SECONDS:.0f} seconds of one person talking.")
-    f0, times = pyworld.harvest(x, WORK_RATE, F0_FLOOR, F0_CEIL, FRAME_MS)
+    f0 = track(x, WORK_RATE, FRAME_MS, F0_FLOOR, F0_CEIL)
+    times = np.arange(len(f0)) * FRAME_MS / 1000
     window = np.minimum((times * WORK_RATE) // VAD_WINDOW, len(speech) - 1).astype(int)
-    voiced = (f0 > 0) & speech[window] & _periodic(pyworld.d4c(x, f0, times, WORK_RATE), WORK_RATE)
+    voiced = (f0 > 0) & speech[window]
     if voiced.sum() * FRAME_MS / 1000 < MIN_VOICED_SECONDS:
         raise ReferenceError("The clip has too little voiced speech, as if whispered; "
                              "record someone talking normally.")
@@ -194,13 +209,6 @@ def _speech_windows(x: np.ndarray) -> np.ndarray:
     vad = load_vad()
     vad.reset()
     return np.asarray(vad.push(x.astype(np.float32))) > 0.5
-
-
-def _periodic(aperiodicity: np.ndarray, rate: int) -> np.ndarray:
-    """Frames whose low band is mostly periodic. Harvest also finds a pitch in some noise, notably
-    in the unvoiced stretches of vocoded speech; D4C marks those frames fully aperiodic."""
-    freqs = np.arange(aperiodicity.shape[1]) * rate / (2 * (aperiodicity.shape[1] - 1))
-    return aperiodicity[:, freqs < PERIODIC_BAND_HZ].mean(axis=1) < 0.5
 
 
 def _mean_envelope_db(envelopes: np.ndarray, rate: int) -> np.ndarray:
@@ -269,13 +277,20 @@ def pitch_distance_st(a: VoiceProfile, b: VoiceProfile) -> float:
 
 
 def formant_distance_st(a: VoiceProfile, b: VoiceProfile) -> float:
-    """How far apart two speakers' formants are, in semitones of frequency scale: the difference
-    of their formant scales, each measured against the same neutral tube.
+    """How far apart two speakers' formants are, in semitones of frequency scale: the shift that
+    best lays one's average envelope over the other's (`formant_ratio`, what the mapping uses).
 
-    Laying one clip's envelope straight over the other's (`formant_ratio`) is what the mapping
-    uses, but as a distance it is fragile: between two re-synthesized clips of different sentences
-    it sometimes locks onto a hump half an octave off (measured: 5.1 semitones for two voices
-    whose scales agreed within 0.3%, in 2 of 4 runs)."""
+    On the packaged voice it reads speakers made with known ratios within 0.1 semitone (1.12 as
+    1.99 st for 1.96, 0.9 as 1.78 for 1.82, tape speed 1.2 as 3.06 for 3.16) and two renderings
+    of different texts 0.08 apart. With Harvest's F0 (envelopes smoothed at a doubled pitch) it
+    locked half an octave off in 2 of 4 runs; `formant_scale_distance_st` is the coarser check
+    that cannot lock off."""
+    return abs(12 * math.log2(formant_ratio(a.envelope_db, b.envelope_db)))
+
+
+def formant_scale_distance_st(a: VoiceProfile, b: VoiceProfile) -> float:
+    """The difference of two speakers' formant scales, each fitted to the same neutral tube: no
+    lock-on risk, but it reads a 1.12 ratio (1.96 st) as 1.37 st on the packaged voice."""
     return abs(12 * math.log2(b.formant_scale / a.formant_scale))
 
 
@@ -310,7 +325,10 @@ def map_f0(f0: np.ndarray, mapping: VoiceMapping) -> np.ndarray:
     out = np.zeros_like(f0)
     voiced = f0 > 0
     log_f0 = np.log(f0[voiced])
-    pivot = float(np.median(log_f0)) if len(log_f0) >= MIN_PIVOT_FRAMES else math.log(mapping.f0_pivot_hz)
+    if len(log_f0) >= MIN_PIVOT_FRAMES or (mapping.f0_pivot_hz is None and len(log_f0)):
+        pivot = float(np.median(log_f0))
+    else:
+        pivot = math.log(mapping.f0_pivot_hz or 1.0)  # (no voiced frame: nothing to map)
     out[voiced] = np.exp(pivot + (log_f0 - pivot) * mapping.f0_range_scale
                          + mapping.f0_shift_st * math.log(2) / 12)
     return out
@@ -329,7 +347,8 @@ def envelopes(x: np.ndarray, f0: np.ndarray, times: np.ndarray, rate: int, smoot
 
 def shape_envelope(envelope: np.ndarray, rate: int, mapping: VoiceMapping) -> np.ndarray:
     """WORLD envelopes (frames x bins, power) with every frequency scaled by the formant ratio and
-    the tilt changed; the tilt is held flat outside the band it was measured in."""
+    the tilt changed; the tilt is held flat outside the band it was measured in, and each frame
+    keeps its power (loudness is not what the mapping changes)."""
     bins = envelope.shape[1]
     position = np.minimum(np.arange(bins) / mapping.formant_ratio, bins - 1)
     low = np.minimum(position.astype(int), bins - 2)
@@ -337,48 +356,122 @@ def shape_envelope(envelope: np.ndarray, rate: int, mapping: VoiceMapping) -> np
     warped = envelope[:, low] * (1 - weight) + envelope[:, low + 1] * weight
     freqs = np.clip(np.arange(bins) * rate / (2 * (bins - 1)), *TILT_BAND_HZ)
     gain_db = mapping.tilt_db_per_octave * np.log2(freqs / TILT_PIVOT_HZ)
-    return np.ascontiguousarray(warped * 10 ** (gain_db / 10))
+    shaped = warped * 10 ** (gain_db / 10)
+    shaped *= envelope.sum(axis=1, keepdims=True) / (shaped.sum(axis=1, keepdims=True) + 1e-30)
+    return np.ascontiguousarray(shaped)
 
 
 def convert(samples: np.ndarray, rate: int, mapping: VoiceMapping) -> np.ndarray:
-    """One piece of speech through WORLD with the mapping applied: same length, same loudness
-    (RMS), never past full scale, and faded in and out over a few ms so pieces join cleanly."""
+    """One piece of speech through WORLD with the mapping applied, whole (see `convert_blocks`)."""
+    return np.concatenate(list(convert_blocks(samples, rate, mapping)))
+
+
+def convert_blocks(samples: np.ndarray, rate: int, mapping: VoiceMapping) -> Iterator[np.ndarray]:
+    """One piece of speech through WORLD with the mapping applied, handed on block by block.
+
+    F0 is tracked over the whole piece (a few ms), the rest runs per block: envelopes and
+    aperiodicity of the block's frames, then synthesis, each with MARGIN_FRAMES of context on both
+    sides. Blocks meet where the speech is unvoiced when it can be arranged (two syntheses of noise
+    cross-fade unheard; of a voice, their pulses would not line up), and cross-fade over 2 x
+    JOIN_S. Same length as the input, each frame as loud as before (the envelope change keeps
+    its power), soft-limited below full scale, faded in and out over a few ms so pieces join
+    cleanly. The blocks depend only on the piece, so they always add up to the same audio."""
     x = np.asarray(samples, np.float64)
-    f0, times = pyworld.harvest(x, rate, F0_FLOOR, F0_CEIL, FRAME_MS)
-    envelope = envelopes(x, f0, times, rate, mapping.f0_pivot_hz)
-    aperiodicity = pyworld.d4c(x, f0, times, rate)
-    y = pyworld.synthesize(map_f0(f0, mapping), shape_envelope(envelope, rate, mapping),
-                           aperiodicity, rate, FRAME_MS)
-    y = np.pad(y[: len(x)], (0, max(0, len(x) - len(y))))
-    level = np.sqrt(np.mean(x**2) / (np.mean(y**2) + 1e-20))
-    y *= min(level, 0.99 / (np.max(np.abs(y)) + 1e-20))
-    fade = min(int(EDGE_FADE_S * rate), len(y) // 2)
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade))
-    y[:fade] *= ramp
-    y[len(y) - fade :] *= ramp[::-1]
-    return y.astype(np.float32)
+    if len(x) == 0:
+        return
+    hop = rate * FRAME_MS / 1000
+    f0 = track(x, rate, FRAME_MS, F0_FLOOR, F0_CEIL)
+    f0 = f0[: int(len(x) / hop) + 1]
+    times = np.arange(len(f0)) * FRAME_MS / 1000
+    target = map_f0(f0, mapping)
+    centre = mapping.f0_pivot_hz or (float(np.median(f0[f0 > 0])) if np.any(f0 > 0) else 0.0)
+    smoothed = np.where(f0 > 0, np.maximum(f0, centre), 0.0)
+    join = int(JOIN_S * rate)
+    edges = _block_edges(f0)
+    held = np.zeros(0)  # the previous block's output past its end, to cross-fade with the next
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        lo, hi = max(a - MARGIN_FRAMES, 0), min(b + MARGIN_FRAMES, len(f0))
+        frames = slice(lo, hi)
+        envelope = pyworld.cheaptrick(x, smoothed[frames], times[frames], rate)
+        aperiodicity = pyworld.d4c(x, f0[frames], times[frames], rate)
+        y = pyworld.synthesize(target[frames], shape_envelope(envelope, rate, mapping), aperiodicity,
+                               rate, FRAME_MS)
+        offset = int(round(lo * hop))  # y[0] is input sample `offset`
+        start = 0 if k == 0 else int(round(a * hop)) - join
+        end = len(x) if b == len(f0) else int(round(b * hop)) + join
+        y = np.pad(y, (0, max(0, end - offset - len(y))))[start - offset : end - offset]
+        if len(held):
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, len(held)))
+            y[: len(held)] = held * (1 - ramp) + y[: len(held)] * ramp
+        if b < len(f0):
+            y, held = y[: len(y) - 2 * join], y[len(y) - 2 * join :].copy()
+        piece = _limit(y)
+        if k == 0:
+            piece[: _fade(rate, len(x))] *= _ramp(_fade(rate, len(x)))
+        if b == len(f0):
+            fade = min(_fade(rate, len(x)), len(piece))
+            piece[len(piece) - fade :] *= _ramp(fade)[::-1]
+        yield piece.astype(np.float32)
+
+
+def _block_edges(f0: np.ndarray) -> list[int]:
+    """Frame indices where blocks begin, then the end: the first block short (it is what the
+    listener waits for), the others longer; each edge moved to the nearest unvoiced frame within
+    EDGE_SEARCH_FRAMES when there is one."""
+    edges, n = [0], len(f0)
+    while True:
+        wanted = edges[-1] + (FIRST_BLOCK_FRAMES if len(edges) == 1 else BLOCK_FRAMES)
+        if wanted + MIN_BLOCK_FRAMES >= n:
+            return edges + [n]
+        near = np.arange(max(wanted - EDGE_SEARCH_FRAMES, edges[-1] + MIN_BLOCK_FRAMES),
+                         min(wanted + EDGE_SEARCH_FRAMES, n - MIN_BLOCK_FRAMES) + 1)
+        unvoiced = near[f0[near] == 0]
+        edges.append(int(unvoiced[np.argmin(np.abs(unvoiced - wanted))]) if len(unvoiced) else wanted)
+
+
+def _limit(y: np.ndarray) -> np.ndarray:
+    """Samples past LIMIT bend softly toward full scale instead of clipping."""
+    over = np.abs(y) > LIMIT
+    if over.any():
+        y = y.copy()
+        y[over] = np.sign(y[over]) * (LIMIT + (1 - LIMIT) * np.tanh((np.abs(y[over]) - LIMIT) / (1 - LIMIT)))
+    return y
+
+
+def _fade(rate: int, length: int) -> int:
+    return min(int(EDGE_FADE_S * rate), length // 2)
+
+
+def _ramp(length: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, length))
 
 
 class StreamingVoiceMatcher:
     """Matches a stream of reply chunks to a target voice, one chunk at a time.
 
     Each chunk is a whole clause (the cascade speaks clause by clause, and a clause begins and ends
-    in a short silence), so it is re-synthesized on its own: no look-ahead, no added latency but
-    the conversion itself. Concatenating every `process` output and `flush` gives the whole reply.
+    in a short silence), so it is re-synthesized on its own, block by block (`pieces`): no
+    look-ahead, and the first sound of a chunk waits only for its first block. Concatenating every
+    `process` output and `flush` gives the whole reply.
     """
 
-    def __init__(self, rate: int, source: VoiceProfile, target: VoiceProfile) -> None:
+    def __init__(self, rate: int, source: VoiceProfile | None = None, target: VoiceProfile | None = None,
+                 mapping: VoiceMapping | None = None) -> None:
         self.rate = rate
-        self.mapping = mapping_between(source, target)
+        self.mapping = mapping if mapping is not None else mapping_between(source, target)
         self._held = np.zeros(0, np.float32)
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
+    def pieces(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
+        """The converted chunk, block by block, each as soon as it is ready."""
         piece = np.concatenate([self._held, np.asarray(chunk, np.float32)])
         if len(piece) < MIN_PIECE_S * self.rate:
             self._held = piece
-            return np.zeros(0, np.float32)
+            return iter(())
         self._held = np.zeros(0, np.float32)
-        return convert(piece, self.rate, self.mapping)
+        return convert_blocks(piece, self.rate, self.mapping)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.zeros(0, np.float32), *self.pieces(chunk)])
 
     def flush(self) -> np.ndarray:
         """Whatever is still held (a last chunk too short to convert alone); the matcher is then

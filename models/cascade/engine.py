@@ -144,10 +144,16 @@ class CascadeEngine:
         self.asr.transcribe(rng.normal(0, 0.01, 16000).astype(np.float32))
         for _ in self.tts.synthesize("Hello."):
             pass
+        self.tts.speed_curve()  # timed once per voice (a few seconds), then read from its folder
         self.chat.warm()
 
     def cancel(self) -> None:
         self._token.cancel()
+
+    def speed_left(self, speed: float) -> float:
+        """What Piper's length scale does not do of this speed (outside 0.87-1.15x it is not
+        accurate, see models.cascade.tts), for the style chain to make up."""
+        return speed / self.tts.length_scale(speed)[1]
 
     def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
         self._finish_previous()

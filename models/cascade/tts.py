@@ -2,10 +2,30 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from models.registry.atomic import write_json
+
+# Piper's length scale does not give the speed it is the inverse of: each phoneme's duration is
+# rounded up to whole frames and the pauses barely move, so on the packaged voice a length scale
+# of 1/1.5 spoke 1.34 times as fast, 1/2 only 1.54 times, and no scale gets past ~2. The voice is
+# timed once at these scales (a few seconds, then kept beside it) and the scale for a speed is read
+# off that curve.
+SPEED_PROBE_TEXT = ("The train leaves at half past seven, so we should pack tonight. "
+                    "Your plants look much healthier since you moved them to the window. "
+                    "I checked the weather, and it looks like a bright, calm day for a walk by the lake.")
+PROBE_SCALES = (1.4, 1.2, 1.0, 0.85, 0.75)
+# Away from 1 the curve is only a guide: phoneme durations are whole frames and pauses barely
+# move, so how a scale changes the speed depends on the text (measured on texts other than the
+# probe's: asked 1.5, got 1.43; 1.8, 1.72; 0.75, 0.79). Within this band the text moves it by 2% or
+# less; past it the voice runs at the band's edge and the style chain makes up the rest.
+NATIVE_BAND = (0.87, 1.15)
+SPEED_FILE = "speed-calibration.json"
+LOUD = 0.01  # speech, for timing: from the first sample above this to the last
 
 
 class PiperTts:
@@ -24,18 +44,71 @@ class PiperTts:
                                                providers=["CPUExecutionProvider"])
         self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         self.rate: int = self._voice.config.sample_rate
+        self._dir = voice_dir
+        self._speeds: tuple[np.ndarray, np.ndarray] | None = None  # (length scales, speeds they give)
+        self._speeds_lock = threading.Lock()
+
+    def length_scale(self, speed: float) -> tuple[float, float]:
+        """Piper's length scale for this speed, and the speed it gives (the nearest the voice
+        reaches within NATIVE_BAND; the caller makes up the rest)."""
+        if speed == 1.0:
+            return 1.0, 1.0
+        scales, speeds = self.speed_curve()
+        reached = float(np.clip(speed, max(speeds[0], NATIVE_BAND[0]), min(speeds[-1], NATIVE_BAND[1])))
+        return float(np.exp(np.interp(np.log(reached), np.log(speeds), np.log(scales)))), reached
+
+    def speed_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Length scales and the speeds they give, slowest first: measured once, kept in the voice's
+        folder (or measured again when that file is missing or unreadable)."""
+        with self._speeds_lock:
+            if self._speeds is None:
+                self._speeds = self._load_speeds() or self._measure_speeds()
+            return self._speeds
+
+    def _load_speeds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            data = json.loads((self._dir / SPEED_FILE).read_text(encoding="utf-8"))
+            scales, speeds = np.array(data["length_scales"], float), np.array(data["speeds"], float)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        ok = len(scales) == len(speeds) >= 2 and np.all(np.diff(speeds) > 0) and np.all(scales > 0)
+        return (scales, speeds) if ok else None
+
+    def _measure_speeds(self) -> tuple[np.ndarray, np.ndarray]:
+        from piper import SynthesisConfig
+
+        spans = []
+        for scale in PROBE_SCALES:
+            audio = np.concatenate([c.audio_float_array for c in self._voice.synthesize(
+                SPEED_PROBE_TEXT, syn_config=SynthesisConfig(length_scale=scale))])
+            loud = np.flatnonzero(np.abs(audio) > LOUD)
+            spans.append(loud[-1] - loud[0])
+        speeds = spans[PROBE_SCALES.index(1.0)] / np.array(spans, float)
+        # Past where the voice stops getting faster (or slower) a curve cannot be inverted: keep
+        # the part that still moves.
+        keep = [0]
+        for i in range(1, len(speeds)):
+            if speeds[i] > speeds[keep[-1]] * 1.01:
+                keep.append(i)
+        scales, speeds = np.array(PROBE_SCALES)[keep], speeds[keep]
+        try:
+            write_json(self._dir / SPEED_FILE, {"length_scales": scales.tolist(), "speeds": np.round(speeds, 4).tolist()})
+        except OSError:
+            pass  # a read-only folder: measured again next time
+        return scales, speeds
 
     def synthesize(self, text: str, speed: float = 1.0, expressiveness: float = 1.0) -> Iterator[np.ndarray]:
         """Float32 audio for `text`, one array per sentence Piper finds in it.
 
-        Speed uses Piper's own length scale (pitch stays put): the voice itself talks faster.
+        Speed uses Piper's own length scale (pitch stays put): the voice itself talks faster, at
+        the scale that gives this speed on this voice (`length_scale`).
         Expressiveness scales the voice's noise scales: how much its pitch, timing and timbre vary
         (1.0 is the voice's own setting; lower is flatter and calmer, higher livelier).
         """
         from piper import SynthesisConfig
 
         own = self._voice.config
-        config = SynthesisConfig(length_scale=1.0 / max(0.25, speed),
+        config = SynthesisConfig(length_scale=self.length_scale(speed)[0],
                                  noise_scale=own.noise_scale * expressiveness,
                                  noise_w_scale=own.noise_w_scale * expressiveness)
         for chunk in self._voice.synthesize(text, syn_config=config):
