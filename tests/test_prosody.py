@@ -180,18 +180,20 @@ def test_pitch_joins_the_contour_change_when_world_runs(voice, whole):
 def test_the_cascade_speaks_at_the_speed_asked(stack, speed):
     """Piper's length scale read off the voice's measured speed curve, topped up by the style chain
     past what the scale does accurately: the speaking time shrinks or grows by the speed asked.
-    (Piper's length scale alone gave 1.34x for 1.5.) Median of three renderings each: the voice
-    times its words a little differently every time."""
+    (Piper's length scale alone gave 1.34x for 1.5.) A fresh seeded voice, median of five
+    renderings each: the voice times its words a little differently every time."""
     from core.style.chain import engine_chain
+    from models.cascade.engine import CascadeEngine
     from models.engine import Style
 
-    engine = stack[0]
+    engine = CascadeEngine(stack[0].asr, stack[0].chat, fresh_voice())
     rate = engine.tts.rate
-    text = "Let me know when you want to go through the plan again, and I will be here."
+    text = ("Let me know when you want to go through the plan again, and I will be here. "
+            "The museum is closed on Mondays, but the garden behind it stays open until sunset.")
 
     def speaking_time(speed: float) -> float:
         times = []
-        for _ in range(3):
+        for _ in range(5):
             chain = engine_chain(engine, Style(speed=speed), rate)
             pieces = [chain.process(c) if chain else c for c in engine.tts.synthesize(text, speed)]
             audio = np.concatenate(pieces + ([chain.flush()] if chain else []))
@@ -200,4 +202,4 @@ def test_the_cascade_speaks_at_the_speed_asked(stack, speed):
         return float(np.median(times))
 
     got = speaking_time(1.0) / speaking_time(speed)
-    assert abs(got / speed - 1) < 0.05, got
+    assert abs(got / speed - 1) < 0.04, got

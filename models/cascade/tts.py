@@ -19,6 +19,7 @@ SPEED_PROBE_TEXT = ("The train leaves at half past seven, so we should pack toni
                     "Your plants look much healthier since you moved them to the window. "
                     "I checked the weather, and it looks like a bright, calm day for a walk by the lake.")
 PROBE_SCALES = (1.4, 1.2, 1.0, 0.85, 0.75)
+PROBE_RENDERINGS = 3
 # Away from 1 the curve is only a guide: phoneme durations are whole frames and pauses barely
 # move, so how a scale changes the speed depends on the text (measured on texts other than the
 # probe's: asked 1.5, got 1.43; 1.8, 1.72; 0.75, 0.79). Within this band the text moves it by 2% or
@@ -78,11 +79,9 @@ class PiperTts:
         from piper import SynthesisConfig
 
         spans = []
-        for scale in PROBE_SCALES:
-            audio = np.concatenate([c.audio_float_array for c in self._voice.synthesize(
-                SPEED_PROBE_TEXT, syn_config=SynthesisConfig(length_scale=scale))])
-            loud = np.flatnonzero(np.abs(audio) > LOUD)
-            spans.append(loud[-1] - loud[0])
+        for scale in PROBE_SCALES:  # each a mean of a few renderings: the voice's timing is random
+            spans.append(np.mean([_speaking_samples(np.concatenate([c.audio_float_array for c in self._voice.synthesize(
+                SPEED_PROBE_TEXT, syn_config=SynthesisConfig(length_scale=scale))])) for _ in range(PROBE_RENDERINGS)]))
         speeds = spans[PROBE_SCALES.index(1.0)] / np.array(spans, float)
         # Past where the voice stops getting faster (or slower) a curve cannot be inverted: keep
         # the part that still moves.
@@ -113,6 +112,11 @@ class PiperTts:
                                  noise_w_scale=own.noise_w_scale * expressiveness)
         for chunk in self._voice.synthesize(text, syn_config=config):
             yield chunk.audio_float_array.astype(np.float32, copy=False)
+
+
+def _speaking_samples(audio: np.ndarray) -> int:
+    loud = np.flatnonzero(np.abs(audio) > LOUD)
+    return int(loud[-1] - loud[0]) if len(loud) else 0
 
 
 def trim_tail(samples: np.ndarray, rate: int, keep_ms: int = 60, floor: float = 0.01) -> np.ndarray:
