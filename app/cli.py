@@ -25,6 +25,8 @@ def _talk(argv: list[str]) -> int:
     p.add_argument("--engine", default="cascade", choices=["cascade", "omni", "omni-torch"],
                    help="which engine answers: the cascade, or Mini-Omni (llama.cpp 4-bit; omni-torch: fp32 torch)")
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
+    p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
+                   help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
     p.add_argument("--preset", default=None, help="voice style preset (built-in or your own)")
     p.add_argument("--emotion", default=None, help="neutral, cheerful, calm, sad, excited or serious")
@@ -65,7 +67,7 @@ def _talk(argv: list[str]) -> int:
             return _fail(f"--voice-reference: {exc}")
     if target is not None and args.engine != "cascade":
         return _fail("--voice-reference works with the cascade engine only")
-    engine = load_engine_by_name(args.engine, args.llm)
+    engine = load_engine_by_name(args.engine, args.llm, args.quant)
     profiles = (engine_voice_profile(engine), target) if target is not None else None
     result = talk_once(engine, vad, voice, config, style, voice_profiles=profiles)
     if not result.reason == "complete":
@@ -286,7 +288,7 @@ def _convert(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="voice-companion models convert",
                                 description="Convert an installed model for llama.cpp (GGUF, quantized).")
     p.add_argument("model", choices=["mini-omni"])
-    p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m"])
+    p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"])
     p.add_argument("--force", action="store_true", help="convert again even if up to date")
     args = p.parse_args(argv)
 

@@ -90,12 +90,12 @@ def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: st
     return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu, device=device)
 
 
-def load_engine_by_name(name: str, llm: str | None = None):
-    """`cascade` (the default stack), `omni` (Mini-Omni on llama.cpp, 4-bit) or `omni-torch`."""
+def load_engine_by_name(name: str, llm: str | None = None, quant: str = "q4_k_m"):
+    """`cascade` (the default stack), `omni` (Mini-Omni on llama.cpp, at `quant`) or `omni-torch`."""
     if name == "cascade":
         return load_cascade(llm=llm)
     if name == "omni":
-        return load_omni()
+        return load_omni(quant=quant)
     if name == "omni-torch":
         return load_omni(backend="torch")
     raise ValueError(f"unknown engine {name!r} (cascade, omni or omni-torch)")

@@ -223,6 +223,11 @@ def test_talk_with_omni_from_a_hub_install(published, tmp_path, capsys):
     assert report["reply_audio_seconds"] > 1.0
     assert report["latency_ms"]["response"] > 0
 
+    # The fast CPU file, converted on first use.
+    assert main(["talk", str(SAMPLE_QUESTION), "--engine", "omni", "--quant", "q4_0", "--out", str(out)]) == 0
+    assert (published / "converted" / "mini-omni-q4_0" / "model.gguf").is_file()
+    assert sf.info(out).duration > 1.0
+
 
 def test_convert_bad_input_is_one_line(published, capsys):
     from app.cli import main
