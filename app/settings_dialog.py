@@ -29,6 +29,10 @@ ENGINE_NAMES = {"cascade": "Cascade: Whisper, chat model, Piper", "omni": "Mini-
 COMPUTE_NAMES = {"auto": "Automatic", "cuda": "CUDA (NVIDIA)", "metal": "Metal (Apple)", "cpu": "CPU"}
 VOICES = {"piper-joe-medium": "Joe (Piper, US English)"}
 
+VOICE_MATCH_HELP = ("Moves the reply's pitch, melody range, vocal-tract length and brightness toward "
+                    "the speaker in a 5-30 s clip. It is not a voice clone: timbre and accent stay "
+                    "the companion's own.")
+
 
 def _disable_item(combo: QComboBox, index: int, reason: str) -> None:
     item = combo.model().item(index)
@@ -194,6 +198,7 @@ class SettingsDialog(QDialog):
         self.clip_label = QLabel()
         self.clip_label.setWordWrap(True)
         self.clip_label.setAccessibleName("Voice matching clip")
+        self.clip_label.setToolTip(VOICE_MATCH_HELP)
         form.addRow("Match a voice", self.clip_label)
         self.record_button = QPushButton("Record…")
         self.record_button.clicked.connect(self.record_clip)
@@ -202,6 +207,9 @@ class SettingsDialog(QDialog):
         self.clear_clip_button = QPushButton("Clear")
         self.clear_clip_button.clicked.connect(lambda: self.set_clip(None))
         form.addRow("", _row(self.record_button, self.import_clip_button, self.clear_clip_button))
+        help_label = QLabel(VOICE_MATCH_HELP)
+        help_label.setWordWrap(True)
+        form.addRow("", help_label)
         self.preview_button = QPushButton("Preview")
         self.preview_button.setToolTip("Apply these settings and hear a sentence")
         self.preview_button.clicked.connect(self.preview)
