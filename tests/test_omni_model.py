@@ -28,7 +28,9 @@ def lm(tiny):
 @pytest.fixture(scope="module")
 def converted(lm, tmp_path_factory):
     root = tmp_path_factory.mktemp("gguf")
-    return {q: convert(lm, root / q, q) for q in ("f32", "q8_0", "q4_0")}
+    folders = {q: convert(lm, root / q, q) for q in ("f32", "q8_0", "q4_0", "q4_k_m")}
+    folders["f32-widened"] = convert(lm, root / "f32-widened", "f32", width=256)
+    return folders
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -171,6 +173,32 @@ def test_gguf_f32_matches_torch(converted, reference, mode):
     assert len(found) == len(wanted) == 9
     assert all(f.shape == (181120,) for f in found)  # the full width comes back
     assert _relative(found, wanted) <= 1e-4
+
+
+def test_a_widened_f32_file_is_the_same_model(converted, reference):
+    """Widening for k-quants (zero channels, zero query heads, norms rescaled) changes no logit."""
+    import gguf
+
+    reader = gguf.GGUFReader(converted["f32-widened"] / "model.gguf")
+    shapes = {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
+    assert shapes["blk.0.attn_output.weight"] == (256, 256) and shapes["output.weight"] == (256, 181120)
+    error = _error_against_torch(converted["f32-widened"], reference)
+    assert error <= 1e-4, error
+
+
+def test_gguf_q4_k_m_is_k_quantized_throughout(converted, reference):
+    """On the widened model llama.cpp's Q4_K_M recipe applies to every matrix that reads the
+    residual stream: no q5_0 fallback. (The small model's feed-forward width, 128, is not a
+    multiple of 256 and falls back; the real one's, 4864, is.)"""
+    import gguf
+
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(converted["q4_k_m"] / "model.gguf").tensors}
+    k_quants = {gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q5_K, gguf.GGMLQuantizationType.Q6_K}
+    matrices = [n for n in types if n.endswith(".weight") and "norm" not in n
+                and n != "token_embd.weight" and not n.endswith("ffn_down.weight")]
+    assert all(types[n] in k_quants for n in matrices), {n: types[n].name for n in matrices}
+    error = _error_against_torch(converted["q4_k_m"], reference)
+    assert 0 < error <= 0.3, error
 
 
 def test_calibrate_keeps_the_faster_step_mode(converted, reference):

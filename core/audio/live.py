@@ -78,7 +78,8 @@ class LiveAudio:
 
     def start(self, feed: Callable[[np.ndarray, float, np.ndarray], None],
               on_echo_path_change: Callable[[], None] | None = None) -> "LiveAudio":
-        """`on_echo_path_change` is called when a device is replaced, and again every 100 ms
+        """`on_echo_path_change` is called when a device is replaced, and when the speaker first
+        plays (a new canceller has never heard the room either), and again every 100 ms
         until the canceller has learned the new echo path (see EchoSettling): meanwhile its
         leftovers must not count as the user's speech."""
         self._on_path_change = on_echo_path_change or (lambda: None)
@@ -99,6 +100,7 @@ class LiveAudio:
         mic_rate = speaker_rate = 0
         devices = (self.mic.device, self.speaker.device)
         far_loud_at = -1.0  # when the speaker last played something audible
+        unheard = self.echo is not None  # the canceller has not heard the speaker yet
         while not self._stop.is_set():
             if (self.mic.device, self.speaker.device) != devices:
                 devices = (self.mic.device, self.speaker.device)
@@ -125,6 +127,13 @@ class LiveAudio:
                 self.speaker.write(to_speaker.process(out))
                 if np.sqrt(np.mean(out**2)) >= FAR_ACTIVE_RMS:
                     far_loud_at = time.perf_counter()
+                    if unheard:
+                        # The first sound: the canceller learns the path only now, so it is
+                        # held to the same test as after a device change (a run of the
+                        # PulseAudio test cut its first reply off after three words).
+                        unheard = False
+                        self._on_path_change()
+                        self.settling.start(far_loud_at)
                 if self.echo is not None:
                     for far in far_frames.push(far_to_16k.process(out)):
                         self.echo.render(far)

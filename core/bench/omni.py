@@ -263,12 +263,12 @@ def _run_worker(folder: Path, full: bool, turns: int) -> dict:
 
 
 def _converted(root: Path, model, quant: str) -> tuple[Path, float | None]:
-    from models.omni.convert import META_FILE, convert
+    from models.omni.convert import CONVERTER, META_FILE, convert
 
     folder = root / f"omni-{quant}"
     try:
         meta = json.loads((folder / META_FILE).read_text())
-        if meta.get("bench_seed") == SEED and (folder / "model.gguf").is_file():
+        if meta.get("bench_seed") == SEED and meta.get("converter") == CONVERTER and (folder / "model.gguf").is_file():
             return folder, None
     except (OSError, ValueError):
         pass

@@ -1,8 +1,12 @@
 """Mini-Omni's LLM as a GGUF that llama.cpp's qwen2 architecture runs, at f32/f16/q8_0/q4_k_m/q4_0.
 
 q4_k_m is llama.cpp's recipe, but k-quants need rows of a multiple of 256 values and this model's
-are 896 wide in every matrix but the feed-forward down projection: llama.cpp stores those in
-q5_0 instead (146 of 170 matrices), which has no repacked CPU kernel. q4_0 stores every matrix,
+are 896 wide in every matrix but the feed-forward down projection: given as they are, llama.cpp
+stores those in q5_0 instead (146 of 170 matrices), which has no repacked CPU kernel. So for
+q4_k_m the model is first widened to 1024 (`widened`): zero columns and rows, two query heads
+whose queries and output weights are zero, norm weights and epsilon rescaled so the normalized
+values are the same; exact (an f32 file widened so gives torch's logits within 1e-4), 14% more
+arithmetic, and every matrix a real k-quant. q4_0 stores every matrix,
 the output head included, in 4-bit blocks of 32 that llama.cpp repacks for the CPU's wide vector
 units: on 2 AVX-512 cores a decode step of the batch of two takes 18 ms instead of 42, at a
 larger quantization error (relative logit error against f16 on a random full-size model: q8_0
@@ -35,6 +39,7 @@ from models.registry.atomic import replacing, write_json
 GGUF_FILE, EMBEDDINGS_FILE, ADAPTER_FILE, META_FILE = "model.gguf", "embeddings.npy", "adapter.pt", "omni.json"
 QUANTS = ("f32", "f16", "q8_0", "q4_k_m", "q4_0")
 _GGML_TYPE_Q4_0 = 2
+CONVERTER = 2  # bumped when a conversion of the same checkpoint would come out differently
 
 
 def split_qkv(weight: torch.Tensor, config: OmniConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,10 +76,71 @@ def gguf_tensors(model: OmniLM) -> Iterator[tuple[str, torch.Tensor]]:
         yield p + "ffn_down.weight", block.mlp.proj.weight
 
 
-def write_gguf(path: Path, model: OmniLM, f16: bool = False) -> None:
+def widened(config: OmniConfig, tensors: Iterator[tuple[str, torch.Tensor]], width: int
+            ) -> tuple[OmniConfig, Iterator[tuple[str, torch.Tensor]]]:
+    """The same model at a larger width, for k-quants (rows of a multiple of 256 values).
+
+    The residual stream gains `width - n_embd` channels that stay zero: every matrix that reads it
+    gets zero columns, every one that writes it zero rows, and the norms zero weights there. An
+    RMS norm then averages over more channels, so its epsilon and weights are scaled by
+    n_embd / width and its square root: the normalized values do not change. The attention keeps
+    its head size; the extra width becomes query heads (the same number in each key/value group,
+    last in the group) whose queries are zero and whose outputs the output projection ignores."""
+    extra = width - config.n_embd
+    groups, size = config.n_query_groups, config.head_size
+    if extra < 0 or extra % (size * groups):
+        raise ValueError(f"cannot widen {config.n_embd} to {width} in whole heads per group")
+    per_group, added = config.n_head // groups, extra // (size * groups)
+    wide = OmniConfig(**{**asdict(config), "n_embd": width, "n_head": config.n_head + added * groups,
+                         "norm_eps": config.norm_eps * config.n_embd / width})
+    scale = (config.n_embd / width) ** 0.5
+
+    def heads(t: torch.Tensor, dim: int) -> torch.Tensor:  # zero heads after each group's own
+        shape = list(t.shape)
+        parts = t.reshape(shape[:dim] + [groups, per_group * size] + shape[dim + 1 :])
+        pad = [0, 0] * (len(shape) - dim - 1) + [0, added * size]
+        return torch.nn.functional.pad(parts, pad).reshape(shape[:dim] + [-1] + shape[dim + 1 :])
+
+    def grown(t: torch.Tensor, dim: int) -> torch.Tensor:  # zero channels at the end of `dim`
+        pad = [0, 0] * (t.ndim - dim - 1) + [0, extra]
+        return torch.nn.functional.pad(t, pad)
+
+    def convert_one(name: str, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().float()
+        if name.endswith("norm.weight"):
+            return grown(t * scale, 0)
+        if name in ("token_embd.weight", "output.weight") or name.endswith(
+                ("attn_k.weight", "attn_v.weight", "ffn_gate.weight", "ffn_up.weight")):
+            return grown(t, 1)
+        if name.endswith("attn_q.weight"):
+            return grown(heads(t, 0), 1)
+        if name.endswith("attn_q.bias"):
+            return heads(t, 0)
+        if name.endswith("attn_output.weight"):
+            return grown(heads(t, 1), 0)
+        if name.endswith("ffn_down.weight"):
+            return grown(t, 0)
+        return t  # attn_k / attn_v biases
+
+    return wide, ((name, convert_one(name, t)) for name, t in tensors)
+
+
+def k_quant_width(config: OmniConfig) -> int | None:
+    """The width k-quants need (a multiple of 256), when the model is not already there and can
+    be widened in whole heads per group; else None."""
+    width = -(-config.n_embd // 256) * 256
+    if width == config.n_embd or (width - config.n_embd) % (config.head_size * config.n_query_groups):
+        return None
+    return width
+
+
+def write_gguf(path: Path, model: OmniLM, f16: bool = False, width: int | None = None) -> None:
     import gguf
 
     c = model.config
+    tensors = gguf_tensors(model)
+    if width is not None:
+        c, tensors = widened(c, tensors, width)
     with replacing(Path(path)) as tmp:
         writer = gguf.GGUFWriter(tmp, "qwen2")
         writer.add_name("mini-omni")
@@ -91,7 +157,7 @@ def write_gguf(path: Path, model: OmniLM, f16: bool = False) -> None:
         writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
         writer.add_tokenizer_model("none")
         writer.add_vocab_size(c.padded_vocab_size)
-        for name, tensor in gguf_tensors(model):
+        for name, tensor in tensors:
             array = tensor.detach().float().contiguous().numpy()
             # Norms and biases stay f32 (llama.cpp adds them in f32); matrices may be halved.
             writer.add_tensor(name, array.astype(np.float16) if f16 and array.ndim == 2 else array)
@@ -125,19 +191,22 @@ def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
         _fsync(tmp)
 
 
-def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0) -> Path:
-    """Write the converted folder for `quant`; returns it. Every file is replaced atomically."""
+def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0, width: int | None = None) -> Path:
+    """Write the converted folder for `quant`; returns it. Every file is replaced atomically.
+    `width`: the GGUF's (see `widened`); by default widened only for the k-quant q4_k_m."""
     if quant not in QUANTS:
         raise ValueError(f"quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+    if width is None and quant == "q4_k_m":
+        width = k_quant_width(model.config)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / GGUF_FILE
     if quant in ("f32", "f16"):
-        write_gguf(target, model, f16=quant == "f16")
+        write_gguf(target, model, f16=quant == "f16", width=width)
     else:
         staging = folder / f".{GGUF_FILE}.f32"
         try:
-            write_gguf(staging, model)
+            write_gguf(staging, model, width=width)
             quantize(staging, target, quant, threads)
         finally:
             staging.unlink(missing_ok=True)
@@ -150,7 +219,8 @@ def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0) -> Path:
     with replacing(folder / ADAPTER_FILE) as tmp:
         torch.save({k: v.contiguous() for k, v in model.whisper_adapter.state_dict().items()}, tmp)
         _fsync(tmp)
-    write_json(folder / META_FILE, {"quant": quant, "config": asdict(model.config)})
+    write_json(folder / META_FILE, {"quant": quant, "config": asdict(model.config), "converter": CONVERTER,
+                                    "gguf_width": width or model.config.n_embd})
     return folder
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from models.omni.assets import CODEC, ENCODER, LM
 from models.omni.checkpoint import ENCODER_WEIGHTS, LM_WEIGHTS
-from models.omni.convert import META_FILE, QUANTS, convert
+from models.omni.convert import CONVERTER, META_FILE, QUANTS, convert
 from models.omni.engine import OmniPaths
 from models.registry import ModelStore
 from models.registry.atomic import write_json
@@ -33,7 +33,7 @@ def is_current(folder: Path, source_sha256: str) -> bool:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("source_sha256") == source_sha256
+    return meta.get("source_sha256") == source_sha256 and meta.get("converter") == CONVERTER
 
 
 def ensure_converted(store: ModelStore, quant: str, force: bool = False, threads: int = 0) -> Path:

@@ -142,8 +142,12 @@ class LlamaBackend:
         self._llama = llama_cpp
         self._sequences = sequences
         self._capacity = batch
-        self._batch = llama_cpp.llama_batch_init(batch, self.config.n_embd, sequences)
-        self._embd = np.ctypeslib.as_array(self._batch.embd, shape=(batch, self.config.n_embd))
+        # The file may be wider than the model (zero channels for k-quants, see convert.widened):
+        # inputs are padded with zeros to its width.
+        width = llama_cpp.llama_model_n_embd(self._model)
+        self._batch = llama_cpp.llama_batch_init(batch, width, sequences)
+        self._embd = np.ctypeslib.as_array(self._batch.embd, shape=(batch, width))
+        self._embd[:] = 0
         self._pos = [0] * sequences
 
     def close(self) -> None:
@@ -226,7 +230,7 @@ class LlamaBackend:
     def _decode(self, rows: list[tuple[int, np.ndarray, bool]]) -> None:
         b = self._batch
         for j, (seq, row, want) in enumerate(rows):
-            self._embd[j] = row
+            self._embd[j, : len(row)] = row
             b.pos[j] = self._pos[seq]
             b.n_seq_id[j] = 1
             b.seq_id[j][0] = seq
