@@ -87,6 +87,17 @@ def test_streamed_reply_equals_the_whole_utterance(voice, whole, speed, semitone
                                   reference)
 
 
+def test_a_chunk_handed_on_in_parts_is_the_same_audio(voice, whole):
+    """`pieces` (what the session uses, so a clause's first sound waits for its first part only)
+    gives the very samples of the whole utterance, in several parts per clause."""
+    chunks, rate = voice
+    stream = StreamingProsody(rate, 1.25, -4.0)
+    parts = [list(stream.pieces(chunk)) for chunk in chunks]
+    assert all(len(p) >= 4 for p in parts)
+    joined = np.concatenate([p for chunk_parts in parts for p in chunk_parts] + [stream.flush()])
+    np.testing.assert_array_equal(joined, apply_prosody(whole[0], rate, 1.25, -4.0))
+
+
 def test_other_engine_rates_stream_alike(whole):
     audio, rate, _ = whole
     audio = soxr.resample(audio, rate, 24000).astype(np.float32)

@@ -36,6 +36,8 @@ does not wait on it. Rubber Band is GPL, as is Piper, which the app already ship
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pylibrb
 
@@ -46,6 +48,7 @@ BLOCK = 256  # samples per stretcher call: a fixed grid makes the output indepen
 OPTIONS = (pylibrb.Option.PROCESS_REALTIME | pylibrb.Option.ENGINE_FINER | pylibrb.Option.WINDOW_SHORT
            | pylibrb.Option.FORMANT_PRESERVED | pylibrb.Option.THREADING_NEVER)
 _EMPTY = np.zeros(0, np.float32)
+PIECE_S = 0.125  # input per part handed on by `pieces`
 
 
 def check_prosody(rate: int, speed: float, semitones: float) -> None:
@@ -100,6 +103,16 @@ class StreamingProsody:
         whole = len(samples) - len(samples) % BLOCK
         self._pending = samples[whole:]
         return self._emit([self._run(samples[i : i + BLOCK]) for i in range(0, whole, BLOCK)])
+
+    def pieces(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
+        """`process(chunk)` handed on in parts of PIECE_S of input, each as soon as it is ready:
+        the first sound of a clause waits for its first part only. The same samples as `process`
+        (the stretcher sees the same fixed blocks however the input is cut)."""
+        step = max(BLOCK, int(PIECE_S * self.rate) // BLOCK * BLOCK)
+        for start in range(0, len(chunk), step):
+            out = self.process(chunk[start : start + step])
+            if len(out):
+                yield out
 
     def flush(self) -> np.ndarray:
         """The rest of the reply; afterwards the stream is ready for the next one."""
