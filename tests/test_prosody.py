@@ -195,6 +195,7 @@ def test_the_cascade_speaks_at_the_speed_asked(stack, speed):
     renderings each: the voice times its words a little differently every time."""
     from core.style.chain import engine_chain
     from models.cascade.engine import CascadeEngine
+    from models.cascade.tts import speaking_seconds
     from models.engine import Style
 
     engine = CascadeEngine(stack[0].asr, stack[0].chat, fresh_voice())
@@ -207,9 +208,7 @@ def test_the_cascade_speaks_at_the_speed_asked(stack, speed):
         for _ in range(5):
             chain = engine_chain(engine, Style(speed=speed), rate)
             pieces = [chain.process(c) if chain else c for c in engine.tts.synthesize(text, speed)]
-            audio = np.concatenate(pieces + ([chain.flush()] if chain else []))
-            loud = np.flatnonzero(np.abs(audio) > 0.01)
-            times.append((loud[-1] - loud[0]) / rate)
+            times.append(speaking_seconds(np.concatenate(pieces + ([chain.flush()] if chain else [])), rate))
         return float(np.median(times))
 
     got = speaking_time(1.0) / speaking_time(speed)

@@ -96,6 +96,12 @@ class LiveAudio:
         self.mic.stop()
         self.speaker.stop()
 
+    def _relearn(self, now: float) -> None:
+        """The echo path is new to the canceller: hold barge-in until it has learned it."""
+        self._on_path_change()
+        if self.echo is not None:
+            self.settling.start(now)
+
     def _run(self, feed: Callable[[np.ndarray, float, np.ndarray], None]) -> None:
         mic_rate = speaker_rate = 0
         devices = (self.mic.device, self.speaker.device)
@@ -104,9 +110,7 @@ class LiveAudio:
         while not self._stop.is_set():
             if (self.mic.device, self.speaker.device) != devices:
                 devices = (self.mic.device, self.speaker.device)
-                self._on_path_change()
-                if self.echo is not None:
-                    self.settling.start(time.perf_counter())
+                self._relearn(time.perf_counter())
             if self.mic.rate != mic_rate:  # first pass, or the microphone fell back to another device
                 mic_rate = self.mic.rate
                 mic_to_16k, mic_frames = StreamResampler(mic_rate, RATE), FrameSplitter(FRAME)
@@ -132,8 +136,7 @@ class LiveAudio:
                         # held to the same test as after a device change (a run of the
                         # PulseAudio test cut its first reply off after three words).
                         unheard = False
-                        self._on_path_change()
-                        self.settling.start(far_loud_at)
+                        self._relearn(far_loud_at)
                 if self.echo is not None:
                     for far in far_frames.push(far_to_16k.process(out)):
                         self.echo.render(far)

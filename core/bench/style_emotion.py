@@ -13,6 +13,7 @@ from core.style.emotion import EMOTIONS
 from core.style.pitch import f0_track
 from core.style.presets import Preset
 from core.style.resolve import style_from_preset
+from models.cascade.tts import speaking_seconds
 
 SENTENCES = [
     "I found a lovely little cafe near the river this morning.",
@@ -44,8 +45,7 @@ def _figures(engine, style) -> dict:
         spreads.append(float(np.median(np.abs(semitones - np.median(semitones)))))
         loud = np.abs(audio) > 0.01
         levels.append(20 * np.log10(np.sqrt(np.mean(np.square(audio[loud]))) + 1e-12))
-        voiced = np.flatnonzero(loud)
-        rates.append(len(text.split()) / ((voiced[-1] - voiced[0]) / rate))
+        rates.append(len(text.split()) / speaking_seconds(audio, rate))
     return {"f0_median_hz": float(np.median(np.concatenate(f0s))), "f0_spread_st": spreads,
             "level_db": float(np.mean(levels)), "words_per_s": float(np.mean(rates))}
 

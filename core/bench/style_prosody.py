@@ -117,24 +117,20 @@ def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int,
         yield from _stream(_random_pieces(audio, rate, rng), rate, speed, semitones, whole, "random cuts")
 
 
-def _speaking_time(audio: np.ndarray, rate: int) -> float:
-    loud = np.flatnonzero(np.abs(audio) > 0.01)
-    return (loud[-1] - loud[0]) / rate
-
-
 def _engine_speed(engine, clauses: tuple[str, ...], plain: np.ndarray, rate: int) -> Iterator[Row]:
     """The speed the engine's own control gives (Piper's length scale read off the voice's speed
     curve, the style chain making up what the scale does not do): speaking time at 1.0 over
     speaking time at each speed, against the speed asked. Each rendering is a new draw of Piper's
     timing, so single replies scatter by a few percent; the median says how the control is set."""
     from core.style.chain import engine_chain
+    from models.cascade.tts import speaking_seconds
     from models.engine import Style
 
     for speed in SPEEDS:
         chain = engine_chain(engine, Style(speed=speed), rate)
         pieces = [chain.process(c) if chain else c for clause in clauses for c in engine.tts.synthesize(clause, speed)]
         audio = np.concatenate(pieces + ([chain.flush()] if chain else []))
-        got = _speaking_time(plain, rate) / _speaking_time(audio, rate)
+        got = speaking_seconds(plain, rate) / speaking_seconds(audio, rate)
         yield "engine_speed", f"{speed:g}", "speed_error_pct", 100 * (got / speed - 1)
 
 

@@ -386,7 +386,7 @@ def convert_blocks(samples: np.ndarray, rate: int, mapping: VoiceMapping) -> Ite
     target = map_f0(f0, mapping)
     centre = mapping.f0_pivot_hz or (float(np.median(f0[f0 > 0])) if np.any(f0 > 0) else 0.0)
     smoothed = np.where(f0 > 0, np.maximum(f0, centre), 0.0)
-    join = int(JOIN_S * rate)
+    join, fade = int(JOIN_S * rate), _fade(rate, len(x))
     edges = _block_edges(f0)
     held = np.zeros(0)  # the previous block's output past its end, to cross-fade with the next
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
@@ -401,16 +401,16 @@ def convert_blocks(samples: np.ndarray, rate: int, mapping: VoiceMapping) -> Ite
         end = len(x) if b == len(f0) else int(round(b * hop)) + join
         y = np.pad(y, (0, max(0, end - offset - len(y))))[start - offset : end - offset]
         if len(held):
-            ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, len(held)))
+            ramp = _ramp(len(held))
             y[: len(held)] = held * (1 - ramp) + y[: len(held)] * ramp
         if b < len(f0):
             y, held = y[: len(y) - 2 * join], y[len(y) - 2 * join :].copy()
         piece = _limit(y)
         if k == 0:
-            piece[: _fade(rate, len(x))] *= _ramp(_fade(rate, len(x)))
+            piece[:fade] *= _ramp(fade)
         if b == len(f0):
-            fade = min(_fade(rate, len(x)), len(piece))
-            piece[len(piece) - fade :] *= _ramp(fade)[::-1]
+            out = min(fade, len(piece))
+            piece[len(piece) - out :] *= _ramp(out)[::-1]
         yield piece.astype(np.float32)
 
 

@@ -78,11 +78,13 @@ class PiperTts:
     def _measure_speeds(self) -> tuple[np.ndarray, np.ndarray]:
         from piper import SynthesisConfig
 
-        spans = []
-        for scale in PROBE_SCALES:  # each a mean of a few renderings: the voice's timing is random
-            spans.append(np.mean([_speaking_samples(np.concatenate([c.audio_float_array for c in self._voice.synthesize(
-                SPEED_PROBE_TEXT, syn_config=SynthesisConfig(length_scale=scale))])) for _ in range(PROBE_RENDERINGS)]))
-        speeds = spans[PROBE_SCALES.index(1.0)] / np.array(spans, float)
+        def speaking(scale: float) -> float:
+            chunks = self._voice.synthesize(SPEED_PROBE_TEXT, syn_config=SynthesisConfig(length_scale=scale))
+            return speaking_seconds(np.concatenate([c.audio_float_array for c in chunks]), self.rate)
+
+        # Each scale timed as the mean of a few renderings: the voice's timing is random.
+        spans = np.array([np.mean([speaking(s) for _ in range(PROBE_RENDERINGS)]) for s in PROBE_SCALES])
+        speeds = spans[PROBE_SCALES.index(1.0)] / spans
         # Past where the voice stops getting faster (or slower) a curve cannot be inverted: keep
         # the part that still moves.
         keep = [0]
@@ -114,9 +116,10 @@ class PiperTts:
             yield chunk.audio_float_array.astype(np.float32, copy=False)
 
 
-def _speaking_samples(audio: np.ndarray) -> int:
+def speaking_seconds(audio: np.ndarray, rate: int) -> float:
+    """How long the voice speaks in `audio`: from its first sample louder than LOUD to its last."""
     loud = np.flatnonzero(np.abs(audio) > LOUD)
-    return int(loud[-1] - loud[0]) if len(loud) else 0
+    return float(loud[-1] - loud[0]) / rate if len(loud) else 0.0
 
 
 def trim_tail(samples: np.ndarray, rate: int, keep_ms: int = 60, floor: float = 0.01) -> np.ndarray:

@@ -8,9 +8,10 @@ whose queries and output weights are zero, norm weights and epsilon rescaled so 
 values are the same; exact (an f32 file widened so gives torch's logits within 1e-4), 14% more
 arithmetic, and every matrix a real k-quant. q4_0 stores every matrix,
 the output head included, in 4-bit blocks of 32 that llama.cpp repacks for the CPU's wide vector
-units: on 2 AVX-512 cores a decode step of the batch of two takes 18 ms instead of 42, at a
-larger quantization error (relative logit error against f16 on a random full-size model: q8_0
-0.08, q4_k_m 0.36, q4_0 0.73; random weights exaggerate it, but the order holds).
+units: on 2 AVX-512 cores a decode step of the batch of two took 19-21 ms against the widened
+q4_k_m's 31-34 in the same minutes, at a larger quantization error (relative logit error against
+f16 on a random full-size model: q8_0 0.08, q4_k_m 0.54, q4_0 0.73; random weights exaggerate it,
+but the order holds).
 
 Only the transformer goes into the GGUF. The model is always fed input embeddings (the average
 of 8 streams, which llama.cpp's token path cannot express), so the embedding table and the
@@ -219,8 +220,7 @@ def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0, width: in
     with replacing(folder / ADAPTER_FILE) as tmp:
         torch.save({k: v.contiguous() for k, v in model.whisper_adapter.state_dict().items()}, tmp)
         _fsync(tmp)
-    write_json(folder / META_FILE, {"quant": quant, "config": asdict(model.config), "converter": CONVERTER,
-                                    "gguf_width": width or model.config.n_embd})
+    write_json(folder / META_FILE, {"quant": quant, "config": asdict(model.config), "converter": CONVERTER})
     return folder
 
 
