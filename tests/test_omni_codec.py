@@ -80,3 +80,19 @@ def test_short_utterance_and_reuse(codec):
     out = decoder.flush()
     assert np.allclose(out, codec.decode(one), atol=1e-6)
     assert len(decoder.flush()) == 0  # flushed decoder starts over empty
+
+
+def test_the_faster_decoder_is_the_same_arithmetic(frames):
+    """Weight norm folded, Snake and depthwise convolutions by time blocks: SNAC's own decode to
+    float rounding (several time blocks per tensor here)."""
+    from torch.nn.utils import parametrize
+
+    small = {**SNAC_24KHZ, "decoder_dim": 64, "encoder_dim": 8}
+    torch.manual_seed(3)
+    plain = SeededCodec(SNAC(**small).eval(), seed=5, faster=False)
+    torch.manual_seed(3)
+    faster = SeededCodec(SNAC(**small).eval(), seed=5)
+    assert any(parametrize.is_parametrized(m) for m in plain.snac.decoder.modules())
+    assert not any(parametrize.is_parametrized(m) for m in faster.snac.decoder.modules())
+    want, got = plain.decode(frames, 4), faster.decode(frames, 4)
+    assert len(got) == len(want) and np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

@@ -197,6 +197,7 @@ def test_gguf_q4_k_m_is_k_quantized_throughout(converted, reference):
     matrices = [n for n in types if n.endswith(".weight") and "norm" not in n
                 and n != "token_embd.weight" and not n.endswith("ffn_down.weight")]
     assert all(types[n] in k_quants for n in matrices), {n: types[n].name for n in matrices}
+    assert types["output.weight"] == gguf.GGMLQuantizationType.Q4_K  # not the recipe's slower q6_K
     error = _error_against_torch(converted["q4_k_m"], reference)
     assert 0 < error <= 0.3, error
 
@@ -276,3 +277,19 @@ def test_encoder_window_frames_and_reduced_precision(tiny):
     assert short.shape == exact.shape and not torch.allclose(short, exact)  # attention saw less padding
     with pytest.raises(ValueError, match="at most 1500 frames"):
         encoder.encode(audio, 1501, pad_to_30s=True)
+
+
+def test_encoder_computes_only_the_kept_frames_in_its_last_block(tiny):
+    """The last block's rows past the turn are never used: it computes only the kept ones, whose
+    values are those of the whole window (they still attend to all of it)."""
+    from models.omni.whisper_encoder import log_mel
+
+    encoder = load_encoder(tiny["encoder"] / "small.pt")
+    mel = log_mel(torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, 16000 * 30).astype(np.float32)))
+    shapes = []
+    hook = encoder.blocks[-1].mlp.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
+    with torch.inference_mode():
+        whole, kept = encoder(mel), encoder(mel, 101)
+    hook.remove()
+    assert shapes == [(1, 1500, 32), (1, 101, 32)]
+    assert torch.allclose(kept, whole[:, :101], atol=1e-5, rtol=1e-5)

@@ -6,12 +6,12 @@ stores those in q5_0 instead (146 of 170 matrices), which has no repacked CPU ke
 q4_k_m the model is first widened to 1024 (`widened`): zero columns and rows, two query heads
 whose queries and output weights are zero, norm weights and epsilon rescaled so the normalized
 values are the same; exact (an f32 file widened so gives torch's logits within 1e-4), 14% more
-arithmetic, and every matrix a real k-quant. q4_0 stores every matrix,
+arithmetic, and every matrix a real k-quant. The recipe's q6_K head (no repacked CPU kernel) is
+made q4_K: a joint step of the batch of two took 24 ms instead of 36-38. q4_0 stores every matrix,
 the output head included, in 4-bit blocks of 32 that llama.cpp repacks for the CPU's wide vector
-units: on 2 AVX-512 cores a decode step of the batch of two took 19-21 ms against the widened
-q4_k_m's 31-34 in the same minutes, at a larger quantization error (relative logit error against
-f16 on a random full-size model: q8_0 0.08, q4_k_m 0.54, q4_0 0.73; random weights exaggerate it,
-but the order holds).
+units: on 2 AVX-512 cores a step of the batch of two took 22 ms in those minutes, at a larger
+quantization error (relative logit error against f16 on a random full-size model: q8_0 0.08,
+q4_k_m 0.54, q4_0 0.73; random weights exaggerate it, but the order holds).
 
 Only the transformer goes into the GGUF. The model is always fed input embeddings (the average
 of 8 streams, which llama.cpp's token path cannot express), so the embedding table and the
@@ -39,8 +39,8 @@ from models.registry.atomic import replacing, write_json
 
 GGUF_FILE, EMBEDDINGS_FILE, ADAPTER_FILE, META_FILE = "model.gguf", "embeddings.npy", "adapter.pt", "omni.json"
 QUANTS = ("f32", "f16", "q8_0", "q4_k_m", "q4_0")
-_GGML_TYPE_Q4_0 = 2
-CONVERTER = 2  # bumped when a conversion of the same checkpoint would come out differently
+_GGML_TYPE_Q4_0, _GGML_TYPE_Q4_K = 2, 12
+CONVERTER = 3  # bumped when a conversion of the same checkpoint would come out differently
 
 
 def split_qkv(weight: torch.Tensor, config: OmniConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -185,6 +185,11 @@ def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
         # The head too: llama.cpp would keep it in q8_0 (its q6_K does not fit 896-wide rows),
         # whose two-row product is slower than two one-row ones and costs the joint step 20 ms.
         params.output_tensor_type = _GGML_TYPE_Q4_0
+    elif quant == "q4_k_m":
+        # The recipe's q6_K head has no repacked CPU kernel, and the 181120 x 1024 head is 40 % of
+        # what a step reads: in q4_K the joint step of the batch of two took 24 ms against 36-38
+        # in the same minutes, and the logit error against f16 moved from 0.539 to 0.543.
+        params.output_tensor_type = _GGML_TYPE_Q4_K
     with replacing(Path(target)) as tmp:
         code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
         if code != 0:
