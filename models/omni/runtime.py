@@ -95,8 +95,8 @@ class LlamaBackend:
 
     step_mode: "separate" runs each sequence's position as its own call; "joint" puts both in
     one call. Which is cheaper depends on the device and the file (on these 2 cores: separate
-    for q4_k_m and q8_0, joint for f16): "auto" starts by whether layers are offloaded (joint on
-    a GPU) and `calibrate()` then times both here and keeps the faster.
+    for q8_0; joint for f16, q4_k_m and q4_0): "auto" starts by whether layers are offloaded
+    (joint on a GPU) and `calibrate()` then times both here and keeps the faster.
     """
 
     def __init__(self, folder: Path, threads: int = 2, gpu_layers: int | None = None, sequences: int = 2,
