@@ -115,6 +115,11 @@ class CancelToken:
         return self._event.wait(seconds)
 
 
+class Cancelled(Exception):
+    """Raised from inside a long computation of a reply (an encoder pass, a prefill) whose
+    CancelToken was cancelled, so its worker is free for the next reply within a block's time."""
+
+
 class Engine(Protocol):
     capabilities: Capabilities
     output_rate: int

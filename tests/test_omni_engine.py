@@ -43,7 +43,7 @@ class Scripted:
         text1 = self.texts[s] if s < len(self.texts) else T.EOT
         return [_logits(7, audio0), _logits(text1, [9] * 7)]
 
-    def start(self, prompts):
+    def start(self, prompts, cancelled=None):
         self.prompt_length = len(prompts[0])
         return self._answer()
 
@@ -165,6 +165,27 @@ def test_engine_cancel_ends_the_reply_within_a_step(tiny_engine):
     assert time.perf_counter() - t0 < 1.0  # the worker stopped within a step
     # Ready for the next turn.
     assert list(tiny_engine.respond(UserTurn(text="hello"), Style()))[-1].reason == "complete"
+
+
+def test_engine_cancel_during_encoding_stops_at_the_next_block(tiny_engine):
+    """A reply started at a pause and cancelled (the user went on) frees the worker at the next
+    encoder block, not after the whole pass (here: cancelled in the front convolutions, so no
+    transformer block runs)."""
+    encoder = tiny_engine.encoder
+    ran = []
+    hooks = [block.register_forward_hook(lambda *_: ran.append("block")) for block in encoder.blocks]
+    cancelling = encoder.conv2.register_forward_hook(lambda *_: tiny_engine.cancel())
+    try:
+        events = list(tiny_engine.respond(UserTurn(audio=_voice()), Style()))
+        tiny_engine.join()
+        assert events[-1] == ReplyDone("cancelled")
+        assert ran == []
+        cancelling.remove()
+        assert list(tiny_engine.respond(UserTurn(audio=_voice()), Style()))[-1].reason == "complete"
+        assert ran == ["block"] * len(encoder.blocks)
+    finally:
+        for hook in hooks + [cancelling]:
+            hook.remove()
 
 
 # ---- install from the hub, convert, talk: the command line end to end ------------------------

@@ -224,6 +224,31 @@ def _error_against_torch(folder, reference) -> float:
         backend.close()
 
 
+def test_prefill_is_fed_in_parts_and_stops_between_them_when_cancelled(converted, reference):
+    from models.engine import Cancelled
+
+    features, steps, wanted = reference
+    backend = LlamaBackend(converted["q8_0"])
+    try:
+        backend.prefill_chunk = 4
+        a, b = T.text_guided_batch(len(features))
+        prompts = [backend.embed(a.ids, features), backend.embed(b.ids, features)]
+        assert len(prompts[0]) > 12
+        asked = []
+
+        def cancelled():
+            asked.append(backend._pos[0])
+            return len(asked) == 3
+
+        with pytest.raises(Cancelled):
+            backend.start(prompts, cancelled)
+        assert asked == [0, 4, 8]  # asked before each part; the third never ran
+        found = _run(backend, features, steps)  # the next reply starts clean, in parts of 4
+    finally:
+        backend.close()
+    assert _relative(found, wanted) <= 2e-2
+
+
 def test_gguf_q8_0_is_close(converted, reference):
     error = _error_against_torch(converted["q8_0"], reference)
     assert 0 < error <= 2e-2  # quantized: close, and not secretly the f32 file

@@ -3,7 +3,7 @@ weight values): decode steps per second of the text-guided batch of two for torc
 GGUF at f16, q8_0, q4_k_m and q4_0 (with each one's logit error against f16); time from the end
 of a 3 s input to the first audio sample;
 encoder time (only the frames needed vs the original's 30 s window, with the features' error);
-codec decode real-time factor; peak memory.
+codec decode real-time factor; how long a cancelled reply keeps the engine busy; peak memory.
 
 Each GGUF is measured in a process of its own, so its peak memory is its own. The converted
 files are kept under <data dir>/bench/ and reused by later runs.
@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -203,6 +204,28 @@ def measure_first_audio(engine, turns: int) -> dict:
     return {"first_audio_ms": summary(firsts, 1), "stages_ms": {k: summary(v, 1) for k, v in stages.items()}}
 
 
+def measure_cancel_wait(engine, delays=(0.2, 0.6, 1.0, 1.4, 1.8)) -> dict:
+    """A reply cancelled `delay` s after it began (in its encoder, its prefill or its first
+    steps, as when the user goes on after a pause): how long its worker stays busy, which is
+    what the next reply waits for."""
+    from models.engine import Style, UserTurn
+
+    audio = _speechlike(INPUT_SECONDS, 2)
+    waits = {}
+    for delay in delays:
+        events = engine.respond(UserTurn(audio=audio), Style())
+        reader = threading.Thread(target=lambda: sum(1 for _ in events))
+        reader.start()
+        time.sleep(delay)
+        t0 = time.perf_counter()
+        engine.cancel()
+        engine.join()
+        waits[delay] = (time.perf_counter() - t0) * 1000
+        reader.join()
+    return {"wait_ms": summary(list(waits.values()), 1),
+            "by_delay_ms": {f"{d:.1f}s": round(w, 1) for d, w in waits.items()}}
+
+
 # ---- the worker: one GGUF in a process of its own ----------------------------------------------
 
 
@@ -243,6 +266,8 @@ def worker(folder: str, full: bool, turns: int) -> dict:
         result["engine_padded_30s"] = measure_first_audio(engine, turns)
         engine.options = OmniOptions(pad_to_30s=False)
         result["engine_needed_frames"] = measure_first_audio(engine, turns)
+        engine.options = OmniOptions()
+        result["cancelled_reply_holds_the_next_for"] = measure_cancel_wait(engine)
         result["peak_rss_mb_engine"] = _vm_hwm_mb()
         result["encoder"] = measure_encoder(encoder, repeats=3)
         result["codec"] = measure_codec(codec, repeats=3)
@@ -341,6 +366,7 @@ def run(turns: int = 5) -> dict:
             "first_audio_ms <= 600 (needed frames only)": q4["engine_needed_frames"]["first_audio_ms"].get("median"),
             "q4_0 first_audio_ms (30 s window)": fast.get("engine_padded_30s", {}).get("first_audio_ms", {}).get("median"),
             "codec_streamed_rtf <= 0.3": q4["codec"]["streamed_rtf"].get("median"),
+            "a cancelled reply holds up the next, ms (max)": q4["cancelled_reply_holds_the_next_for"]["wait_ms"].get("max"),
             "peak_rss_mb <= 2048 (engine: load, warm-up, turns)": q4["peak_rss_mb_engine"],
         }
     return result

@@ -3,7 +3,9 @@ audio made in the same steps, so the first sound comes before the answer is thou
 
 One worker thread per reply runs encoder -> prefill -> steps, decoding audio chunks as frames
 complete; `respond()` relays its events and watches for cancel, so a cancel ends the iterator at
-once and the worker stops within one step. Mini-Omni has no conversation memory and takes no
+once and the worker stops within one step, or one encoder block or prefill part before the
+steps begin: a reply started at a pause and cancelled when the user goes on does not hold up
+the next one by a whole encoder pass. Mini-Omni has no conversation memory and takes no
 instructions: history is not read, and the core applies style to the audio it makes.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from models.engine import (
+    Cancelled,
     CancelToken,
     Capabilities,
     EngineEvent,
@@ -122,8 +125,9 @@ class OmniEngine:
         finally:
             events.put(_END)
 
-    def _prompts(self, turn: UserTurn) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
-        """The batch's two prompts, the adapted audio features and the encoder's seconds."""
+    def _prompts(self, turn: UserTurn, token: CancelToken) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
+        """The batch's two prompts, the adapted audio features and the encoder's seconds.
+        Raises Cancelled between encoder blocks once the reply is cancelled."""
         if turn.text is not None:
             ids = self.tokenizer.encode(turn.text).ids
             return (T.t1a2(ids), T.t1t2(ids)), None, 0.0
@@ -131,13 +135,18 @@ class OmniEngine:
             raise ValueError(f"audio must be {RATE} Hz, got {turn.rate}")
         frames = T.whisper_frames(len(turn.audio))
         t0 = time.perf_counter()
-        whisper = self.encoder.encode(turn.audio, frames, self.options.pad_to_30s)
+        whisper = self.encoder.encode(turn.audio, frames, self.options.pad_to_30s,
+                                      cancelled=lambda: token.cancelled)
         features = self.backend.adapt(whisper)
         return T.text_guided_batch(frames), features, time.perf_counter() - t0
 
     def _generate(self, turn: UserTurn, token: CancelToken, max_steps: int | None = None) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
-        prompts, features, encoding = self._prompts(turn)
+        try:
+            prompts, features, encoding = self._prompts(turn, token)
+        except Cancelled:
+            yield ReplyDone("cancelled")
+            return
         if turn.text is None:
             yield StageTime("encoder", encoding)
         # Mini-Omni answers speech directly; it makes no transcript of it (an empty one is honest).

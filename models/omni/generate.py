@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from models.engine import Cancelled
 from models.omni import tokens as T
 from models.omni.runtime import Backend
 
@@ -47,7 +48,12 @@ def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: 
                 max_positions: int | None = None) -> Iterator[Step | Stop]:
     limit = min(max_positions or backend.config.block_size, backend.config.block_size)
     audio_prompt, text_prompt = prompts
-    logits = backend.start([backend.embed(audio_prompt.ids, features), backend.embed(text_prompt.ids, features)])
+    try:
+        logits = backend.start([backend.embed(audio_prompt.ids, features), backend.embed(text_prompt.ids, features)],
+                               cancelled)
+    except Cancelled:
+        yield Stop("cancelled", 0)
+        return
     history: list[np.ndarray] = []
     text_over = False
     pads = np.full(T.N_AUDIO, T.PAD_A)

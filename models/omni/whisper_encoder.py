@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.engine import Cancelled
 
 RATE = 16000
 N_FFT = 400
@@ -131,16 +134,22 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(config.n_state, config.n_head) for _ in range(config.n_layer))
         self.ln_post = nn.LayerNorm(config.n_state)
 
-    def forward(self, mel: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, keep: int | None = None,
+                cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """[B, n_mels, 2N] -> [B, N, n_state], N <= n_ctx; keep: only the first `keep` frames
-        (the last block then computes those rows only, the same values: 7 % of a 30 s window)."""
+        (the last block then computes those rows only, the same values: 7 % of a 30 s window).
+        cancelled: asked before each block; True raises Cancelled (a block of the 30 s window
+        takes ~0.1 s on 2 cores, the whole pass over a second)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positional_embedding[: x.shape[1]].to(x.dtype)
         for i, block in enumerate(self.blocks):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
             x = block(x, keep if i == len(self.blocks) - 1 else None)
         return self.ln_post(x)
 
-    def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool, fast: bool = True) -> torch.Tensor:
+    def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool, fast: bool = True,
+               cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """16 kHz mono audio -> [1, frames, n_state]: the first `frames` encoder frames.
 
         pad_to_30s=True is the original's way (the clip padded with silence to 30 s, 1500
@@ -162,4 +171,4 @@ class WhisperEncoder(nn.Module):
         with torch.inference_mode():
             mel = log_mel(torch.from_numpy(padded), self.config.n_mels).to(device)
             with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
-                return self(mel, frames).float().cpu()
+                return self(mel, frames, cancelled).float().cpu()
