@@ -108,9 +108,13 @@ def _faster_decoder(decoder) -> None:
 
 
 def _blocked_snake(snake):
-    """x + sin(alpha x)^2 / alpha, as SNAC's snake, with one temporary per cache-sized block."""
+    """x + sin(alpha x)^2 / alpha, as SNAC's snake, with one temporary per cache-sized block
+    (on the CPU; a GPU keeps SNAC's own, one kernel per operation)."""
+    own = snake.forward
 
     def forward(x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cpu:
+            return own(x)
         alpha = snake.alpha
         inverse = (alpha + 1e-9).reciprocal()
         out = torch.empty_like(x)
@@ -124,9 +128,13 @@ def _blocked_snake(snake):
 
 
 def _blocked_depthwise(conv):
-    """A depthwise convolution (stride 1, zero padding) as a sum of shifted, scaled copies."""
+    """A depthwise convolution (stride 1, zero padding) as a sum of shifted, scaled copies
+    (on the CPU; a GPU keeps the convolution)."""
+    own = conv.forward
 
     def forward(x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cpu:
+            return own(x)
         (size,), (dilation,), (pad,) = conv.kernel_size, conv.dilation, conv.padding
         channels = x.shape[1]
         padded = torch.nn.functional.pad(x, (pad, pad))
