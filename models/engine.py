@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -118,6 +118,12 @@ class CancelToken:
 class Cancelled(Exception):
     """Raised from inside a long computation of a reply (an encoder pass, a prefill) whose
     CancelToken was cancelled, so its worker is free for the next reply within a block's time."""
+
+
+def stop_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
+    """Raise Cancelled when `cancelled` (may be None: never) says so; asked between blocks."""
+    if cancelled is not None and cancelled():
+        raise Cancelled()
 
 
 class Engine(Protocol):

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from models.engine import Cancelled
+from models.engine import stop_if_cancelled
 from models.omni.config import OmniConfig
 from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
 from models.omni.inputs import stream_average
@@ -68,8 +68,7 @@ class TorchBackend:
             return self.model.adapt(whisper_features.float())[0].numpy()
 
     def start(self, prompts, cancelled=None):
-        if cancelled is not None and cancelled():  # one pass: asked before it only
-            raise Cancelled()
+        stop_if_cancelled(cancelled)  # one pass: asked before it only
         lengths = {len(p) for p in prompts}
         if len(lengths) != 1:
             raise ValueError("the torch backend batches its sequences: prompts must be equally long")
@@ -200,8 +199,7 @@ class LlamaBackend:
 
     def _feed(self, seq: int, rows: np.ndarray, want_last: bool, cancelled: Callable[[], bool] | None = None) -> None:
         for begin in range(0, len(rows), self.prefill_chunk):
-            if cancelled is not None and cancelled():
-                raise Cancelled()
+            stop_if_cancelled(cancelled)
             chunk = rows[begin : begin + self.prefill_chunk]
             last = want_last and begin + len(chunk) == len(rows)
             self._decode([(seq, row, last and i == len(chunk) - 1) for i, row in enumerate(chunk)])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.engine import Cancelled
+from models.engine import stop_if_cancelled
 
 RATE = 16000
 N_FFT = 400
@@ -143,8 +143,7 @@ class WhisperEncoder(nn.Module):
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positional_embedding[: x.shape[1]].to(x.dtype)
         for i, block in enumerate(self.blocks):
-            if cancelled is not None and cancelled():
-                raise Cancelled()
+            stop_if_cancelled(cancelled)
             x = block(x, keep if i == len(self.blocks) - 1 else None)
         return self.ln_post(x)
 
