@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
+
+from core.engines import DEFAULT_ENGINE, ENGINES
+
+log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_QUESTION = ASSETS / "questions" / "sample.flac"
 
 
 def _fail(message: str, code: int = 2) -> int:
+    """Refuse with one line on stderr. The log gets the line too, and when this is called while an
+    exception is being handled (every `except ...: return _fail(...)`), that exception's traceback."""
+    log.warning("exit %d: %s", code, message, exc_info=sys.exc_info()[0] is not None)
     print(f"voice-companion: {message}", file=sys.stderr)
     return code
 
 
 def _talk(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="voice-companion talk",
-                                description="Answer one spoken question (a WAV/FLAC file) out loud.")
-    p.add_argument("input", type=Path, help="the question: WAV, FLAC or OGG, any rate or channels")
-    p.add_argument("--out", type=Path, default=Path("reply.wav"), help="where to write the spoken reply")
-    p.add_argument("--engine", default="cascade", choices=["cascade", "omni", "omni-torch"],
-                   help="which engine answers: the cascade, or Mini-Omni (llama.cpp 4-bit; omni-torch: fp32 torch)")
+                                description="Answer a spoken conversation (a WAV/FLAC/OGG file, up to 10 minutes) out loud, turn by turn.")
+    p.add_argument("input", type=Path, help="your side of the conversation: WAV, FLAC or OGG, any rate or channels")
+    p.add_argument("--out", type=Path, default=Path("reply.wav"),
+                   help="where to write the conversation as heard (NAME.replies.wav beside it: the replies alone)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES),
+                   help="which engine answers: " + "; ".join(f"{e.name}: {e.help}" for e in ENGINES.values()))
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
     p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
                    help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU")
@@ -45,8 +54,12 @@ def _talk(argv: list[str]) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
 
     from core.audio.io import AudioInputError, load_voice, save_wav
-    from core.companion import engine_voice_profile, has_speech, load_engine_by_name, load_vad
-    from core.talk import talk_once
+    from core.companion import engine_voice_profile, has_speech, load_vad
+    from core.engines import load_engine
+    import numpy as np
+
+    from core.events import ReplyEnd
+    from core.talk import talk
     from core.turns import TurnConfig
 
     try:
@@ -67,36 +80,71 @@ def _talk(argv: list[str]) -> int:
             return _fail(f"--voice-reference: {exc}")
     if target is not None and args.engine != "cascade":
         return _fail("--voice-reference works with the cascade engine only")
-    engine = load_engine_by_name(args.engine, args.llm, args.quant)
+    engine = load_engine(args.engine, args.llm, args.quant)
     profiles = (engine_voice_profile(engine), target) if target is not None else None
-    result = talk_once(engine, vad, voice, config, style, voice_profiles=profiles)
-    if not result.reason == "complete":
-        return _fail(f"the reply did not complete: {result.reason}", 1)
-    save_wav(args.out, result.reply_audio, result.rate)
-    lat = result.latency
+    conversation = talk(engine, vad, voice, config, style, voice_profiles=profiles)
+    turns = [_turn_report(t) for t in conversation.turns]
+    answered = [t for t in conversation.turns if t.reason == ReplyEnd.COMPLETE]
+    if not answered:
+        reason = conversation.turns[0].reason if conversation.turns else "no turn was heard"
+        return _fail(f"no reply completed: {reason}", 1)
+    save_wav(args.out, conversation.timeline, conversation.rate)
+    replies_wav = args.out.with_name(args.out.stem + ".replies.wav")
+    save_wav(replies_wav, conversation.replies, conversation.rate)
+    responses = [t.latency.response for t in conversation.turns if t.latency is not None]
+    first = turns[0]
     report = {
-        "transcript": result.transcript,
-        "reply_text": result.reply_text,
-        "reply_audio_seconds": round(len(result.reply_audio) / result.rate, 3),
-        "reply_wav": str(args.out),
-        "latency_ms": {
-            "end_of_turn": round(lat.end_of_turn, 1),
-            "asr": round(lat.stages.get("asr", float("nan")), 1),
-            "llm_first_token": round(lat.stages.get("llm_first_token", float("nan")), 1),
-            "tts_first_audio": round(lat.stages.get("tts_first_audio", float("nan")), 1),
-            "response": round(lat.response, 1),
-        } if lat else None,
+        # The first turn's fields, as a one-question file had them; every turn is in `turns`.
+        "transcript": first["transcript"],
+        "reply_text": first["reply_text"],
+        "reply_audio_seconds": first["reply_audio_seconds"],
+        "latency_ms": first["latency_ms"],
+        "turns": turns,
+        "summary": {
+            "turns": len(turns),
+            "answered": len(answered),
+            "end_reasons": {r: sum(t["end_reason"] == r for t in turns) for r in sorted({t["end_reason"] for t in turns})},
+            "response_ms_median": round(float(np.median(responses)), 1) if responses else None,
+            "underruns": conversation.underruns,
+            "seconds": round(len(conversation.timeline) / conversation.rate, 2),
+        },
+        "conversation_wav": str(args.out),
+        "replies_wav": str(replies_wav),
     }
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"you said:  {report['transcript']}")
-        print(f"reply:     {report['reply_text']}")
-        if lat:
-            stages = ", ".join(f"{k} {v:.0f} ms" for k, v in report["latency_ms"].items() if k != "response")
-            print(f"latency:   {lat.response:.0f} ms from the end of your speech to the first reply sound ({stages})")
-        print(f"wrote {args.out} ({report['reply_audio_seconds']:.1f} s)")
+        for n, turn in enumerate(turns, 1):
+            prefix = f"[{n}] " if len(turns) > 1 else ""
+            print(f"{prefix}you said:  {turn['transcript']}")
+            print(f"{prefix}reply:     {turn['reply_text']}" + ("" if turn["end_reason"] == "complete" else f"  ({turn['end_reason']})"))
+            lat = turn["latency_ms"]
+            if lat:
+                stages = ", ".join(f"{k} {v:.0f} ms" for k, v in lat.items() if k != "response")
+                print(f"{prefix}latency:   {lat['response']:.0f} ms from the end of your speech to the first reply sound ({stages})")
+        print(f"wrote {args.out} (the conversation, {report['summary']['seconds']:.1f} s) and {replies_wav} (the replies)")
     return 0
+
+
+def _turn_report(turn) -> dict:
+    lat = turn.latency
+    return {
+        "transcript": turn.transcript,
+        "reply_text": turn.reply_text,
+        "end_reason": str(turn.reason),
+        "at_seconds": round(turn.user_at, 2),
+        "reply_audio_seconds": round(len(turn.reply_audio) / turn.rate, 3),
+        "latency_ms": {
+            "end_of_turn": round(lat.end_of_turn, 1),
+            **{k: round(lat.stages.get(k, float("nan")), 1) for k in TALK_STAGES},
+            "response": round(lat.response, 1),
+        } if lat else None,
+        # Every stage the engine timed, the wait for the previous reply to let go ("handover") too.
+        "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
+    }
+
+
+TALK_STAGES = ("asr", "llm_first_token", "tts_first_audio")
 
 
 def _style(args: argparse.Namespace):
@@ -211,8 +259,8 @@ def _listen(argv: list[str]) -> int:
     from core.audio.devices import DeviceError
     from core.companion import load_cascade, load_vad
     from core.conversation import LiveConversation
-    from core.events import AssistantText, Notice, ReplyFinished, StateChanged, TurnLatency, UserTranscript
-    from core.session import ALWAYS_LISTENING, PUSH_TO_TALK
+    from core.events import (AssistantText, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
+                             UserTranscript)
     from core.turns import TurnConfig
 
     def show(event) -> None:
@@ -222,20 +270,20 @@ def _listen(argv: list[str]) -> int:
             print(("reply: " if show.fresh else "") + event.delta, end="", flush=True)
             show.fresh = False
         elif isinstance(event, ReplyFinished):
-            print(" [interrupted]" if event.reason == "interrupted" else "", flush=True)
+            print(" [interrupted]" if event.reason == ReplyEnd.INTERRUPTED else "", flush=True)
             show.fresh = True
         elif isinstance(event, TurnLatency):
             print(f"       ({event.response:.0f} ms to the first sound)", flush=True)
         elif isinstance(event, Notice):
             print(f"\n[{event.level}] {event.message}", flush=True)
-        elif isinstance(event, StateChanged) and event.state == "listening":
+        elif isinstance(event, StateChanged) and event.state == State.LISTENING:
             show.fresh = True
     show.fresh = True
 
     config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
     try:
         conversation = LiveConversation(load_cascade(llm=args.llm), load_vad(), show, args.input, args.output,
-                                        config, mode=PUSH_TO_TALK if args.push_to_talk else ALWAYS_LISTENING,
+                                        config, mode=Mode.PUSH_TO_TALK if args.push_to_talk else Mode.ALWAYS_LISTENING,
                                         echo_cancellation=not args.no_echo_cancellation)
     except DeviceError as exc:
         return _fail(str(exc))
@@ -321,20 +369,42 @@ def main(argv: list[str] | None = None) -> int:
         return _app(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except Exception as exc:  # the last line of defence: one readable line, never a traceback
+    except Exception as exc:  # the last line of defence: the traceback to the log, one readable line here
         from models.registry import RegistryError
 
-        if isinstance(exc, RegistryError):
+        if isinstance(exc, RegistryError):  # a model that is missing or damaged: the line says what to do
             return _fail(str(exc))
+        log.exception("failed: voice-companion %s", " ".join(argv))
         if os.environ.get("VOICE_COMPANION_DEBUG"):
             raise
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+        from core.logs import current_log_file
+
+        print(f"voice-companion: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if current_log_file() is not None:
+            print(f"see the log: {current_log_file()}", file=sys.stderr)
+        return 1
+
+
+def _start_logging() -> None:
+    """The log in the data folder, for every command. A folder that cannot be written costs the
+    log, not the command: one line says so and the command runs."""
+    from core.logs import setup_logging
+    from models.registry.datadir import default_data_dir
+
+    try:
+        setup_logging(default_data_dir())
+    except OSError as exc:
+        print(f"voice-companion: no log file ({exc})", file=sys.stderr)
+        return
+    log.info("started: voice-companion %s", " ".join(sys.argv[1:]))
 
 
 def run() -> None:
     """The console entry point. Exits without running native libraries' finalizers: with model
     threads still parked in llama.cpp or onnxruntime, those can crash a process that is done."""
+    _start_logging()
     code = main()
+    log.info("exit code %d", code)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -2,11 +2,14 @@
 resume (a cancelled hub download keeps its partial file and continues from it next time)."""
 from __future__ import annotations
 
+import logging
 import threading
 
 from PySide6.QtCore import QObject, Signal
 
 from models.registry import ModelStore
+
+log = logging.getLogger(__name__)
 
 
 class InstallCancelled(Exception):
@@ -64,7 +67,9 @@ class Installer(QObject):
                 self.progress.emit(asset_id, total, total)
                 self.finished.emit(asset_id, None)
             except InstallCancelled:
+                log.info("installing %s: cancelled", asset_id)
                 self.finished.emit(asset_id, "cancelled")
                 return
             except Exception as exc:  # shown beside the asset; the others still install
+                log.exception("installing %s failed", asset_id)
                 self.finished.emit(asset_id, str(exc) or type(exc).__name__)

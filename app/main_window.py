@@ -3,19 +3,29 @@ switch, stop, and a text box for when speaking is not an option. It only shows c
 calls the runtime; no audio or model work happens on this thread."""
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QVBoxLayout, QWidget)
+                               QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from app.bridge import EventBridge
 from app.widgets import ConversationView, LevelMeter, StateIndicator
 from core.events import (AssistantText, EngineReady, Levels, Notice, ReplyFinished, StateChanged, TurnLatency,
                          UserTranscript)
+from core.logs import log_folder
 from core.runtime import Runtime
 
 PTT_KEYS = {"Space": Qt.Key_Space, "F8": Qt.Key_F8, "F9": Qt.Key_F9, "F10": Qt.Key_F10,
             "Insert": Qt.Key_Insert, "Pause": Qt.Key_Pause}
+
+
+def open_folder(folder: Path) -> bool:
+    """Show `folder` in the system's file manager (made first if need be); False if none opened."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
 class MainWindow(QMainWindow):
@@ -58,12 +68,24 @@ class MainWindow(QMainWindow):
         top.addWidget(self.settings_button)
         root.addLayout(top)
 
+        # A warning or error notice comes with the way to the log beside it: the details are there.
+        self.open_log_action = QAction("Open &log folder", self)
+        self.open_log_action.setToolTip("The log and crash reports, for when something went wrong")
+        self.open_log_action.triggered.connect(self.open_log_folder)
+        self.addAction(self.open_log_action)
+        self.notice_bar = QWidget()
+        bar = QHBoxLayout(self.notice_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
-        self.notice.setVisible(False)
         self.notice.setAccessibleName("Notice")
         self.notice.setStyleSheet("QLabel { background: #f6d88a; color: #222; padding: 6px; border-radius: 4px; }")
-        root.addWidget(self.notice)
+        bar.addWidget(self.notice, 1)
+        self.log_button = QToolButton()
+        self.log_button.setDefaultAction(self.open_log_action)
+        bar.addWidget(self.log_button)
+        self._set_notice_visible(False)
+        root.addWidget(self.notice_bar)
 
         self.view = ConversationView()
         root.addWidget(self.view, 1)
@@ -186,8 +208,20 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(message, 5000)
             return
         self.notice.setText(("Error: " if level == "error" else "") + message)
-        self.notice.setVisible(True)
+        self._set_notice_visible(True)
         self.statusBar().showMessage(message, 10000)
+
+    def _set_notice_visible(self, visible: bool) -> None:
+        self.notice.setVisible(visible)
+        self.notice_bar.setVisible(visible)
+
+    def log_folder(self) -> Path:
+        return log_folder(self.runtime.files.root)
+
+    def open_log_folder(self) -> None:
+        folder = self.log_folder()
+        if not open_folder(folder):  # no file manager to hand it to: at least say where it is
+            self.statusBar().showMessage(f"The log is in {folder}", 20000)
 
     # ---- core events --------------------------------------------------------------------
 
@@ -211,7 +245,7 @@ class MainWindow(QMainWindow):
         elif isinstance(event, EngineReady):
             self.statusBar().showMessage("Ready", 3000)
             if self.notice.text().startswith("Error:"):
-                self.notice.setVisible(False)
+                self._set_notice_visible(False)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         QApplication.instance().removeEventFilter(self)

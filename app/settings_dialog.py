@@ -4,6 +4,7 @@ Settings; presets are saved the moment they are changed. Controls the current en
 are disabled, with a tooltip saying why."""
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,18 +15,21 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from app.install import Installer
-from app.main_window import PTT_KEYS
+from app.main_window import PTT_KEYS, open_folder
 from app.tasks import Task
 from app.widgets import LevelMeter
 from core.companion import compute_options, engine_options
+from core.engines import ENGINES
+from core.logs import log_folder
 from core.runtime import Runtime
 from core.settings import END_OF_TURN_RANGE, Settings
 from core.style.emotion import EMOTIONS
 from core.style.presets import PresetError, parse_preset
 from core.style.voice_clips import add_clip, import_clip
 
+log = logging.getLogger(__name__)
+
 PREVIEW_TEXT = "This is how I will sound. Do you like it?"
-ENGINE_NAMES = {"cascade": "Cascade: Whisper, chat model, Piper", "omni": "Mini-Omni (one speech model)"}
 COMPUTE_NAMES = {"auto": "Automatic", "cuda": "CUDA (NVIDIA)", "metal": "Metal (Apple)", "cpu": "CPU"}
 VOICES = {"piper-joe-medium": "Joe (Piper, US English)"}
 
@@ -81,6 +85,9 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.Apply).clicked.connect(self.apply)
+        self.log_button = buttons.addButton("Open &log folder", QDialogButtonBox.ActionRole)
+        self.log_button.setToolTip("The log and crash reports, for when something went wrong")
+        self.log_button.clicked.connect(self.open_log_folder)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.message)
@@ -108,6 +115,7 @@ class SettingsDialog(QDialog):
                 if device.max_output_channels:
                     self.output_combo.addItem(device.name, device.name)
         except Exception as exc:  # no PortAudio: the message says which package is missing
+            log.warning("could not list the audio devices", exc_info=True)
             self.input_combo.setToolTip(str(exc))
         self.mic_test = QPushButton("Test microphone")
         self.mic_test.setCheckable(True)
@@ -224,7 +232,7 @@ class SettingsDialog(QDialog):
         self.engine_combo = QComboBox()
         self.engine_combo.setAccessibleName("Engine")
         for i, (name, reason) in enumerate(engine_options(self.runtime.store).items()):
-            self.engine_combo.addItem(ENGINE_NAMES[name], name)
+            self.engine_combo.addItem(ENGINES[name].label, name)
             if reason:
                 _disable_item(self.engine_combo, i, reason)
         form.addRow("E&ngine", self.engine_combo)
@@ -314,6 +322,7 @@ class SettingsDialog(QDialog):
             self.settings = self.current()
             self.runtime.apply(self.settings)
         except (ValueError, OSError) as exc:
+            log.warning("could not apply the settings", exc_info=True)
             self.show_message(f"Could not apply the settings: {exc}", error=True)
             return False
         self.show_message("Applied: the next reply uses these settings.")
@@ -330,6 +339,11 @@ class SettingsDialog(QDialog):
             self.installer.cancel()
             self.installer.wait(10)
         super().done(result)
+
+    def open_log_folder(self) -> None:
+        folder = log_folder(self.runtime.files.root)
+        if not open_folder(folder):
+            self.show_message(f"The log is in {folder}")
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -356,7 +370,10 @@ class SettingsDialog(QDialog):
     def _preset(self, name: str):
         try:
             return self.runtime.presets.get(name)
-        except (KeyError, PresetError):
+        except KeyError:  # no preset of that name: the answer, not a failure
+            return None
+        except PresetError:
+            log.warning("preset %r is damaged", name, exc_info=True)
             return None
 
     def refresh_presets(self, select: str | None = None) -> None:
@@ -417,6 +434,7 @@ class SettingsDialog(QDialog):
         try:
             result = action()
         except (PresetError, KeyError, ValueError, OSError) as exc:
+            log.warning("preset change refused", exc_info=True)
             self.show_message(str(exc).strip("'\""), error=True)
             return
         self.refresh_presets(result if isinstance(result, str) else select)

@@ -2,10 +2,13 @@
 thread of its own; its result or error comes back to the GUI thread as a Qt signal."""
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
+
+log = logging.getLogger(__name__)
 
 
 class Task(QObject):
@@ -25,6 +28,7 @@ class Task(QObject):
         try:
             result, error = work(), None
         except Exception as exc:  # shown to the user by the receiver
+            log.exception("background task %s failed", getattr(work, "__qualname__", work))
             result, error = None, str(exc) or type(exc).__name__
         self.done.emit(result, error)
 

@@ -119,6 +119,11 @@ class ConversationView(QTextBrowser):
 
     def finish_reply(self, text: str, reason: str) -> None:
         live = self._live()
+        if reason == "discarded":  # the turn went on: that reply never counted
+            if live is not None:
+                self.lines.remove(live)
+            self.render()
+            return
         if reason == "interrupted":
             if live is None and text:
                 live = Line("assistant", text)

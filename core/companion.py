@@ -1,6 +1,7 @@
 """Loads the default stack from the model registry: the voice activity model and an engine."""
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -10,6 +11,8 @@ from core.turns import TurnConfig, TurnDetector
 from models.cascade.chat import ChatConfig
 from models.cascade.engine import CascadeEngine, CascadePaths
 from models.registry import ModelStore
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct-q4"
 
@@ -56,7 +59,7 @@ def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
     else:
         missing = [a for a in omni if not store.status(a).verified]
         reason = f"install its models first: voice-companion models install {' '.join(missing)}" if missing else None
-    return {"cascade": None, "omni": reason}
+    return {"cascade": None, "omni": reason}  # core.engines.SETTINGS_ENGINES, in order
 
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:
@@ -90,17 +93,6 @@ def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: st
     return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu, device=device)
 
 
-def load_engine_by_name(name: str, llm: str | None = None, quant: str = "q4_k_m"):
-    """`cascade` (the default stack), `omni` (Mini-Omni on llama.cpp, at `quant`) or `omni-torch`."""
-    if name == "cascade":
-        return load_cascade(llm=llm)
-    if name == "omni":
-        return load_omni(quant=quant)
-    if name == "omni-torch":
-        return load_omni(backend="torch")
-    raise ValueError(f"unknown engine {name!r} (cascade, omni or omni-torch)")
-
-
 def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:
     """Whether a whole recording holds at least one turn's worth of speech."""
     if len(audio) == 0 or float(np.max(np.abs(audio))) < 1e-3:  # below -60 dBFS: silence
@@ -128,8 +120,11 @@ def engine_voice_profile(engine: CascadeEngine, store: ModelStore | None = None)
     cache = store.root / "voices" / "piper-joe-medium.profile.json"
     try:
         return VoiceProfile.from_json(json.loads(cache.read_text()))
+    except FileNotFoundError:
+        log.info("measuring the voice's profile once, into %s", cache)
     except (OSError, ValueError):
-        profile = profile_of_voice(engine.tts)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_json(cache, profile.to_json())
-        return profile
+        log.warning("the voice profile %s is unreadable; measuring it again", cache, exc_info=True)
+    profile = profile_of_voice(engine.tts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, profile.to_json())
+    return profile

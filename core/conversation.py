@@ -16,8 +16,8 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
 from core.audio.vad import SileroVad
-from core.events import CoreEvent, Notice
-from core.session import ALWAYS_LISTENING, Session
+from core.events import CoreEvent, Mode, Notice
+from core.session import Session
 from core.turns import TurnConfig
 from models.engine import Engine, Style
 
@@ -27,7 +27,7 @@ RELEARN_SECONDS = 2.0  # barge-in stays held this long after LiveAudio last says
 class LiveConversation:
     def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
                  input_device: str | None = None, output_device: str | None = None,
-                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: str = ALWAYS_LISTENING,
+                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
                  high_pass_filter: bool = True, gain_control: bool = False) -> None:
         def notice(message: str) -> None:  # device trouble reaches the user like any other event
@@ -51,7 +51,7 @@ class LiveConversation:
         return self
 
     def stop(self) -> None:
-        self.session.stop()
+        self.session.close()
         self.audio.stop()
 
     @property
@@ -68,7 +68,7 @@ class SimulatedConversation:
     like on real devices) instead of devices; `speak(audio)` is the user talking into the room."""
 
     def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
-                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: str = ALWAYS_LISTENING,
+                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
                  high_pass_filter: bool = True, gain_control: bool = False,
                  room: RoomConfig | None = RoomConfig(), device_rate: int = 48000) -> None:
@@ -97,7 +97,7 @@ class SimulatedConversation:
         return len(audio) / 16000
 
     def stop(self) -> None:
-        self.session.stop()
+        self.session.close()
         self.loop.stop()
         if self._thread is not None:
             self._thread.join()

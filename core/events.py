@@ -1,12 +1,38 @@
-"""Events the core sends to whoever shows the conversation (the GUI, the CLI, tests)."""
+"""Events the core sends to whoever shows the conversation (the GUI, the CLI, tests), and the
+words of its protocol: states, modes and how a reply ended."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class State(StrEnum):
+    IDLE = "idle"  # no conversation yet (models loading)
+    LISTENING = "listening"
+    HEARING = "hearing"  # the user is speaking
+    THINKING = "thinking"  # the turn ended; the reply is on its way
+    SPEAKING = "speaking"
+
+
+class Mode(StrEnum):
+    ALWAYS_LISTENING = "always-listening"
+    PUSH_TO_TALK = "push-to-talk"
+
+
+class ReplyEnd(StrEnum):
+    """How a reply the user could hear ended."""
+
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"  # cut short (barge-in, stop, push-to-talk): kept as far as heard
+    DISCARDED = "discarded"  # never counted: the turn it answered went on
+    EMPTY = "empty"  # nothing to answer
+    CANCELLED = "cancelled"  # the engine stopped it by itself
+    ERROR = "error"  # `ReplyFinished.detail` says what failed
 
 
 @dataclass(frozen=True)
 class StateChanged:
-    state: str  # "idle", "listening", "hearing", "thinking", "speaking"
+    state: State
 
 
 @dataclass(frozen=True)
@@ -31,8 +57,9 @@ class TurnLatency:
 
 @dataclass(frozen=True)
 class ReplyFinished:
-    text: str  # what was spoken
-    reason: str  # "complete", "cancelled", "empty", "error: ..."
+    text: str  # what was spoken (interrupted: what was heard)
+    reason: ReplyEnd
+    detail: str = ""  # ERROR: the plain message
 
 
 @dataclass(frozen=True)

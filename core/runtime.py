@@ -8,6 +8,7 @@ whichever thread produced them. The GUI bridges those to its own thread.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import replace
@@ -16,11 +17,11 @@ from typing import Callable
 import numpy as np
 
 from core.audio.room import RoomConfig
-from core.companion import DEFAULT_LLM, engine_voice_profile, load_cascade, load_omni, load_vad
+from core.companion import DEFAULT_LLM, engine_voice_profile, load_vad
 from core.conversation import LiveConversation, SimulatedConversation
-from core.events import (CoreEvent, EngineReady, Notice, ReplyFinished, StateChanged, TurnLatency,
-                         UserTranscript)
-from core.session import ALWAYS_LISTENING, PUSH_TO_TALK
+from core.engines import load_engine as load_named_engine
+from core.events import (CoreEvent, EngineReady, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged,
+                         TurnLatency, UserTranscript)
 from core.settings import HistoryEntry, Settings, UserFiles, check_settings
 from core.style.presets import PresetError, PresetStore, parse_preset
 from core.style.resolve import style_from_preset
@@ -30,6 +31,7 @@ from models.engine import Engine, Message, Style
 from models.registry import ModelStore
 
 DEFAULT_ASSETS = ("silero-vad", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
+log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
 HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
 
@@ -40,10 +42,6 @@ _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_supp
 def missing_assets(store: ModelStore, ids: tuple[str, ...] = DEFAULT_ASSETS) -> list[str]:
     """The default models that are not installed and verified yet (the first-run setup's list)."""
     return [i for i in ids if not store.status(i).verified]
-
-
-def _mode(settings: Settings) -> str:
-    return PUSH_TO_TALK if settings.mode == "push-to-talk" else ALWAYS_LISTENING
 
 
 class Runtime:
@@ -72,6 +70,7 @@ class Runtime:
             self._load_engine = load_engine
         self._history_lock = threading.Lock()
         self._typed = False  # the next transcript is a typed question's, already recorded
+        self._conversation_open = threading.Event()  # set while a conversation exists
         self._jobs: queue.Queue = queue.Queue()
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
         self._control.start()
@@ -98,28 +97,38 @@ class Runtime:
         self.apply(settings)
         return settings
 
+    # The conversation is made, replaced and closed on the control thread; whatever the window
+    # asks of it goes there too, in order, so it always reaches the conversation that is current.
+
     def press(self) -> None:
-        self._session_call("press")
+        self._jobs.put(lambda: self._session_call("press"))
 
     def release(self) -> None:
-        self._session_call("release")
+        self._jobs.put(lambda: self._session_call("release"))
 
     def stop_reply(self) -> None:
-        self._session_call("stop")
+        self._jobs.put(lambda: self._session_call("stop"))
 
     def say(self, text: str) -> bool:
         """A typed question, answered aloud; False (with a notice) while the models still load."""
         text = text.strip()
-        if not text or not self._ready():
+        if not text:
             return False
-        self._record(HistoryEntry("user", text))
-        self._typed = True
-        self.conversation.session.say(text)
+        if not self._conversation_open.is_set():
+            self.on_event(Notice("info", "still loading the models; one moment"))
+            return False
+        self._jobs.put(lambda: self._say(text))
         return True
 
     def announce(self, text: str) -> None:
         """Say `text` as it is, with the settings applied so far (a greeting, a style preview)."""
         self._jobs.put(lambda: self._session_call("announce", text))
+
+    def _say(self, text: str) -> None:
+        if self._ready():
+            self._record(HistoryEntry("user", text))
+            self._typed = True
+            self.conversation.session.say(text)
 
     def speak(self, audio: np.ndarray) -> float:
         """Simulated room only: the user says `audio` (16 kHz) into the microphone now."""
@@ -136,6 +145,7 @@ class Runtime:
     def shutdown(self) -> None:
         self._jobs.put(None)
         self._control.join(timeout=30)
+        self._conversation_open.clear()
         if self.conversation is not None:
             self.conversation.stop()
             self.conversation = None
@@ -179,6 +189,7 @@ class Runtime:
             try:
                 job()
             except Exception as exc:  # shown to the user; the app keeps running
+                log.exception("a control job failed")
                 self.on_event(Notice("error", f"{type(exc).__name__}: {exc}"))
 
     def _ready(self) -> bool:
@@ -201,10 +212,11 @@ class Runtime:
             history = [Message(e.role, e.text, e.interrupted) for e in self.history]
         elif reopen_audio:
             history = self.conversation.session.history
+            self._conversation_open.clear()
             self.conversation.stop()
             self.conversation = None
         if reload_engine:
-            self.on_event(StateChanged("idle"))
+            self.on_event(StateChanged(State.IDLE))
             self.on_event(Notice("info", "loading the models"))
             self._engine = None
             self._engine = self._load_engine(new)
@@ -218,28 +230,27 @@ class Runtime:
             profiles = (engine_voice_profile(self._engine, self.store), target)
         if reopen_audio:
             self.conversation = self._open(new, style, history)
+            self._conversation_open.set()
         session = self.conversation.session
         session.set_turn_config(new.turn_config())
-        session.set_mode(_mode(new))
+        session.set_mode(Mode(new.mode))
         session.set_style(style)
         session.voice_profiles = profiles
 
     def _load_engine(self, settings: Settings):
-        if settings.engine == "omni":
-            return load_omni(self.store, device="cpu" if settings.compute == "cpu" else None)
-        return load_cascade(self.store, llm=settings.chat_model, compute=settings.compute)
+        return load_named_engine(settings.engine, llm=settings.chat_model, compute=settings.compute, store=self.store)
 
     def _open(self, settings: Settings, style: Style, history: list[Message]):
         switches = dict(echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
                         gain_control=settings.gain_control)
         if self.simulated:
             conversation = SimulatedConversation(self._engine, self._vad, self._on_conversation_event,
-                                                 settings.turn_config(), style, _mode(settings),
+                                                 settings.turn_config(), style, Mode(settings.mode),
                                                  room=self.room, **switches)
         else:
             conversation = LiveConversation(self._engine, self._vad, self._on_conversation_event,
                                             settings.input_device, settings.output_device,
-                                            settings.turn_config(), style, _mode(settings), **switches)
+                                            settings.turn_config(), style, Mode(settings.mode), **switches)
         conversation.session.history = list(history)
         return conversation.start()
 
@@ -251,8 +262,8 @@ class Runtime:
                 self._typed = False
                 return
             self._record(HistoryEntry("user", event.text))
-        elif isinstance(event, ReplyFinished) and event.text and event.reason in ("complete", "interrupted"):
-            self._record(HistoryEntry("assistant", event.text, interrupted=event.reason == "interrupted"))
+        elif isinstance(event, ReplyFinished) and event.text and event.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED):
+            self._record(HistoryEntry("assistant", event.text, interrupted=event.reason == ReplyEnd.INTERRUPTED))
         elif isinstance(event, TurnLatency):
             with self._history_lock:
                 if self.history and self.history[-1].role == "assistant":

@@ -3,21 +3,31 @@
 `feed()` is called by the audio worker with 10 ms frames of 16 kHz mono audio (echo-cancelled)
 and the time each was captured, and optionally the same frame cleaned for speech recognition (the
 echo canceller's linear output, which keeps the user's voice intact in double talk, where the
-fully suppressed frame that voice activity needs has it carved). Voice activity decides when a turn starts and ends. At a short
-pause a reply is started speculatively and held back; when the pause grows into the end of the
-turn the held reply is released at once, and if the user speaks again it is thrown away.
+fully suppressed frame that voice activity needs has it carved). Voice activity decides when a
+turn starts and ends. At a short pause a reply is started speculatively and held back; when the
+pause grows into the end of the turn the held reply is released at once, and if the user speaks
+again it is thrown away.
 
 While the companion speaks it keeps listening (when the input is echo-cancelled): speech soon after
 the turn ended reopens that turn; speech later is a barge-in: the reply fades out, generation
 stops, and what was actually heard is kept in the history, marked as interrupted; the first
-moment of such speech pauses the reply, which goes on if it was nothing (see core/turns.py). Push-to-talk
-uses the same path with the key as the turn boundary.
+moment of such speech pauses the reply, which goes on if it was nothing (see core/turns.py).
+Push-to-talk uses the same path with the key as the turn boundary.
+
+Ownership: every reply has its own thread and its own CancelToken; ending a reply cancels exactly
+that token. All session state (the current reply, what it delivered, the history, the state) is
+changed under one lock; events to listeners are queued under it and handed out, in order, after
+it is released, so a listener can never stall the audio worker or call back into a held lock.
 """
 from __future__ import annotations
 
+import collections
+import itertools
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -27,15 +37,20 @@ from core.audio.vad import SileroVad
 from core.events import (
     AssistantText,
     CoreEvent,
+    Mode,
     Notice,
+    ReplyEnd,
     ReplyFinished,
+    State,
     StateChanged,
     TurnLatency,
     UserTranscript,
 )
 from core.style.chain import StyleChain, engine_chain
-from core.turns import TurnConfig, TurnDetector
+from core.turns import TurnConfig, TurnDetector, TurnEventKind
 from models.engine import (
+    CancelToken,
+    EndReason,
     Engine,
     Message,
     ReplyAudio,
@@ -49,13 +64,15 @@ from models.engine import (
 
 RATE = 16000
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
-ALWAYS_LISTENING = "always_listening"
-PUSH_TO_TALK = "push_to_talk"
+log = logging.getLogger(__name__)
+
+_ENGINE_END = {EndReason.COMPLETE: ReplyEnd.COMPLETE, EndReason.CANCELLED: ReplyEnd.CANCELLED,
+               EndReason.EMPTY: ReplyEnd.EMPTY, EndReason.ERROR: ReplyEnd.ERROR}
 
 
 @dataclass
 class _Timeline:
-    """Maps sample positions of the input stream to the wall-clock time they were captured."""
+    """Maps sample positions of the input stream to the clock time they were captured."""
 
     pos: int = 0  # samples received so far
     last_time: float = 0.0  # capture time of sample `pos`
@@ -82,153 +99,57 @@ def heard_text(clauses: list[tuple[str, int]], written: int, played: int) -> str
     return " ".join(words)
 
 
+@dataclass
 class _Reply:
-    """One reply on its own worker thread. Until committed, what it produces is held back."""
+    """One reply: its turn, its token, what it delivered. Its fields are the session's state and
+    change under the session's lock; `run` (on the reply's own thread) only reads the engine."""
 
-    def __init__(self, session: "Session", turn: UserTurn, committed: bool, last_voiced_at: float,
-                 voiced_end: int, turn_start: int) -> None:
-        self.session = session
-        self.turn = turn
-        self.voiced_end = voiced_end  # input position where the turn's speech ended
-        self.turn_start = turn_start
-        self.last_voiced_at = last_voiced_at
-        self.style = session.style  # settings changed mid-reply apply from the next reply on
-        self.committed_at: float | None = time.perf_counter() if committed else None
-        self.transcript = ""
-        self.clauses: list[tuple[str, int]] = []  # (text, first device sample) as delivered
-        self.stages: dict[str, float] = {}
-        self.reason = ""
-        self.outcome = ""  # set by the session when it stops the reply: "interrupted" or "discarded"
-        self._lock = threading.Lock()
-        self._held: list[Callable[[], None]] = []
-        self._cancelled = threading.Event()
-        self.done = threading.Event()
-        self._started_audio = False
-        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
-        self._thread.start()
+    number: int
+    turn: UserTurn
+    style: Style  # settings changed mid-reply apply from the next reply on
+    voiced_end: int  # input position where the turn's speech ended
+    turn_start: int
+    last_voiced_at: float
+    committed_at: float | None  # None: speculative, everything it makes is held back
+    token: CancelToken = field(default_factory=CancelToken)
+    transcript: str = ""
+    clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
+    stages: dict[str, float] = field(default_factory=dict)
+    held: list[Callable[[], None]] = field(default_factory=list)
+    started_audio: bool = False
+    engine_end: tuple[ReplyEnd, str] | None = None  # the engine's iterator has ended, and how
+    audio_closed: bool = False
+    end: ReplyEnd | None = None
+    thread: threading.Thread | None = None
 
     @property
     def committed(self) -> bool:
         return self.committed_at is not None
 
     @property
-    def started_audio(self) -> bool:
-        return self._started_audio
-
-    @property
     def spoken(self) -> str:
         return " ".join(text for text, _ in self.clauses).strip()
-
-    def commit(self, last_voiced_at: float) -> None:
-        with self._lock:
-            self.committed_at = time.perf_counter()
-            self.last_voiced_at = last_voiced_at
-            held, self._held = self._held, []
-            for action in held:
-                action()
-
-    def cancel(self, outcome: str) -> str:
-        """Stop now. Returns what the listener heard. Under the lock: nothing reaches the
-        playback queue after the fade."""
-        with self._lock:
-            self._cancelled.set()
-            self.outcome = outcome
-            heard = ""
-            if self._started_audio:
-                playback = self.session.playback
-                heard = heard_text(self.clauses, playback.written, playback.played)
-                playback.fade_out()
-        self.session.engine.cancel()
-        return heard
-
-    def _deliver(self, action: Callable[[], None], always: bool = False) -> None:
-        with self._lock:
-            if self._cancelled.is_set() and not always:
-                return
-            if self.committed_at is not None:
-                action()
-            else:
-                self._held.append(action)
-
-    def _start_audio(self) -> None:
-        if not self._started_audio:
-            self._started_audio = True
-            self.session.playback.begin_reply()
-
-    def _clause(self, text: str) -> None:
-        self._start_audio()
-        self.clauses.append((text.strip(), self.session.playback.written))
-        self.session._emit(AssistantText(text))
-
-    def _audio(self, samples: np.ndarray, rate: int) -> None:
-        self._start_audio()
-        self.session._set_state("speaking")
-        self.session.playback.write(samples, rate)
-
-    def _run(self) -> None:
-        s = self.session
-        chain, rate = None, 0
-        try:
-            for event in s.engine.respond(self.turn, self.style):
-                if self._cancelled.is_set():
-                    break
-                if isinstance(event, TranscriptFinal):
-                    self.transcript = event.text
-                    self._deliver(lambda t=event.text: s._emit(UserTranscript(t)))
-                elif isinstance(event, ReplyText):
-                    self._deliver(lambda d=event.delta: self._clause(d))
-                elif isinstance(event, ReplyAudio):
-                    if rate == 0:
-                        rate, chain = event.rate, s.make_chain(self.style, event.rate)
-                    # Styled here, on the engine's thread, not under the lock a barge-in needs;
-                    # each part goes to the speaker as soon as it is styled.
-                    for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:
-                        if self._cancelled.is_set():
-                            break
-                        self._deliver(lambda a=samples, r=event.rate: self._audio(a, r))
-                elif isinstance(event, StageTime):
-                    self.stages[event.stage] = event.seconds * 1000
-                elif isinstance(event, ReplyDone):
-                    self.reason = event.reason
-            if chain is not None and not self._cancelled.is_set():
-                tail = chain.flush()
-                self._deliver(lambda a=tail, r=rate: self._audio(a, r))
-        except Exception as exc:
-            self.reason = f"error: {exc}"
-        if self._cancelled.is_set():
-            self.reason = "cancelled"
-        self._deliver(self._finish, always=True)
-
-    def _finish(self) -> None:
-        # Runs once committed; waits for the speaker to play out on a thread of its own.
-        threading.Thread(target=self._drain, name="reply-drain", daemon=True).start()
-
-    def _drain(self) -> None:
-        s = self.session
-        if self._started_audio and not self._cancelled.is_set():
-            s.playback.end_reply()
-            while s.playback.queued_samples and not self._cancelled.is_set():
-                time.sleep(0.005)
-        s._reply_finished(self)
-        self.done.set()
 
 
 class Session:
     def __init__(self, engine: Engine, vad: SileroVad, playback: PlaybackQueue,
                  config: TurnConfig = TurnConfig(), style: Style = Style(),
                  on_event: Callable[[CoreEvent], None] | None = None,
-                 mode: str = ALWAYS_LISTENING, duplex: bool = False,
-                 make_chain: Callable[[Style, int], StyleChain | None] | None = None) -> None:
+                 mode: Mode = Mode.ALWAYS_LISTENING, duplex: bool = False,
+                 make_chain: Callable[[Style, int], StyleChain | None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         """`duplex`: the input is echo-cancelled (or echo-free), so the session may listen while
         it speaks; without it, speech during a reply is ignored. `make_chain(style, rate)` builds
-        the style post-processing for one reply (default: what the engine cannot do itself)."""
+        the style post-processing for one reply (default: what the engine cannot do itself).
+        `clock` is the time base of capture times and of every wait the session measures."""
         self.engine = engine
         self.vad = vad
         self.playback = playback
         self.config = config
         self.style = style
-        self.mode = mode
+        self.mode = Mode(mode)
         self.duplex = duplex
+        self.clock = clock
         self.voice_profiles: tuple | None = None  # (engine voice, reference speaker) when matching
         self.make_chain = make_chain or (
             lambda style, rate: engine_chain(engine, style, rate, self.voice_profiles))
@@ -238,54 +159,65 @@ class Session:
         self.interruptions = 0
         self.holds = 0  # replies paused because someone might be cutting in
         self.released = 0  # of those, the ones that went on (it was not a barge-in)
-        self.state = ""
+        self.replies_started = 0
+        self.replies_ended: collections.Counter[ReplyEnd] = collections.Counter()
+        self.state = State.IDLE
         self._detector = TurnDetector(config)
         self._timeline = _Timeline()
         self._buf = np.zeros(0, np.float32)  # input since `_buf_start`
         self._buf_start = 0
         self._turn_start = 0
         self._ptt_held = False
+        self._ptt_voiced_from = 0
         self._barge_in_held_until = 0.0
         self._reply: _Reply | None = None
+        self._last_thread: threading.Thread | None = None
+        self._numbers = itertools.count(1)
         self._lock = threading.RLock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._set_state("listening")
+        self._outbox: list[CoreEvent] = []
+        self._emitting = threading.RLock()
+        with self._locked():
+            self._set_state(State.LISTENING)
 
     # ---- settings that apply from the next turn on ----------------------------------------
 
     def set_style(self, style: Style) -> None:
-        self.style = style
+        with self._lock:
+            self.style = style
 
     def set_turn_config(self, config: TurnConfig) -> None:
-        with self._lock:
+        with self._locked():
+            if config == self.config:
+                return
             self.config = config
             self._detector = TurnDetector(config)
-            self.playback.resume()  # a hold belongs to the detector that was just replaced
+            self._forget_turn()
 
-    def set_mode(self, mode: str) -> None:
-        if mode not in (ALWAYS_LISTENING, PUSH_TO_TALK):
-            raise ValueError(f"unknown mode {mode!r}")
-        with self._lock:
+    def set_mode(self, mode: Mode) -> None:
+        mode = Mode(mode)  # raises ValueError for anything else
+        with self._locked():
+            if mode == self.mode:
+                return
             self.mode = mode
-            self._ptt_held = False
-            self._detector.reset()
-            self.playback.resume()
+            self._forget_turn()
 
     # ---- input ------------------------------------------------------------------------------
 
     def feed(self, frame: np.ndarray, captured_at: float, speech: np.ndarray | None = None) -> None:
-        with self._lock:
+        with self._locked():
             self._timeline.pos += len(frame)
             self._timeline.last_time = captured_at
             self._buf = np.concatenate([self._buf, frame if speech is None else speech])
             reply = self._reply
+            if reply is not None:
+                self._finish_if_played(reply)
+                reply = self._reply
             speaking = reply is not None and reply.committed
             if speaking and not self.duplex:
                 self._trim_buffer()
                 return  # half duplex: without echo cancellation it would hear itself
             for prob in self.vad.push(frame):
-                if self.mode == PUSH_TO_TALK:
+                if self.mode == Mode.PUSH_TO_TALK:
                     self._detector.push(prob)  # only to know where speech ended
                     continue
                 # Speech soon after the turn ended continues it (the normal start rule); later, it
@@ -294,7 +226,7 @@ class Session:
                          and not self._reopenable(self._reply))
                 needed = None
                 if barge:
-                    held = time.perf_counter() < self._barge_in_held_until
+                    held = self.clock() < self._barge_in_held_until
                     needed = float("inf") if held else self.config.barge_in_ms
                 for event in self._detector.push(prob, needed):
                     self._on_turn_event(event.kind, event.at)
@@ -302,39 +234,39 @@ class Session:
 
     def say(self, text: str) -> None:
         """A typed question: answered aloud like a spoken one."""
-        with self._lock:
-            self._interrupt("interrupted")
+        with self._locked():
+            self._interrupt(ReplyEnd.INTERRUPTED)
             self._start_reply(UserTurn(text=text, history=tuple(self.history)), committed=True,
-                              last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
+                              last_voiced_at=self.clock(), voiced_end=self._timeline.pos)
 
     def announce(self, text: str) -> None:
         """Say `text` as it is (a greeting): a reply without a question, not kept in the history."""
-        with self._lock:
-            self._interrupt("interrupted")
+        with self._locked():
+            self._interrupt(ReplyEnd.INTERRUPTED)
             self._start_reply(UserTurn(verbatim=text, history=tuple(self.history)), committed=True,
-                              last_voiced_at=time.perf_counter(), voiced_end=self._timeline.pos)
+                              last_voiced_at=self.clock(), voiced_end=self._timeline.pos)
 
     def stop(self) -> None:
         """Stop the reply now (the stop button): like a barge-in, without a new turn."""
-        with self._lock:
-            self._interrupt("interrupted")
+        with self._locked():
+            self._interrupt(ReplyEnd.INTERRUPTED)
             self._detector.reset()
-            self._set_state("listening")
+            self._set_state(State.LISTENING)
 
     def press(self) -> None:
         """Push-to-talk pressed: interrupt whatever is playing and start a turn."""
-        with self._lock:
-            self._interrupt("interrupted")
+        with self._locked():
+            self._interrupt(ReplyEnd.INTERRUPTED)
             self._ptt_held = True
             self._turn_start = max(self._buf_start, self._timeline.pos - RATE * self.config.pre_roll_ms // 1000)
             self._detector.reset()
             self._detector.begin_turn()
             self._ptt_voiced_from = self._timeline.pos
-            self._set_state("hearing")
+            self._set_state(State.HEARING)
 
     def release(self) -> None:
         """Push-to-talk released: the turn ends here."""
-        with self._lock:
+        with self._locked():
             if not self._ptt_held:
                 return
             self._ptt_held = False
@@ -349,12 +281,40 @@ class Session:
     def hold_barge_in(self, seconds: float) -> None:
         """A device was replaced: the echo canceller relearns the room for a moment, and what it
         leaves meanwhile must not interrupt the reply."""
-        self._barge_in_held_until = time.perf_counter() + seconds
+        with self._lock:
+            self._barge_in_held_until = self.clock() + seconds
 
-    def wait_idle(self, timeout: float) -> bool:
-        return self._idle.wait(timeout)
+    @property
+    def starving(self) -> bool:
+        """A reply is playing and the speaker has nothing left of it while its engine is still at
+        work: on a virtual clock, time should wait for the engine here (see bench soak)."""
+        with self._lock:
+            reply = self._reply
+            return (reply is not None and reply.committed and reply.engine_end is None
+                    and not self.playback.paused and self.playback.queued_samples == 0)
 
-    # ---- turn logic ---------------------------------------------------------------------
+    def close(self) -> None:
+        """End the conversation: the reply stops and its thread is waited for (within one step)."""
+        self.stop()
+        with self._lock:
+            thread = self._last_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    # ---- turn logic (session lock held) ---------------------------------------------------
+
+    def _forget_turn(self) -> None:
+        """The rules of turn taking changed: a turn in progress (and a reply prepared for it) is
+        dropped, a hold is let go; a reply already taken goes on."""
+        if self._reply is not None and not self._reply.committed:
+            self._interrupt(ReplyEnd.DISCARDED)
+        self._ptt_held = False
+        self._detector.reset()
+        self.playback.resume()
+        if self._reply is None:
+            self._set_state(State.LISTENING)
+        elif self._reply.started_audio:
+            self._set_state(State.SPEAKING)
 
     def _trim_buffer(self) -> None:
         """Keep the audio a turn may still need: the current turn (also while its reply may yet
@@ -371,66 +331,69 @@ class Session:
             self._buf_start += drop
 
     def _reopenable(self, reply: _Reply) -> bool:
-        return (reply.committed and reply.turn.text is None
-                and time.perf_counter() - reply.committed_at <= self.config.reopen_ms / 1000)
+        return (reply.committed_at is not None and reply.turn.text is None and reply.turn.verbatim is None
+                and self.clock() - reply.committed_at <= self.config.reopen_ms / 1000)
 
     def _turn_audio(self, end: int) -> np.ndarray:
         start = max(self._turn_start, self._buf_start)
         return self._buf[start - self._buf_start : end - self._buf_start].copy()
 
-    def _on_turn_event(self, kind: str, at: int) -> None:
-        if kind == "hold":
-            if self._reply is not None and self._reply.committed and self._reply.started_audio:
+    def _on_turn_event(self, kind: TurnEventKind, at: int) -> None:
+        reply = self._reply
+        if kind == TurnEventKind.HOLD:
+            if reply is not None and reply.committed and reply.started_audio:
                 self.holds += 1
                 self.playback.pause()
-                self._set_state("hearing")
-            return
-        if kind == "release":
+                self._set_state(State.HEARING)
+        elif kind == TurnEventKind.RELEASE:
             if self.playback.paused:
                 self.released += 1
                 self.playback.resume()
-                self._set_state("speaking")
-            return
-        if kind == "start":
-            reply = self._reply
+                self._set_state(State.SPEAKING)
+        elif kind == TurnEventKind.START:
             if reply is not None and reply.committed and self._reopenable(reply):
                 self._turn_start = reply.turn_start  # the same turn goes on
-                self._interrupt("discarded")
+                self._interrupt(ReplyEnd.DISCARDED)
             else:
                 self._turn_start = max(self._buf_start, at - RATE * self.config.pre_roll_ms // 1000)
-                self._interrupt("interrupted")
-            self._set_state("hearing")
-        elif kind == "pause":
+                self._interrupt(ReplyEnd.INTERRUPTED)
+            self._set_state(State.HEARING)
+        elif kind == TurnEventKind.PAUSE:
+            if reply is not None and reply.committed:
+                return  # a typed question is being answered: nothing to prepare
+            self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
             self._start_reply(self._user_turn(at), committed=False,
                               last_voiced_at=self._timeline.time_of(at), voiced_end=at)
-        elif kind == "resume":
-            if self._reply is not None and not self._reply.committed:
-                self._interrupt("discarded")
-        elif kind == "end":
+        elif kind == TurnEventKind.RESUME:
+            if reply is not None and not reply.committed:
+                self._interrupt(ReplyEnd.DISCARDED)
+        elif kind == TurnEventKind.END:
             last_voiced_at = self._timeline.time_of(at)
-            reply = self._reply
             if reply is not None and not reply.committed and reply.voiced_end == at:
-                self._set_state("thinking")
-                reply.commit(last_voiced_at)
+                self._commit(reply, last_voiced_at)
             else:
-                self._interrupt("discarded")
+                self._interrupt(ReplyEnd.INTERRUPTED)
                 self._start_reply(self._user_turn(at), committed=True,
                                   last_voiced_at=last_voiced_at, voiced_end=at)
 
-    def _interrupt(self, outcome: str) -> None:
-        """Stop the current reply. "interrupted": it was heard in part and stays in the history,
-        cut to what was heard; "discarded": it never counted (a speculative or reopened reply)."""
-        reply, self._reply = self._reply, None
+    def _interrupt(self, outcome: ReplyEnd) -> None:
+        """Stop the current reply. INTERRUPTED: it was heard in part and stays in the history,
+        cut to what was heard; DISCARDED: it never counted (a speculative or reopened reply)."""
+        reply = self._reply
         if reply is None:
             return
-        heard = reply.cancel(outcome)
-        if outcome == "interrupted" and reply.committed:
+        heard = ""
+        if reply.started_audio:
+            heard = heard_text(reply.clauses, self.playback.written, self.playback.played)
+            self.playback.fade_out()
+        if outcome == ReplyEnd.INTERRUPTED and not reply.committed:
+            outcome = ReplyEnd.DISCARDED  # nobody heard a reply that was never released
+        if outcome == ReplyEnd.INTERRUPTED:
             self.interruptions += 1
             if reply.transcript and heard:
                 self.history.append(Message("user", reply.transcript))
                 self.history.append(Message("assistant", heard, interrupted=True))
-            self._emit(ReplyFinished(heard, "interrupted"))
-        self._idle.set()
+        self._end(reply, outcome, heard)
 
     def _user_turn(self, voiced_end: int) -> UserTurn:
         # A little of what follows the speech, up to what has arrived: word endings are soft.
@@ -438,48 +401,180 @@ class Session:
         return UserTurn(audio=self._turn_audio(end), history=tuple(self.history))
 
     def _start_reply(self, turn: UserTurn, committed: bool, last_voiced_at: float, voiced_end: int) -> None:
-        self._idle.clear()
+        now = self.clock()
+        reply = _Reply(next(self._numbers), turn, self.style, voiced_end, self._turn_start, last_voiced_at,
+                       now if committed else None)
+        self._reply = reply
+        self.replies_started += 1
         if committed:
-            self._set_state("thinking")
-        self._reply = _Reply(self, turn, committed, last_voiced_at, voiced_end, self._turn_start)
+            self._set_state(State.THINKING)
+        reply.thread = threading.Thread(target=self._run, args=(reply,), name=f"reply-{reply.number}", daemon=True)
+        self._last_thread = reply.thread
+        reply.thread.start()
 
-    def _reply_finished(self, reply: _Reply) -> None:
-        with self._lock:
-            if reply is not self._reply:
-                return  # already interrupted or discarded: accounted for there
+    def _commit(self, reply: _Reply, last_voiced_at: float) -> None:
+        reply.committed_at = self.clock()
+        reply.last_voiced_at = last_voiced_at
+        self._set_state(State.THINKING)
+        held, reply.held = reply.held, []
+        for action in held:
+            action()
+        self._finish_if_played(reply)
+
+    def _finish_if_played(self, reply: _Reply) -> None:
+        """End a committed reply once its engine is done and the speaker has played it all."""
+        if reply is not self._reply or not reply.committed or reply.engine_end is None:
+            return
+        if reply.started_audio:
+            if not reply.audio_closed:
+                reply.audio_closed = True
+                self.playback.end_reply()
+            if self.playback.queued_samples:
+                return
+        reason, detail = reply.engine_end
+        spoken = reply.spoken
+        if reply.transcript and reason == ReplyEnd.COMPLETE and spoken:
+            self.history.append(Message("user", reply.transcript))
+            self.history.append(Message("assistant", spoken))
+        if reason == ReplyEnd.ERROR:
+            self._emit(Notice("error", detail))
+        self._end(reply, reason, spoken, detail)
+        first = self.playback.first_sample_at
+        if first is not None and reason == ReplyEnd.COMPLETE and reply.started_audio:
+            latency = TurnLatency(  # after ReplyFinished: it belongs to the reply just reported
+                end_of_turn=(reply.committed_at - reply.last_voiced_at) * 1000,
+                response=(first - reply.last_voiced_at) * 1000,
+                stages=dict(reply.stages),
+            )
+            self.latencies.append(latency)
+            self._emit(latency)
+        if not self.duplex:
+            self.vad.reset()
+            self._detector.reset()
+        if not self._detector.in_turn and not self._ptt_held:
+            self._set_state(State.LISTENING)
+
+    def _end(self, reply: _Reply, outcome: ReplyEnd, text: str, detail: str = "") -> None:
+        """The one place a reply ends: its token is cancelled (its workers stop within one step),
+        it is no longer current, and a reply the user could hear is reported once."""
+        if reply.end is not None:
+            raise RuntimeError(f"reply {reply.number} ended twice ({reply.end}, then {outcome})")
+        reply.end = outcome
+        reply.token.cancel()
+        self.replies_ended[outcome] += 1
+        if self._reply is reply:
             self._reply = None
-            spoken = reply.spoken
-            if reply.transcript and reply.reason == "complete" and spoken:
-                self.history.append(Message("user", reply.transcript))
-                self.history.append(Message("assistant", spoken))
-            self._emit(ReplyFinished(spoken, reply.reason))
-            if reply.reason.startswith("error"):
-                self._emit(Notice("error", reply.reason.removeprefix("error: ")))
-            first = self.playback.first_sample_at
-            if first is not None and reply.committed_at is not None and reply.reason == "complete":
-                latency = TurnLatency(
-                    end_of_turn=(reply.committed_at - reply.last_voiced_at) * 1000,
-                    response=(first - reply.last_voiced_at) * 1000,
-                    stages=dict(reply.stages),
-                )
-                self.latencies.append(latency)
-                self._emit(latency)
-            if not self.duplex:
-                self.vad.reset()
-                self._detector.reset()
-            if not self._detector.in_turn and not self._ptt_held:
-                self._set_state("listening")
-            self._idle.set()
+        if reply.committed:
+            self._emit(ReplyFinished(text, outcome, detail))
 
-    # ---- events -------------------------------------------------------------------------
+    # ---- the reply's thread -----------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
+    def _run(self, reply: _Reply) -> None:
+        """Iterate the engine's reply and hand each event to the session (which keeps back what a
+        speculative reply makes until it is committed). Audio is styled here, not under the lock."""
+        chain, rate = None, 0
+        end: tuple[ReplyEnd, str] = (ReplyEnd.CANCELLED, "")
+        try:
+            with closing(self.engine.respond(reply.turn, reply.style, reply.token)) as events:
+                for event in events:
+                    if reply.token.cancelled:
+                        break
+                    if isinstance(event, TranscriptFinal):
+                        self._deliver(reply, lambda t=event.text: self._transcript(reply, t))
+                    elif isinstance(event, ReplyText):
+                        self._deliver(reply, lambda d=event.delta: self._clause(reply, d))
+                    elif isinstance(event, ReplyAudio):
+                        if rate == 0:
+                            rate, chain = event.rate, self.make_chain(reply.style, event.rate)
+                        for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:
+                            if reply.token.cancelled:
+                                break
+                            self._deliver(reply, lambda a=samples, r=event.rate: self._audio(reply, a, r))
+                    elif isinstance(event, StageTime):
+                        self._deliver(reply, lambda e=event: reply.stages.__setitem__(e.stage, e.seconds * 1000))
+                    elif isinstance(event, ReplyDone):
+                        end = (_ENGINE_END[EndReason(event.reason)], event.detail)
+            if chain is not None and not reply.token.cancelled:
+                tail = chain.flush()
+                self._deliver(reply, lambda: self._audio(reply, tail, rate))
+        except Exception as exc:
+            log.exception("reply %d failed", reply.number)
+            end = (ReplyEnd.ERROR, f"{type(exc).__name__}: {exc}")
+        finally:
+            reply.token.cancel()  # whatever ended it, its workers stop now
+            self._deliver(reply, lambda: self._engine_done(reply, end))
+
+    def _deliver(self, reply: _Reply, action: Callable[[], None]) -> None:
+        with self._locked():
+            if reply.end is not None:
+                return  # ended by the session: nothing of it reaches anyone any more
+            if reply.committed:
+                action()
+            else:
+                reply.held.append(action)
+
+    def _transcript(self, reply: _Reply, text: str) -> None:
+        reply.transcript = text
+        self._emit(UserTranscript(text))
+
+    def _start_audio(self, reply: _Reply) -> None:
+        if not reply.started_audio:
+            reply.started_audio = True
+            self.playback.begin_reply()
+
+    def _clause(self, reply: _Reply, text: str) -> None:
+        self._start_audio(reply)
+        reply.clauses.append((text.strip(), self.playback.written))
+        self._emit(AssistantText(text))
+
+    def _audio(self, reply: _Reply, samples: np.ndarray, rate: int) -> None:
+        self._start_audio(reply)
+        if not self.playback.paused:
+            self._set_state(State.SPEAKING)
+        self.playback.write(samples, rate)
+
+    def _engine_done(self, reply: _Reply, end: tuple[ReplyEnd, str]) -> None:
+        reply.engine_end = end
+        self._finish_if_played(reply)
+
+    # ---- state and events -------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
         if state != self.state:
             self.state = state
             self._emit(StateChanged(state))
 
     def _emit(self, event: CoreEvent) -> None:
-        try:
-            self.on_event(event)
-        except Exception:  # a faulty listener must not take the conversation down
-            pass
+        self._outbox.append(event)  # session lock held: handed out by `_locked` once released
+
+    def _locked(self) -> "_Locked":
+        return _Locked(self)
+
+    def _hand_out(self) -> None:
+        """Deliver queued events in the order they were made. Whoever holds `_emitting` takes
+        everything queued so far, so two threads never deliver out of order."""
+        with self._emitting:
+            while True:
+                with self._lock:
+                    batch, self._outbox = self._outbox, []
+                if not batch:
+                    return
+                for event in batch:
+                    try:
+                        self.on_event(event)
+                    except Exception:  # a faulty listener must not take the conversation down
+                        log.exception("a listener failed on %s", type(event).__name__)
+
+
+class _Locked:
+    """`with session._locked():` the session lock, and the events made under it handed out after."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __enter__(self) -> None:
+        self._session._lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._session._lock.release()
+        self._session._hand_out()

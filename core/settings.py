@@ -8,19 +8,23 @@ show, so nothing is silently lost.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from core.engines import DEFAULT_ENGINE, SETTINGS_ENGINES
+from core.events import Mode
 from core.turns import TurnConfig
 from models.registry.atomic import write_json
 from models.registry.datadir import default_data_dir
 
+log = logging.getLogger(__name__)
+
 SETTINGS_SCHEMA = "voice-companion/settings"
 HISTORY_SCHEMA = "voice-companion/history"
 VERSION = 1
-MODES = ("push-to-talk", "always-listening")
-ENGINES = ("cascade", "omni")
+MODES = tuple(Mode)
 COMPUTE = ("auto", "cuda", "metal", "cpu")
 SENSITIVITY_RANGE = (0.1, 0.9)
 END_OF_TURN_RANGE = (200, 3000)
@@ -32,7 +36,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    mode: str = "always-listening"
+    mode: str = Mode.ALWAYS_LISTENING.value
     push_to_talk_key: str = "Space"
     input_device: str | None = None  # None: the system default
     output_device: str | None = None
@@ -41,7 +45,7 @@ class Settings:
     gain_control: bool = False
     vad_sensitivity: float = 0.5  # 0.1 (needs clear speech) .. 0.9 (hears whispers)
     end_of_turn_ms: int = 500
-    engine: str = "cascade"
+    engine: str = DEFAULT_ENGINE
     chat_model: str = "qwen2.5-coder-0.5b-instruct-q4"
     compute: str = "auto"
     persona: str = ""
@@ -90,8 +94,8 @@ def parse_settings(data: object) -> Settings:
 def check_settings(s: Settings) -> None:
     if s.mode not in MODES:
         raise SettingsError(f"mode must be one of {', '.join(MODES)}")
-    if s.engine not in ENGINES:
-        raise SettingsError(f"engine must be one of {', '.join(ENGINES)}")
+    if s.engine not in SETTINGS_ENGINES:
+        raise SettingsError(f"engine must be one of {', '.join(SETTINGS_ENGINES)}")
     if s.compute not in COMPUTE:
         raise SettingsError(f"compute must be one of {', '.join(COMPUTE)}")
     if not SENSITIVITY_RANGE[0] <= s.vad_sensitivity <= SENSITIVITY_RANGE[1]:
@@ -117,11 +121,13 @@ def load_json_or_recover(path: Path, parse, default):
     except FileNotFoundError:
         return default, None
     except OSError as exc:
+        log.warning("could not read %s; using defaults", path, exc_info=True)
         return default, f"could not read {path.name} ({exc.strerror}); using defaults"
     try:
         return parse(json.loads(text)), None
     except (ValueError, TypeError, KeyError) as exc:
         backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("%s is damaged; keeping it as %s and using defaults", path, backup.name, exc_info=True)
         path.replace(backup)
         return default, f"{path.name} was damaged ({exc}); it was kept as {backup.name} and defaults are used"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,18 @@ class TurnConfig:
             raise ValueError("speculate_after_ms must be positive and at most end_of_turn_ms")
 
 
+class TurnEventKind(StrEnum):
+    START = "start"  # the user's turn began
+    PAUSE = "pause"  # a short silence: a reply may be prepared
+    RESUME = "resume"  # speech again before the turn ended: the prepared reply is void
+    END = "end"  # the turn is over
+    HOLD = "hold"  # while the companion speaks: someone may be cutting in
+    RELEASE = "release"  # ... it was nothing, go on
+
+
 @dataclass(frozen=True)
 class TurnEvent:
-    kind: str  # "start", "pause", "resume", "end"; while the companion speaks also "hold", "release"
+    kind: TurnEventKind
     at: int  # sample position the event refers to (turn start, or end of the last voiced window)
 
 
@@ -76,10 +86,6 @@ class TurnDetector:
     def in_turn(self) -> bool:
         return self._in_turn
 
-    @property
-    def position(self) -> int:
-        return self._pos
-
     def begin_turn(self) -> None:
         """Enter a turn now, whatever the audio says (push-to-talk pressed)."""
         self._in_turn, self._paused, self._silence = True, False, 0.0
@@ -105,25 +111,25 @@ class TurnDetector:
                 self._begin(events)
             elif self._in_turn and self._paused:
                 self._paused = False
-                events.append(TurnEvent("resume", start))
+                events.append(TurnEvent(TurnEventKind.RESUME, start))
             return events
         if not self._in_turn:
             return events
         self._silence += self._ms
         if not self._paused and self._silence >= self.config.speculate_after_ms:
             self._paused = True
-            events.append(TurnEvent("pause", self.last_voiced_end))
+            events.append(TurnEvent(TurnEventKind.PAUSE, self.last_voiced_end))
         if self._silence >= self.config.end_of_turn_ms:
             self._in_turn = self._paused = False
             self._silence = 0.0
-            events.append(TurnEvent("end", self.last_voiced_end))
+            events.append(TurnEvent(TurnEventKind.END, self.last_voiced_end))
         return events
 
     def _begin(self, events: list[TurnEvent]) -> None:
         self._in_turn, self._holding = True, False
         first = next((at for v, at in self._recent if v), self._pos - self.window)
         self._recent.clear()
-        events.append(TurnEvent("start", first))
+        events.append(TurnEvent(TurnEventKind.START, first))
 
     def _barge_in(self, sure: bool, needed_ms: float) -> list[TurnEvent]:
         """A window while the companion speaks. Only unbroken sure speech counts, for the hold as
@@ -137,7 +143,7 @@ class TurnDetector:
         if math.isinf(needed_ms):  # barge-in is off for now
             if self._holding:
                 self._holding = False
-                events.append(TurnEvent("release", self._pos))
+                events.append(TurnEvent(TurnEventKind.RELEASE, self._pos))
             return events
         run_ms = self._ms * self._sure_run
         if run_ms >= needed_ms:
@@ -147,7 +153,7 @@ class TurnDetector:
                 self._hold_cooldown -= 1
             elif sure and run_ms >= min(self.config.barge_in_hold_ms, needed_ms):
                 self._holding, self._held_quiet, self._held_for = True, 0, 0
-                events.append(TurnEvent("hold", self._pos - self._sure_run * self.window))
+                events.append(TurnEvent(TurnEventKind.HOLD, self._pos - self._sure_run * self.window))
         else:
             self._held_for += 1
             self._held_quiet = 0 if sure else self._held_quiet + 1
@@ -158,5 +164,5 @@ class TurnDetector:
                 self._hold_cooldown = round(self.config.barge_in_hold_max_ms / self._ms)
             if self._hold_cooldown or self._ms * self._held_quiet >= self.config.barge_in_release_ms:
                 self._holding = False
-                events.append(TurnEvent("release", self._pos))
+                events.append(TurnEvent(TurnEventKind.RELEASE, self._pos))
         return events

@@ -1,17 +1,30 @@
 """The contract between the core and every engine: a user's turn in, a stream of small events out.
 
 An engine turns one user turn into a streamed reply. It never touches audio devices or the GUI:
-the core feeds it a `UserTurn` and plays what it yields. `cancel()` may be called from any thread;
-the engine then stops within one step of its slowest stage and its iterator ends with
-`ReplyDone("cancelled")`, leaving the engine ready for the next turn.
+the core feeds it a `UserTurn` with the reply's own `CancelToken` and plays what it yields. A
+cancelled token ends that reply's iterator at once with `ReplyDone(CANCELLED)`; its workers stop
+within one step of their slowest stage. Cancelling one reply can never touch another: there is no
+engine-wide cancel.
+
+Each engine's models have one owner at a time (`ModelLease`): `respond` waits until the previous
+reply's workers have let go before it starts its own, so two replies never decode in one model.
+`single_threaded` checks it: a model entered by a second thread while another is inside raises.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import queue
 import threading
+import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,16 +103,26 @@ class StageTime:
     seconds: float
 
 
+class EndReason(StrEnum):
+    """How an engine's reply ended."""
+
+    COMPLETE = "complete"  # said all it had to say
+    CANCELLED = "cancelled"  # its token was cancelled
+    EMPTY = "empty"  # nothing to answer (silence) or nothing said
+    ERROR = "error"  # a model failed; `ReplyDone.detail` says how
+
+
 @dataclass(frozen=True)
 class ReplyDone:
-    reason: str  # "complete", "cancelled", "empty", "error: ..."
+    reason: EndReason
+    detail: str = ""  # for ERROR: a plain message for the user
 
 
 EngineEvent = TranscriptFinal | ReplyText | ReplyAudio | StageTime | ReplyDone
 
 
 class CancelToken:
-    """A flag one thread sets and the workers of a reply check between steps."""
+    """Made per reply; one thread cancels it, that reply's workers check it between steps."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -126,13 +149,191 @@ def stop_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
         raise Cancelled()
 
 
+# ---- ownership ----------------------------------------------------------------------------
+
+POLL_S = 0.005  # how often a waiting relay or lease looks at its token
+
+
+class ConcurrentUse(RuntimeError):
+    """Two threads were inside one model at once: a bug in who owns it, never a user error."""
+
+
+class _Guard:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def enter(self) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            if self._owner not in (None, me):
+                raise ConcurrentUse(f"{self.name}: entered by thread {threading.current_thread().name} "
+                                    f"while another thread is inside")
+            self._owner, self._depth = me, self._depth + 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+
+
+_guards_lock = threading.Lock()
+
+
+def _guard_of(obj: object) -> _Guard:
+    guard = obj.__dict__.get("_single_thread_guard")
+    if guard is None:
+        with _guards_lock:
+            guard = obj.__dict__.setdefault("_single_thread_guard", _Guard(type(obj).__name__))
+    return guard
+
+
+def single_threaded(method):
+    """Marks a method of a model wrapper that must never run in two threads at once (a llama.cpp
+    context, a recognizer, a voice): a second thread entering while one is inside raises
+    ConcurrentUse. Re-entry from the same thread is fine. For a generator method the model
+    counts as entered from the first item until the generator ends or is closed."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            guard = _guard_of(self)
+            guard.enter()
+            try:
+                yield from method(self, *args, **kwargs)
+            finally:
+                guard.leave()
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        guard = _guard_of(self)
+        guard.enter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            guard.leave()
+    return wrapper
+
+
+class ModelLease:
+    """Who may use an engine's models now: one reply's workers, or one other user (a warm-up, a
+    voice measurement). Taken by `respond` before it starts its workers and given back by the last
+    of them to finish, so a new reply starts only after the previous one's workers have let go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def take(self, token: CancelToken) -> float | None:
+        """Wait until the models are free; the seconds waited, or None if `token` was cancelled
+        first (then the lease is not held)."""
+        t0 = time.perf_counter()
+        while not self._lock.acquire(timeout=POLL_S):
+            if token.cancelled:
+                return None
+        return time.perf_counter() - t0
+
+    def give_back(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "ModelLease":
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    @property
+    def free(self) -> bool:
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return True
+        return False
+
+
+class Workers:
+    """The threads of one reply. The lease (already taken) goes back when the last one ends,
+    however it ends; a worker that raises reports it as ReplyDone(ERROR) on `events`."""
+
+    def __init__(self, lease: ModelLease, events: queue.Queue, name: str) -> None:
+        self._lease, self._events, self._name = lease, events, name
+        self._left = 0
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, *targets: Callable[[], None]) -> None:
+        self._left = len(targets)
+        try:
+            for i, target in enumerate(targets):
+                label = getattr(getattr(target, "func", target), "__name__", str(i)).strip("_")
+                thread = threading.Thread(target=self._run, args=(target,), daemon=True,
+                                          name=f"{self._name}-{label}")
+                self.threads.append(thread)
+                thread.start()
+        except BaseException:
+            with self._lock:  # the ones that never started will not give it back
+                self._left -= len(targets) - len(self.threads)
+                last = self._left == 0
+            if last:
+                self._lease.give_back()
+            raise
+
+    def _run(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception as exc:
+            log.exception("engine worker %s failed", threading.current_thread().name)
+            self._events.put(ReplyDone(EndReason.ERROR, str(exc) or type(exc).__name__))
+        finally:
+            with self._lock:
+                self._left -= 1
+                last = self._left == 0
+            if last:
+                self._lease.give_back()
+
+
+def relay(events: queue.Queue, token: CancelToken) -> Iterator[EngineEvent]:
+    """The caller's side of a reply: its workers' events, in order, until ReplyDone; a cancelled
+    token ends it at once with ReplyDone(CANCELLED) whatever the workers are doing."""
+    while True:
+        if token.cancelled:
+            yield ReplyDone(EndReason.CANCELLED)
+            return
+        try:
+            event = events.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+        if token.cancelled:
+            continue
+        yield event
+        if isinstance(event, ReplyDone):
+            return
+
+
+def start_reply(lease: ModelLease, token: CancelToken, name: str,
+                *workers: Callable[[queue.Queue], None]) -> Iterator[EngineEvent]:
+    """Everything `respond` does around an engine's own work: wait for the models (the wait is
+    reported as StageTime("handover")), run `workers(events)` on threads of their own, and relay
+    their events."""
+    waited = lease.take(token)
+    if waited is None:
+        yield ReplyDone(EndReason.CANCELLED)
+        return
+    events: queue.Queue = queue.Queue()
+    group = Workers(lease, events, name)
+    group.start(*[functools.partial(work, events) for work in workers])
+    yield StageTime("handover", waited)
+    yield from relay(events, token)
+
+
 class Engine(Protocol):
     capabilities: Capabilities
     output_rate: int
+    lease: ModelLease
 
-    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]: ...
-
-    def cancel(self) -> None: ...
+    def respond(self, turn: UserTurn, style: Style, token: CancelToken) -> Iterator[EngineEvent]: ...
 
     def speed_left(self, speed: float) -> float:
         """Only asked of engines with native_speed: the part of this speed their own control

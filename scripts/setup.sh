@@ -25,6 +25,8 @@ if command -v apt-get >/dev/null 2>&1; then
         # with pacmd and parec.
         compgen -G '/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so' >/dev/null || need+=(libasound2-plugins)
         command -v pacmd >/dev/null 2>&1 || need+=(pulseaudio-utils)
+        # The natural-speech test material speaks with espeak-ng's voices besides Piper's.
+        command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
     fi
     # Qt's own needs (the window, and the offscreen rendering the tests and screenshots use) ...
     ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)

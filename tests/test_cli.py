@@ -43,9 +43,19 @@ def test_talk_json_end_to_end(tmp_path, speak):
     assert report["reply_text"]
     assert set(report["latency_ms"]) == {"end_of_turn", "asr", "llm_first_token", "tts_first_audio", "response"}
     assert all(v > 0 for v in report["latency_ms"].values())
-    info = soundfile.info(out)
-    assert info.frames / info.samplerate == pytest.approx(report["reply_audio_seconds"], abs=0.01)
     assert report["reply_audio_seconds"] > 0.3
+    # One turn in the file: one turn answered, and the first turn's fields are its own.
+    [turn] = report["turns"]
+    assert turn["transcript"] == report["transcript"] and turn["end_reason"] == "complete"
+    assert report["summary"]["turns"] == report["summary"]["answered"] == 1
+    assert "handover" in turn["stages_ms"]
+    # The conversation as heard (question and reply on one timeline) and the replies alone beside it.
+    info = soundfile.info(out)
+    assert info.frames / info.samplerate == pytest.approx(report["summary"]["seconds"], abs=0.02)
+    replies, rate = soundfile.read(report["replies_wav"])
+    sounding = np.flatnonzero(np.abs(replies) > 1e-4)
+    assert (sounding[-1] - sounding[0]) / rate == pytest.approx(report["reply_audio_seconds"], abs=0.25)
+    assert info.frames / info.samplerate > len(audio) / 16000 + report["reply_audio_seconds"] - 0.5
 
 
 def test_not_audio(tmp_path):

@@ -142,10 +142,10 @@ def test_speech_soon_after_the_turn_ended_continues_that_turn(stack, speak):
 
 
 def test_push_to_talk_marks_the_turn_and_interrupts_the_reply(stack, speak):
-    from core.session import PUSH_TO_TALK
+    from core.events import Mode
 
     c = Conversation(stack)
-    c.session.set_mode(PUSH_TO_TALK)
+    c.session.set_mode(Mode.PUSH_TO_TALK)
     question = speak("What is the capital of France?")
     events = {}
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer, Qt
 from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from core.runtime import Runtime
-from core.session import PUSH_TO_TALK
+from core.events import Mode
 from core.settings import Settings, UserFiles
 
 pytestmark = pytest.mark.timeout(300)
@@ -188,7 +188,7 @@ def test_settings_changes_reach_the_session(qtbot, make_window, files):
     # The mode switch in the window reaches the session too.
     window.ptt_mode_button.click()
     assert window.runtime.wait_ready(30)
-    assert window.runtime.conversation.session.mode == PUSH_TO_TALK
+    assert window.runtime.conversation.session.mode == Mode.PUSH_TO_TALK
     assert window.talk_button.isEnabled()
 
 

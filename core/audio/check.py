@@ -2,6 +2,7 @@
 live level (the voice-clone recorder and the input meter). Both run on their own thread."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable
@@ -11,6 +12,8 @@ import numpy as np
 from core.audio.devices import Microphone, Speaker
 from core.audio.meter import FLOOR_DB, peak_db
 from core.audio.resample import StreamResampler
+
+log = logging.getLogger(__name__)
 
 RATE = 16000
 
@@ -73,4 +76,5 @@ class Recorder:
                         self._parts.append(block)
                         self.level_db = peak_db(block)
         except Exception as exc:  # a device that cannot open: shown, never raised on a thread
+            log.exception("recording from the microphone %r failed", self.device)
             self.error = str(exc)

@@ -20,6 +20,8 @@ import numpy as np
 
 from core.audio.ring import RingBuffer
 
+log = logging.getLogger(__name__)
+
 Kind = Literal["input", "output"]
 
 MISSING_PORTAUDIO = ("the PortAudio audio library is missing: install the system package libportaudio2 "
@@ -42,8 +44,8 @@ def _sounddevice() -> ModuleType:
     """sounddevice, imported late: its import loads the PortAudio C library and fails without it."""
     try:
         import sounddevice
-    except OSError:
-        raise DeviceError(MISSING_PORTAUDIO) from None
+    except OSError as error:  # the cause names the library that did not load
+        raise DeviceError(MISSING_PORTAUDIO) from error
     return sounddevice
 
 
@@ -69,6 +71,7 @@ def _default_index(sd: ModuleType, kind: Kind) -> int | None:
     try:
         return sd.query_devices(kind=kind)["index"]
     except sd.PortAudioError:  # PortAudio has no default of this kind: no such device at all
+        log.info("no default %s device", kind, exc_info=True)
         return None
 
 
@@ -107,7 +110,7 @@ def find_device(name: str | None, kind: Kind) -> DeviceInfo:
 
 
 def _log_notice(message: str) -> None:
-    logging.getLogger(__name__).warning(message)
+    log.warning(message)
 
 
 class _DeviceStream:
@@ -128,6 +131,7 @@ class _DeviceStream:
         except DeviceError as exc:
             if device is None:
                 raise
+            log.warning("%s %r not found; trying the default", self.label, device, exc_info=True)
             self.device = find_device(None, self.kind)
             self._notice(f"{exc}; using the default {self.label}, {self.device.name!r}")
         self.rate = int(self.device.default_rate)
@@ -160,6 +164,7 @@ class _DeviceStream:
             try:
                 self._stream = self._open(self.device, self.rate)
             except self._sd.PortAudioError as exc:
+                log.warning("could not open the %s %r", self.label, self.device.name, exc_info=True)
                 if self.device.is_default(self.kind):
                     raise DeviceError(f"could not open the {self.label} {self.device.name!r}: {exc}") from None
                 failed = self.device
@@ -214,11 +219,13 @@ class _DeviceStream:
         try:
             default = find_device(None, self.kind)
         except DeviceError:
+            log.warning("no default %s to fall back on", self.label, exc_info=True)
             return False
         for rate in dict.fromkeys([self.rate, int(default.default_rate)]):
             try:
                 self._stream = self._open(default, rate)
             except self._sd.PortAudioError:
+                log.info("the default %s %r does not open at %d Hz", self.label, default.name, rate, exc_info=True)
                 continue
             self.device, self.rate = default, rate
             return True
@@ -232,12 +239,13 @@ class _DeviceStream:
             stream.abort()
             stream.close()
         except self._sd.PortAudioError:
-            pass
+            log.info("the %s stream did not close cleanly", self.label, exc_info=True)
 
     def _is_active(self, stream) -> bool:
         try:
             return stream.active
         except self._sd.PortAudioError:  # PortAudio cannot even tell: the stream is as good as gone
+            log.warning("the %s stream cannot be queried", self.label, exc_info=True)
             return False
 
     def _count_status(self, status) -> None:

@@ -26,8 +26,8 @@ def load_voice(path: Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
         raise AudioInputError(f"{path}: is a folder, not an audio file")
     try:
         info = soundfile.info(str(path))
-    except Exception:
-        raise AudioInputError(f"{path}: not a readable audio file (WAV, FLAC or OGG expected)") from None
+    except Exception as exc:  # libsndfile's reason stays chained for the log
+        raise AudioInputError(f"{path}: not a readable audio file (WAV, FLAC or OGG expected)") from exc
     if info.frames <= 0:
         raise AudioInputError(f"{path}: the audio is empty")
     if info.frames / info.samplerate > max_seconds:
@@ -37,7 +37,7 @@ def load_voice(path: Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioInputError(f"{path}: could not decode the audio ({exc})") from None
+        raise AudioInputError(f"{path}: could not decode the audio ({exc})") from exc
     mono = data.mean(axis=1)
     if rate != RATE:
         mono = soxr.resample(mono, rate, RATE, quality="HQ").astype(np.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import soxr
@@ -19,15 +20,16 @@ FADE_MS = 8
 
 
 class PlaybackQueue:
-    def __init__(self, device_rate: int) -> None:
+    def __init__(self, device_rate: int, clock: Callable[[], float] = time.perf_counter) -> None:
         self.device_rate = device_rate
+        self.clock = clock
         self._chunks: collections.deque[np.ndarray] = collections.deque()
         self._lock = threading.Lock()
         self._resampler: soxr.ResampleStream | None = None
         self._source_rate = 0
         self._pending_first = False
         self._active = False  # a reply is being written: an empty read then is an underrun
-        self.first_sample_at: float | None = None  # perf_counter time the reply's first sample went out
+        self.first_sample_at: float | None = None  # clock time the reply's first sample went out
         self.written = 0  # device samples queued for the current reply
         self.played = 0  # device samples of the current reply handed to the device
         self.underruns = 0
@@ -125,7 +127,7 @@ class PlaybackQueue:
             self.last_peak = float(np.max(np.abs(head))) if len(head) else 0.0
             if len(head) and self._pending_first:
                 self._pending_first = False
-                self.first_sample_at = time.perf_counter()
+                self.first_sample_at = self.clock()
             if len(head) < n and self._active and not self._pending_first and not self._paused:
                 self.underruns += 1  # waiting while paused is not an underrun
         return out

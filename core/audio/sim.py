@@ -43,6 +43,22 @@ class PacedClock:
         return time.perf_counter()
 
 
+class VirtualClock:
+    """Time that moves only when the loop ticks: a conversation runs as fast as the machine can
+    take it, and every wait the session measures is in the conversation's own time."""
+
+    def __init__(self, period: float = FRAME_MS / 1000, start: float = 0.0) -> None:
+        self.period = period
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait_next(self) -> float:
+        self.now += self.period
+        return self.now
+
+
 class VoiceTrack:
     """The user's voice in the room: pieces of 16 kHz audio placed at sample offsets; more can be
     placed while the loop runs (a test interrupting the reply at a chosen moment)."""
@@ -105,12 +121,13 @@ class SimulatedRoomLoop:
 
     def run(self, feed: Callable[[np.ndarray, float, np.ndarray], None], user: np.ndarray | VoiceTrack,
             until: Callable[[], bool], max_seconds: float,
-            on_tick: Callable[[int], None] | None = None) -> None:
+            on_tick: Callable[[int], None] | None = None, clock: VirtualClock | None = None) -> None:
         """Blocks: plays the user's voice (16 kHz) into the room, then silence, until `until()` is
         true (checked once the user's track is over) or `max_seconds` pass. `on_tick(tick)` runs
-        before each frame is fed (tick * 160 is the frame's first sample)."""
-        track = user if isinstance(user, VoiceTrack) else VoiceTrack(user)
-        clock = PacedClock(FRAME_MS / 1000 / self.speed)
+        before each frame is fed (tick * 160 is the frame's first sample). With a virtual `clock`
+        the loop does not wait for real time (`on_tick` may hold it instead)."""
+        track = VoiceTrack(user) if isinstance(user, np.ndarray) else user  # or any `frame`/`end` source
+        clock = clock or PacedClock(FRAME_MS / 1000 / self.speed)
         for tick in range(int(max_seconds * 1000 / FRAME_MS)):
             if self._stop.is_set() or (tick * FRAME >= track.end and until()):
                 return

@@ -1,7 +1,10 @@
 """Benchmarks: each is a function returning one JSON-ready dict of figures."""
 from __future__ import annotations
 
+import logging
 from typing import Callable
+
+log = logging.getLogger(__name__)
 
 
 def _latency(turns: int | None) -> dict:
@@ -35,6 +38,7 @@ def _style(turns: int | None) -> dict:
     try:  # voice matching lands in its own module; measured when it is present
         result["voice_matching"] = importlib.import_module("core.bench.style_voice").measure(engine)
     except ModuleNotFoundError:
+        log.warning("voice matching not measured", exc_info=True)
         result["voice_matching"] = "not built yet"
     result["peak_rss_mb"] = peak_rss_mb()
     return result
@@ -46,6 +50,12 @@ def _omni(turns: int | None) -> dict:
     return run(turns or 5)
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"omni": _omni, "latency": _latency, "chat": _chat,
+def _soak(turns: int | None) -> dict:
+    from core.bench.soak import run
+
+    return run(minutes=float(turns or 60))  # --turns: the conversation's minutes
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "omni": _omni, "latency": _latency, "chat": _chat,
                                            "duplex": _duplex,
                                            "style": _style}

@@ -11,6 +11,7 @@ files are kept under <data dir>/bench/ and reused by later runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from core.bench.stats import peak_rss_mb, summary
+
+log = logging.getLogger(__name__)
 
 REAL_TIME_STEPS = 12000 / 1024  # 11.72 frames/s at 24 kHz: one decode step per frame
 QUANTS = ("f16", "q8_0", "q4_k_m", "q4_0")
@@ -54,8 +57,8 @@ def _vm_hwm_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
+    except OSError:  # no /proc (macOS, Windows): the peak from getrusage instead
+        log.info("no VmHWM here", exc_info=True)
     return peak_rss_mb()
 
 
@@ -187,20 +190,22 @@ def measure_codec(codec, repeats: int) -> dict:
 
 def measure_first_audio(engine, turns: int) -> dict:
     """From the end of a 3 s input (the turn handed to the engine) to its first audio sample."""
-    from models.engine import ReplyAudio, StageTime, Style, UserTurn
+    from models.engine import CancelToken, ReplyAudio, StageTime, Style, UserTurn
 
     audio = _speechlike(INPUT_SECONDS, 1)
     firsts, stages = [], {}
     for _ in range(turns):
         t0 = time.perf_counter()
-        for event in engine.respond(UserTurn(audio=audio), Style()):
+        token = CancelToken()
+        for event in engine.respond(UserTurn(audio=audio), Style(), token):
             if isinstance(event, StageTime):
                 stages.setdefault(event.stage, []).append(event.seconds * 1000)
             if isinstance(event, ReplyAudio):
                 firsts.append((time.perf_counter() - t0) * 1000)
-                engine.cancel()
+                token.cancel()
                 break
-        engine.join()
+        with engine.lease:  # its worker has let go
+            pass
     return {"first_audio_ms": summary(firsts, 1), "stages_ms": {k: summary(v, 1) for k, v in stages.items()}}
 
 
@@ -208,18 +213,20 @@ def measure_cancel_wait(engine, delays=(0.2, 0.6, 1.0, 1.4, 1.8)) -> dict:
     """A reply cancelled `delay` s after it began (in its encoder, its prefill or its first
     steps, as when the user goes on after a pause): how long its worker stays busy, which is
     what the next reply waits for."""
-    from models.engine import Style, UserTurn
+    from models.engine import CancelToken, Style, UserTurn
 
     audio = _speechlike(INPUT_SECONDS, 2)
     waits = {}
     for delay in delays:
-        events = engine.respond(UserTurn(audio=audio), Style())
+        token = CancelToken()
+        events = engine.respond(UserTurn(audio=audio), Style(), token)
         reader = threading.Thread(target=lambda: sum(1 for _ in events))
         reader.start()
         time.sleep(delay)
         t0 = time.perf_counter()
-        engine.cancel()
-        engine.join()
+        token.cancel()
+        with engine.lease:  # what the next reply waits for
+            pass
         waits[delay] = (time.perf_counter() - t0) * 1000
         reader.join()
     return {"wait_ms": summary(list(waits.values()), 1),
@@ -295,8 +302,10 @@ def _converted(root: Path, model, quant: str) -> tuple[Path, float | None]:
         meta = json.loads((folder / META_FILE).read_text())
         if meta.get("bench_seed") == SEED and meta.get("converter") == CONVERTER and (folder / "model.gguf").is_file():
             return folder, None
+    except FileNotFoundError:
+        log.info("converting the bench's %s file (not converted yet)", quant)
     except (OSError, ValueError):
-        pass
+        log.warning("the bench's converted %s is unreadable; converting again", quant, exc_info=True)
     t0 = time.perf_counter()
     convert(model, folder, quant, threads=_threads())
     seconds = time.perf_counter() - t0
@@ -348,6 +357,7 @@ def run(turns: int = 5) -> dict:
         try:
             logits = np.load(folders[quant] / LOGITS_FILE)
         except OSError:
+            log.warning("no logits from the %s file; its error is not measured", quant, exc_info=True)
             continue
         result[f"gguf_{quant}"]["logits_vs_f16"] = _logit_error(logits, reference)
     backend = TorchBackend(model)
@@ -372,5 +382,9 @@ def run(turns: int = 5) -> dict:
     return result
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the worker process: its own log records and crash reports, beside the app's
+    from core.logs import setup_logging
+    from models.registry.datadir import default_data_dir
+
+    setup_logging(default_data_dir())
     print(json.dumps(worker(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]))))

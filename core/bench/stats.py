@@ -34,3 +34,27 @@ def word_error(reference: str | list[str], hypothesis: str | list[str]) -> float
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
                           jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     return jiwer.wer(reference, hypothesis, reference_transform=norm, hypothesis_transform=norm)
+
+
+CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "neon")
+
+
+def cpu_features() -> dict:
+    """The CPU a figure was measured on: its model name, core count and the vector extensions
+    that decide how fast CTranslate2, llama.cpp and torch run on it, plus what was kept out."""
+    import os
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+    except OSError:
+        pass  # not Linux: the model name from platform is what there is
+    return {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
+            "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}

@@ -13,6 +13,7 @@ file never replaces a good one: every write goes through a temporary file and a 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from core.style.emotion import EMOTIONS
 from models.registry.atomic import write_json
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "voice-companion/preset"
 VERSION = 1
@@ -114,11 +117,11 @@ def read_preset(path: Path) -> Preset:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError("(whole file)", f"cannot be read ({exc.__class__.__name__})", str(path)) from None
+        raise PresetError("(whole file)", f"cannot be read ({exc.__class__.__name__})", str(path)) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PresetError("(whole file)", f"is not valid JSON (line {exc.lineno})", str(path)) from None
+        raise PresetError("(whole file)", f"is not valid JSON (line {exc.lineno})", str(path)) from exc
     return parse_preset(data, str(path))
 
 
@@ -149,6 +152,7 @@ class PresetStore:
             try:
                 read_preset(path)
             except PresetError as exc:
+                log.warning("preset file %s is damaged", path, exc_info=True)
                 out.append(str(exc))
         return out
 

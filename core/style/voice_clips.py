@@ -3,6 +3,7 @@ measured profile beside them, so a preset can name a clip and the profile is not
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 from core.audio.io import load_voice, save_wav
 from core.style.voice_match import VoiceProfile, analyze_reference
 from models.registry.atomic import write_json
+
+log = logging.getLogger(__name__)
 
 RATE = 16000
 
@@ -43,7 +46,10 @@ def clip_profile(folder: Path, name: str) -> VoiceProfile:
     cached = folder / (name + ".profile.json")
     try:
         return VoiceProfile.from_json(json.loads(cached.read_text()))
+    except FileNotFoundError:
+        log.info("measuring the voice clip %s (no stored profile)", name)
     except (OSError, ValueError, KeyError, TypeError):
-        profile = analyze_reference(load_voice(folder / name, max_seconds=60), RATE)
-        write_json(cached, profile.to_json())
-        return profile
+        log.warning("the stored profile of %s is unreadable; measuring it again", name, exc_info=True)
+    profile = analyze_reference(load_voice(folder / name, max_seconds=60), RATE)
+    write_json(cached, profile.to_json())
+    return profile

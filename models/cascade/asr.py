@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.engine import single_threaded
+
 RATE = 16000
 HOP = 160  # mel frames are 10 ms
 FULL_FRAMES = 3000  # Whisper's 30 s window
@@ -34,6 +36,7 @@ class WhisperAsr:
                                     task="transcribe", language=language)
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
 
+    @single_threaded
     def transcribe(self, audio: np.ndarray) -> str:
         """Text of 16 kHz mono float32 audio; empty for silence."""
         audio = audio.astype(np.float32, copy=False)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from models.engine import CancelToken, Message
+from models.engine import CancelToken, Message, single_threaded
 
 SPOKEN_STYLE = (
     "You are a friendly voice companion talking with someone out loud. "
@@ -50,6 +50,7 @@ class ChatModel:
         for _ in self.stream(messages, CancelToken(), max_tokens=1):
             pass
 
+    @single_threaded
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
@@ -72,6 +73,7 @@ class ChatModel:
             kept.pop(0)
         return [{"role": "system", "content": system_text}, *kept, {"role": "user", "content": question}]
 
+    @single_threaded
     def stream(self, messages: list[dict], cancel: CancelToken, max_tokens: int | None = None) -> Iterator[str]:
         """Text pieces as the model writes them; stops within one token of `cancel`."""
         chunks = self._llm.create_chat_completion(

@@ -4,11 +4,13 @@ Three workers per reply, joined by queues:
   recognizer+writer thread: transcribes the turn, then streams the chat model's tokens through the
       clause splitter and queues each speakable clause the moment it is complete;
   voice thread: synthesizes queued clauses while the model keeps writing;
-  the caller's thread: iterates `respond()`, which only relays events and watches for cancel, so
-      a cancel ends the iterator at once; the workers stop within one token / one clause.
+  the caller's thread: iterates `respond()`, which only relays events and watches the reply's
+      token, so a cancel ends the iterator at once; the workers stop within one token / one clause.
+The two workers hold the engine's lease: the next reply's workers start when both have ended.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -23,9 +25,12 @@ from models.cascade.chat import ChatConfig, ChatModel
 from models.cascade.speakable import ClauseSplitter, speakable
 from models.cascade.tts import PiperTts, trim_tail
 from models.engine import (
+    POLL_S,
     CancelToken,
     Capabilities,
+    EndReason,
     EngineEvent,
+    ModelLease,
     ReplyAudio,
     ReplyDone,
     ReplyText,
@@ -33,10 +38,11 @@ from models.engine import (
     Style,
     TranscriptFinal,
     UserTurn,
+    start_reply,
 )
 
-_POLL = 0.005  # seconds between cancel checks while waiting for the workers
 _END = object()
+log = logging.getLogger(__name__)
 _EARLY_CUT_WORDS = 3  # the fewest words a clause cut before its punctuation may have
 
 
@@ -102,7 +108,7 @@ def _wait_synthesized(clauses: queue.Queue, token: CancelToken) -> None:
     """Until the voice has synthesized every clause handed to it, or the reply is cancelled."""
     with clauses.all_tasks_done:
         while clauses.unfinished_tasks and not token.cancelled:
-            clauses.all_tasks_done.wait(_POLL)
+            clauses.all_tasks_done.wait(POLL_S)
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,7 @@ class CascadeEngine:
         self.asr, self.chat, self.tts = asr, chat, tts
         self.streaming = streaming
         self.output_rate = tts.rate
-        self._token = CancelToken()
-        self._workers: list[threading.Thread] = []
+        self.lease = ModelLease()
         self._pace = _Pace()
 
     @classmethod
@@ -141,58 +146,35 @@ class CascadeEngine:
         """Run each model once so the first turn is as fast as the rest: the runtimes allocate
         their buffers on first use, and the chat model's system prompt lands in its KV cache."""
         rng = np.random.default_rng(0)
-        self.asr.transcribe(rng.normal(0, 0.01, 16000).astype(np.float32))
-        for _ in self.tts.synthesize("Hello."):
-            pass
-        self.tts.speed_curve()  # timed once per voice (a few seconds), then read from its folder
-        self.chat.warm()
-
-    def cancel(self) -> None:
-        self._token.cancel()
+        with self.lease:
+            self.asr.transcribe(rng.normal(0, 0.01, 16000).astype(np.float32))
+            for _ in self.tts.synthesize("Hello."):
+                pass
+            self.tts.speed_curve()  # timed once per voice (a few seconds), then read from its folder
+            self.chat.warm()
 
     def speed_left(self, speed: float) -> float:
         """What Piper's length scale does not do of this speed (outside 0.87-1.15x it is not
         accurate, see models.cascade.tts), for the style chain to make up."""
         return speed / self.tts.length_scale(speed)[1]
 
-    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
-        self._finish_previous()
-        token = self._token = CancelToken()
-        events: queue.Queue = queue.Queue()
+    def respond(self, turn: UserTurn, style: Style, token: CancelToken) -> Iterator[EngineEvent]:
         clauses: queue.Queue = queue.Queue()
-        self._pace.begin()
-        writer = threading.Thread(target=self._write, args=(turn, style, token, events, clauses),
-                                  name="cascade-writer", daemon=True)
-        voice = threading.Thread(target=self._speak, args=(style, token, events, clauses),
-                                 name="cascade-voice", daemon=True)
-        self._workers = [writer, voice]
-        writer.start()
-        voice.start()
-        while True:
-            if token.cancelled:
-                clauses.put(_END)
-                yield ReplyDone("cancelled")
-                return
-            try:
-                event = events.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-            if token.cancelled:
-                continue
+
+        def write(events: queue.Queue) -> None:
+            self._pace.begin()
+            self._write(turn, style, token, events, clauses)
+
+        def speak(events: queue.Queue) -> None:
+            self._speak(style, token, events, clauses)
+
+        for event in start_reply(self.lease, token, "cascade", write, speak):
             handed = time.perf_counter()
             yield event
-            if isinstance(event, ReplyAudio):
+            if isinstance(event, ReplyAudio) and not token.cancelled:
                 # Back here once the caller has taken the audio in: styled and queued to play
                 # (voice matching takes ~0.17 s per second of speech), so that is when it counts.
                 self._pace.taken(len(event.samples) / event.rate, time.perf_counter() - handed)
-            if isinstance(event, ReplyDone):
-                return
-
-    def _finish_previous(self) -> None:
-        """A new turn waits for the last one's workers, which stop within one step of cancel."""
-        self._token.cancel()
-        for worker in self._workers:
-            worker.join()
 
     # ---- workers ------------------------------------------------------------------------
 
@@ -212,8 +194,7 @@ class CascadeEngine:
                 events.put(StageTime("asr", time.perf_counter() - t0))
             events.put(TranscriptFinal(question))
             if not question.strip() or token.cancelled:
-                clauses.put(_END)
-                events.put(ReplyDone("empty" if not question.strip() else "cancelled"))
+                events.put(ReplyDone(EndReason.EMPTY if not question.strip() else EndReason.CANCELLED))
                 return
             messages = self.chat.build_messages(turn.history, question, style.persona, style.instruction)
             t0 = time.perf_counter()
@@ -239,10 +220,11 @@ class CascadeEngine:
             for clause in tail:
                 if clause:
                     clauses.put((clause, time.perf_counter()))
-        except Exception as exc:  # reported to the user as an event, never a dead thread
-            events.put(ReplyDone(f"error: {exc}"))
+        except Exception as exc:  # reported before the voice's own end, which follows _END
+            log.exception("the recognizer or the chat model failed")
+            events.put(ReplyDone(EndReason.ERROR, str(exc) or type(exc).__name__))
         finally:
-            clauses.put(_END)
+            clauses.put(_END)  # the voice ends when it reaches this, whatever happened here
 
     def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue) -> None:
         first = True
@@ -251,7 +233,7 @@ class CascadeEngine:
             item = clauses.get()
             try:
                 if item is _END or token.cancelled:
-                    events.put(ReplyDone("complete" if spoken else "empty"))
+                    events.put(ReplyDone(EndReason.COMPLETE if spoken else EndReason.EMPTY))
                     return
                 clause, ready_at = item
                 events.put(ReplyText(clause + " "))
@@ -273,7 +255,8 @@ class CascadeEngine:
                 else:
                     self._pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
             except Exception as exc:
-                events.put(ReplyDone(f"error: speech synthesis failed: {exc}"))
+                log.exception("speech synthesis failed")
+                events.put(ReplyDone(EndReason.ERROR, f"speech synthesis failed: {exc}"))
                 return
             finally:
                 clauses.task_done()  # this clause is synthesized (see _wait_synthesized)

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from models.engine import single_threaded
 from models.registry.atomic import write_json
+
+log = logging.getLogger(__name__)
 
 # Piper's length scale does not give the speed it is the inverse of: each phoneme's duration is
 # rounded up to whole frames and the pauses barely move, so on the packaged voice a length scale
@@ -58,6 +62,7 @@ class PiperTts:
         reached = float(np.clip(speed, max(speeds[0], NATIVE_BAND[0]), min(speeds[-1], NATIVE_BAND[1])))
         return float(np.exp(np.interp(np.log(reached), np.log(speeds), np.log(scales)))), reached
 
+    @single_threaded
     def speed_curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Length scales and the speeds they give, slowest first: measured once, kept in the voice's
         folder (or measured again when that file is missing or unreadable)."""
@@ -70,7 +75,10 @@ class PiperTts:
         try:
             data = json.loads((self._dir / SPEED_FILE).read_text(encoding="utf-8"))
             scales, speeds = np.array(data["length_scales"], float), np.array(data["speeds"], float)
+        except FileNotFoundError:  # not measured yet
+            return None
         except (OSError, ValueError, KeyError, TypeError):
+            log.warning("%s is unreadable; measuring the speeds again", self._dir / SPEED_FILE, exc_info=True)
             return None
         ok = len(scales) == len(speeds) >= 2 and np.all(np.diff(speeds) > 0) and np.all(scales > 0)
         return (scales, speeds) if ok else None
@@ -94,10 +102,11 @@ class PiperTts:
         scales, speeds = np.array(PROBE_SCALES)[keep], speeds[keep]
         try:
             write_json(self._dir / SPEED_FILE, {"length_scales": scales.tolist(), "speeds": np.round(speeds, 4).tolist()})
-        except OSError:
-            pass  # a read-only folder: measured again next time
+        except OSError:  # a read-only folder: measured again next time
+            log.warning("could not keep the speed curve beside the voice", exc_info=True)
         return scales, speeds
 
+    @single_threaded
     def synthesize(self, text: str, speed: float = 1.0, expressiveness: float = 1.0) -> Iterator[np.ndarray]:
         """Float32 audio for `text`, one array per sentence Piper finds in it.
 

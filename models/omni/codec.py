@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from models.engine import single_threaded
 from models.omni.tokens import frames_to_codes
 
 SAMPLES_PER_FRAME = 2048  # 512 hop x 4 latent steps per coarse code at 24 kHz
@@ -69,6 +70,7 @@ class SeededCodec:
 
         return forward
 
+    @single_threaded
     def decode(self, frames: np.ndarray, first: int = 0) -> np.ndarray:
         if len(frames) == 0:
             return np.zeros(0, np.float32)

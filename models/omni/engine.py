@@ -2,8 +2,8 @@
 audio made in the same steps, so the first sound comes before the answer is thought through.
 
 One worker thread per reply runs encoder -> prefill -> steps, decoding audio chunks as frames
-complete; `respond()` relays its events and watches for cancel, so a cancel ends the iterator at
-once and the worker stops within one step, or one encoder block or prefill part before the
+complete, holding the engine's lease; `respond()` relays its events and watches the reply's token,
+so a cancel ends the iterator at once and the worker stops within one step, or one encoder block or prefill part before the
 steps begin: a reply started at a pause and cancelled when the user goes on does not hold up
 the next one by a whole encoder pass. Mini-Omni has no conversation memory and takes no
 instructions: history is not read, and the core applies style to the audio it makes.
@@ -11,7 +11,6 @@ instructions: history is not read, and the core applies style to the audio it ma
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,9 @@ from models.engine import (
     Cancelled,
     CancelToken,
     Capabilities,
+    EndReason,
     EngineEvent,
+    ModelLease,
     ReplyAudio,
     ReplyDone,
     ReplyText,
@@ -32,15 +33,13 @@ from models.engine import (
     Style,
     TranscriptFinal,
     UserTurn,
+    start_reply,
 )
 from models.omni import tokens as T
 from models.omni.codec import SeededCodec, StreamingDecoder
 from models.omni.generate import Step, Stop, step_ids, text_guided
 from models.omni.runtime import Backend
 from models.omni.whisper_encoder import RATE, WhisperEncoder
-
-_POLL = 0.005
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -71,59 +70,26 @@ class OmniEngine:
         self.backend, self.encoder, self.tokenizer, self.options = backend, encoder, tokenizer, options
         self.codec = SeededCodec(codec, options.codec_seed)
         self.output_rate = self.codec.rate
-        self._token = CancelToken()
-        self._worker: threading.Thread | None = None
+        self.lease = ModelLease()
         self.step_times: dict[str, float] = {}  # seconds per step of each llama.cpp step mode
 
     def warm(self) -> None:
         """Allocate every runtime's buffers with a short turn, so the first real one is as fast."""
         turn = UserTurn(audio=np.random.default_rng(0).normal(0, 0.01, RATE // 2).astype(np.float32))
-        for _ in self._generate(turn, CancelToken(), max_steps=T.N_AUDIO + 3):
-            pass
-        calibrate = getattr(self.backend, "calibrate", None)
-        if calibrate is not None:  # llama.cpp: one call for both sequences, or one each?
-            row = self.backend.embed(step_ids(np.full(T.N_AUDIO, T.PAD_A), T.PAD_T))[0]
-            self.step_times = calibrate([row, row])
+        with self.lease:
+            for _ in self._generate(turn, CancelToken(), max_steps=T.N_AUDIO + 3):
+                pass
+            calibrate = getattr(self.backend, "calibrate", None)
+            if calibrate is not None:  # llama.cpp: one call for both sequences, or one each?
+                row = self.backend.embed(step_ids(np.full(T.N_AUDIO, T.PAD_A), T.PAD_T))[0]
+                self.step_times = calibrate([row, row])
 
-    def cancel(self) -> None:
-        self._token.cancel()
-
-    def join(self) -> None:
-        """Wait until the last reply's worker has stopped (it does within one step of cancel)."""
-        if self._worker is not None:
-            self._worker.join()
-
-    def respond(self, turn: UserTurn, style: Style) -> Iterator[EngineEvent]:
-        self._token.cancel()
-        self.join()
-        token = self._token = CancelToken()
-        events: queue.Queue = queue.Queue()
-        self._worker = threading.Thread(target=self._work, args=(turn, token, events), name="omni", daemon=True)
-        self._worker.start()
-        while True:
-            if token.cancelled:
-                yield ReplyDone("cancelled")
-                return
-            try:
-                event = events.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-            if event is _END:  # the worker always says ReplyDone first; this is a safety net
-                return
-            if token.cancelled:
-                continue
-            yield event
-            if isinstance(event, ReplyDone):
-                return
-
-    def _work(self, turn: UserTurn, token: CancelToken, events: queue.Queue) -> None:
-        try:
+    def respond(self, turn: UserTurn, style: Style, token: CancelToken) -> Iterator[EngineEvent]:
+        def work(events: queue.Queue) -> None:
             for event in self._generate(turn, token):
                 events.put(event)
-        except Exception as exc:  # reported as an event, never a dead thread
-            events.put(ReplyDone(f"error: {exc}"))
-        finally:
-            events.put(_END)
+
+        return start_reply(self.lease, token, "omni", work)
 
     def _prompts(self, turn: UserTurn, token: CancelToken) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
         """The batch's two prompts, the adapted audio features and the encoder's seconds.
@@ -145,7 +111,7 @@ class OmniEngine:
         try:
             prompts, features, encoding = self._prompts(turn, token)
         except Cancelled:
-            yield ReplyDone("cancelled")
+            yield ReplyDone(EndReason.CANCELLED)
             return
         if turn.text is None:
             yield StageTime("encoder", encoding)
@@ -158,10 +124,10 @@ class OmniEngine:
         texts: list[int] = []
         said = ""
         first_step = first_audio = None
-        reason = "complete"
+        reason = EndReason.COMPLETE
         for item in text_guided(self.backend, prompts, features, lambda: token.cancelled, limit):
             if isinstance(item, Stop):
-                reason = "cancelled" if item.reason == "cancelled" else "complete"
+                reason = EndReason.CANCELLED if item.reason == "cancelled" else EndReason.COMPLETE
                 break
             step: Step = item
             if first_step is None:
@@ -180,14 +146,14 @@ class OmniEngine:
                         first_audio = time.perf_counter()
                         yield StageTime("tts_first_audio", first_audio - first_step)
                     yield ReplyAudio(samples, self.output_rate)
-        if reason == "cancelled" or token.cancelled:
-            yield ReplyDone("cancelled")
+        if reason == EndReason.CANCELLED or token.cancelled:
+            yield ReplyDone(EndReason.CANCELLED)
             return
         tail = stream.flush()
         if len(tail):
             yield ReplyAudio(tail, self.output_rate)
         spoke = first_audio is not None or len(tail) > 0
-        yield ReplyDone("complete" if spoke else "empty")
+        yield ReplyDone(EndReason.COMPLETE if spoke else EndReason.EMPTY)
 
 
 # ---- loading ------------------------------------------------------------------------------

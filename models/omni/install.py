@@ -7,6 +7,7 @@ came from, so a re-installed or changed checkpoint is converted again.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from models.omni.assets import CODEC, ENCODER, LM
@@ -17,6 +18,8 @@ from models.registry import ModelStore
 from models.registry.atomic import write_json
 from models.registry.hashing import hash_file
 from models.registry.stamp import read_stamps
+
+log = logging.getLogger(__name__)
 
 
 def converted_dir(store: ModelStore, quant: str) -> Path:
@@ -31,7 +34,10 @@ def _source_hash(lm_dir: Path) -> str:
 def is_current(folder: Path, source_sha256: str) -> bool:
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:  # not converted yet
+        return False
     except (OSError, ValueError):
+        log.warning("%s is unreadable; converting again", folder / META_FILE, exc_info=True)
         return False
     return meta.get("source_sha256") == source_sha256 and meta.get("converter") == CONVERTER
 

@@ -6,6 +6,7 @@ sequence's newest position; the caller slices them per stream.
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Protocol
@@ -13,12 +14,14 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from models.engine import stop_if_cancelled
+from models.engine import single_threaded, stop_if_cancelled
 from models.omni.config import OmniConfig
 from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
 from models.omni.inputs import stream_average
 from models.omni.llama_log import quiet_llama
 from models.omni.model import KVCache, OmniLM, SwiGLU
+
+log = logging.getLogger(__name__)
 
 _GGML_TYPE_F32 = 0
 _FLASH_ATTN_DISABLED = 0
@@ -60,13 +63,16 @@ class TorchBackend:
         self._cache: KVCache | None = None
         self._pos = 0
 
+    @single_threaded
     def embed(self, ids, features=None):
         return stream_average(self._table, ids, features)
 
+    @single_threaded
     def adapt(self, whisper_features):
         with torch.inference_mode():
             return self.model.adapt(whisper_features.float())[0].numpy()
 
+    @single_threaded
     def start(self, prompts, cancelled=None):
         stop_if_cancelled(cancelled)  # one pass: asked before it only
         lengths = {len(p) for p in prompts}
@@ -78,6 +84,7 @@ class TorchBackend:
         with torch.inference_mode():
             return list(self.model(x, self._cache, 0)[:, -1].numpy())
 
+    @single_threaded
     def step(self, inputs):
         if self._pos >= self._cache.capacity:
             raise ValueError("the context is full")
@@ -167,16 +174,19 @@ class LlamaBackend:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
-            pass
+        except Exception:  # a finalizer must not raise; the log says what was left unfreed
+            log.warning("closing the llama.cpp model failed", exc_info=True)
 
+    @single_threaded
     def embed(self, ids, features=None):
         return stream_average(self._table, ids, features)
 
+    @single_threaded
     def adapt(self, whisper_features):
         with torch.inference_mode():
             return self._adapter(whisper_features.float())[0].numpy()
 
+    @single_threaded
     def start(self, prompts, cancelled=None):
         memory = self._llama.llama_get_memory(self._ctx)
         self._llama.llama_memory_clear(memory, True)
@@ -207,6 +217,7 @@ class LlamaBackend:
         if want_last and seq == 0:
             self._shared_logits = self._logits(self._last_index)
 
+    @single_threaded
     def step(self, inputs):
         if max(self._pos) >= self.config.block_size:
             raise ValueError("the context is full")
@@ -221,6 +232,7 @@ class LlamaBackend:
                 out.append(self._logits(0))
         return out + [None] * (len(inputs) - active)
 
+    @single_threaded
     def calibrate(self, inputs: list[np.ndarray], steps: int = 4) -> dict[str, float]:
         """Time both step modes on this device (after a `start`) and keep the faster one.
         Returns seconds per step of each. Adds 2 x (steps + 1) positions to the sequences."""

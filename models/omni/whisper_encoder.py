@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.engine import stop_if_cancelled
+from models.engine import single_threaded, stop_if_cancelled
 
 RATE = 16000
 N_FFT = 400
@@ -147,6 +147,7 @@ class WhisperEncoder(nn.Module):
             x = block(x, keep if i == len(self.blocks) - 1 else None)
         return self.ln_post(x)
 
+    @single_threaded
     def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool, fast: bool = True,
                cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """16 kHz mono audio -> [1, frames, n_state]: the first `frames` encoder frames.

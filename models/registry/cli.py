@@ -6,6 +6,7 @@ verification finds a damaged or missing model.
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from .catalog import DEFAULT_ASSETS, add_user_file, pinnable
 from .errors import HashMismatch, NotInstalled, RegistryError, UnknownAsset
 from .pins import pin_from_hub, read_pins, save_pin
 from .store import AssetStatus, ModelStore
+
+log = logging.getLogger(__name__)
 
 _GGUF_MAGIC = b"GGUF"
 
@@ -33,6 +36,7 @@ def models_command(args: list[str]) -> int:
     try:
         return options.run(store, options)
     except (RegistryError, OSError) as error:
+        log.warning("models %s failed", " ".join(args), exc_info=True)
         _say_error(str(error))
         return 2
     except KeyboardInterrupt:
@@ -100,6 +104,7 @@ def _verify(store: ModelStore, options: argparse.Namespace) -> int:
             with _ProgressBars() as bars:
                 store.verify(asset_id, progress=bars)
         except (HashMismatch, NotInstalled) as error:
+            log.warning("verifying %s failed", asset_id, exc_info=True)
             results.append({"id": asset_id, "ok": False, "error": str(error)})
             _say_error(str(error))
             continue

@@ -6,11 +6,14 @@ invalidates the entry. Losing or garbling the stamp only costs a re-hash.
 """
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .atomic import write_json
+
+log = logging.getLogger(__name__)
 
 STAMP_FILE = ".stamp.json"
 _SCHEMA = 1
@@ -32,7 +35,10 @@ def read_stamps(folder: Path) -> dict[str, FileStamp]:
         if content.get("schema") != _SCHEMA:
             return {}
         return {name: FileStamp(**entry) for name, entry in content["files"].items()}
+    except FileNotFoundError:  # nothing checked in this folder yet
+        return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        log.warning("%s is unreadable; every file will be hashed again", folder / STAMP_FILE, exc_info=True)
         return {}
 
 

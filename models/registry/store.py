@@ -6,6 +6,7 @@ renames only on a match; `path()` re-checks before a model is loaded, cheaply wh
 still describes the file.
 """
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from .errors import HashMismatch, NotInstalled, RegistryError
 from .hashing import OnBytes, hash_file, join_hashing
 from .packs import part_path, pip_name
 from .stamp import FileStamp, read_stamps, write_stamps
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, str, int, int], None]
 """progress(asset_id, file_name, done_bytes, total_bytes), called as each file is written."""
@@ -135,6 +138,7 @@ class ModelStore:
         try:
             return self.path(asset_id)
         except NotInstalled:
+            log.info("%s is not installed yet; assembling it", asset_id)
             asset = self.asset(asset_id)
             if any(isinstance(f.source, HubFile) for f in asset.files):
                 raise
@@ -201,6 +205,7 @@ def _link_or_copy(source: Path, tmp: Path, on_bytes: OnBytes | None) -> str:
     try:
         os.link(source, tmp)
     except OSError:
+        log.info("cannot hard-link %s; copying it", source, exc_info=True)
         return join_hashing([source], tmp, on_bytes)
     return hash_file(tmp, on_bytes)
 

@@ -1,0 +1,276 @@
+"""bench soak: a long natural conversation and a barrage of interruptions on the real models.
+
+Soak: two speakers take turns (1-60 s turns with pauses, fillers and a voice in the background),
+each turn played into the simulated room once the previous reply has ended, except that every
+few turns the speaker cuts in over the reply, and the style changes now and then. Time is the
+conversation's own (a virtual clock): it runs as fast as the machine can recognise, write and
+speak, and waits for the engine whenever a reply would otherwise run dry, so an hour takes a
+fraction of an hour. Then stress: hundreds of typed questions, each cut off at once by a stop
+or by speech, and a last spoken question that must be answered.
+
+Reported: turns asked and answered and how each reply ended, errors and exceptions on any thread,
+resident memory and thread count after the warm-up and at the end, and the CPU it ran on.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.audio.echo import EchoCanceller
+from core.audio.playback import PlaybackQueue
+from core.audio.room import RoomConfig
+from core.audio.sim import FRAME, SimulatedRoomLoop, VirtualClock
+from core.bench.stats import cpu_features, summary
+from core.events import ReplyEnd, ReplyFinished, State, StateChanged
+from core.session import Session
+from core.style.presets import PresetStore
+from core.style.resolve import style_from_preset
+from core.turns import TurnConfig
+
+RATE = 16000
+DEVICE_RATE = 48000
+BARGE_EVERY = 4  # every 4th reply is cut into ...
+BARGE_AFTER_S = 1.5  # ... this far into its sound
+STYLE_EVERY = 5  # a new preset every 5 turns
+WARM_UP_MINUTES = 5.0  # memory and threads are compared from here on
+STALL_S = 120.0  # the engine gave no sound for this long (wall clock): stuck
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class _Plan:
+    """What the speaker does next, driven by the loop's ticks."""
+
+    turns: list[np.ndarray]
+    gaps: list[np.ndarray]
+    index: int = 0  # the turn being said or next to say
+    cursor: int = 0  # position in the current piece
+    in_gap: bool = False
+    waiting: bool = False  # the session took the turn: wait for its reply to end (or cut in)
+    sound_at: float | None = None  # virtual time the awaited reply first sounded
+
+    @property
+    def over(self) -> bool:
+        return self.index >= len(self.turns)
+
+
+class _Speaker:
+    """The user's side: the turn's audio frame by frame, the gap after it, then silence while
+    waiting; every BARGE_EVERY-th reply is cut into BARGE_AFTER_S after it starts sounding."""
+
+    end = 0
+
+    def __init__(self, plan: _Plan, clock: VirtualClock) -> None:
+        self.plan, self.clock = plan, clock
+        self.replies = 0
+        self.barge_ins = 0
+
+    def frame(self, _start: int, n: int = FRAME) -> np.ndarray:
+        plan = self.plan
+        out = np.zeros(n, np.float32)
+        if plan.over:
+            return out
+        if plan.waiting:
+            barging = (self.replies % BARGE_EVERY == BARGE_EVERY - 1 and plan.sound_at is not None
+                       and self.clock() - plan.sound_at >= BARGE_AFTER_S)
+            if not barging:
+                return out
+            self.barge_ins += 1
+            plan.waiting, plan.sound_at, plan.in_gap, plan.cursor = False, None, False, 0
+            plan.index += 1  # the next turn, said over the reply
+            self.replies += 1
+            if plan.over:
+                return out
+        piece = plan.gaps[plan.index] if plan.in_gap else plan.turns[plan.index]
+        part = piece[plan.cursor : plan.cursor + n]
+        out[: len(part)] = part
+        plan.cursor += n
+        if plan.cursor >= len(piece):
+            plan.cursor = 0
+            if plan.in_gap:
+                plan.in_gap, plan.index = False, plan.index + 1
+            else:
+                plan.in_gap = plan.index < len(plan.gaps)
+                if not plan.in_gap:
+                    plan.index += 1
+        return out
+
+    def reply_sounding(self) -> None:
+        if self.plan.waiting and self.plan.sound_at is None:
+            self.plan.sound_at = self.clock()
+
+    def reply_ended(self) -> None:
+        if self.plan.waiting:
+            self.plan.waiting, self.plan.sound_at = False, None
+            self.replies += 1
+
+
+def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
+    from core.bench.natural import natural_conversation
+
+    conversation = natural_conversation(minutes=minutes, seed=seed)
+    rng = np.random.default_rng(seed)
+    gaps = [conversation.gap(i, float(rng.uniform(0.8, 3.0))) for i in range(len(conversation.turns) - 1)]
+    plan = _Plan([t.audio for t in conversation.turns], gaps)
+    clock = VirtualClock()
+    speaker = _Speaker(plan, clock)
+    built_in = PresetStore(Path(tempfile.mkdtemp(prefix="soak-presets-")))
+    names = [p.name for p in built_in.built_ins()]
+    finished: list[ReplyFinished] = []
+    lock = threading.Lock()
+
+    def on_event(event) -> None:
+        with lock:
+            if isinstance(event, StateChanged):
+                if event.state == State.THINKING:
+                    plan.waiting = True
+                elif event.state == State.SPEAKING:
+                    speaker.reply_sounding()
+            elif isinstance(event, ReplyFinished):
+                finished.append(event)
+                if event.reason != ReplyEnd.DISCARDED:
+                    speaker.reply_ended()
+                    if len(finished) % STYLE_EVERY == 0:
+                        session.set_style(style_from_preset(built_in.get(names[len(finished) // STYLE_EVERY % len(names)])))
+
+    playback = PlaybackQueue(DEVICE_RATE, clock=clock)
+    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller())
+    vad.reset()
+    session = Session(engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock)
+    warm = {}
+    stalled = []
+
+    def on_tick(tick: int) -> None:
+        waited = time.perf_counter()
+        while session.starving:  # the engine is behind: the conversation's time waits for it
+            if time.perf_counter() - waited > STALL_S:
+                stalled.append(clock())
+                session.stop()
+                break
+            time.sleep(0.001)
+        if not warm and clock() >= WARM_UP_MINUTES * 60:
+            gc.collect()
+            warm.update(rss_mb=rss_mb(), threads=threading.active_count(), at_s=clock())
+
+    quiet = {"ticks": 0}
+
+    def done() -> bool:
+        quiet["ticks"] = quiet["ticks"] + 1 if plan.over and session.state == State.LISTENING else 0
+        return quiet["ticks"] > 300
+
+    t0 = time.perf_counter()
+    loop.run(session.feed, speaker, done, max_seconds=minutes * 60 * 3, on_tick=on_tick, clock=clock)
+    wall = time.perf_counter() - t0
+    session.close()
+    time.sleep(0.5)
+    gc.collect()
+    reasons = {str(r): n for r, n in sorted(session.replies_ended.items())}
+    answered = sum(f.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED) for f in finished)
+    end = {"rss_mb": rss_mb(), "threads": threading.active_count()}
+    return {
+        "conversation_minutes": round(clock() / 60, 1),
+        "wall_seconds": round(wall, 1),
+        "faster_than_real_time": round(clock() / wall, 2),
+        "turns_asked": len(conversation.turns),
+        "barge_ins": speaker.barge_ins,
+        "replies_started": session.replies_started,
+        "replies_ended": reasons,
+        "answered": answered,
+        "errors": [f.detail for f in finished if f.reason == ReplyEnd.ERROR],
+        "stalls": stalled,
+        "memory_mb": {"after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
+                      "end": round(end["rss_mb"], 1),
+                      "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1)},
+        "threads": {"after_warm_up": warm.get("threads"), "end": end["threads"]},
+    }
+
+
+def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
+    """Typed questions cut off at once, alternately by the stop button and by speech over them,
+    at random short delays; then one spoken question, which must be answered."""
+    from core.bench.natural import natural_conversation
+
+    rng = np.random.default_rng(seed)
+    question = natural_conversation(n_turns=1, seed=seed, background=False).turns[0].audio
+    burst = question[: RATE // 2]
+    playback = PlaybackQueue(DEVICE_RATE)
+    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller())
+    from core.audio.sim import VoiceTrack
+
+    track = VoiceTrack()
+    finished: list[ReplyFinished] = []
+    vad.reset()
+    session = Session(engine, vad, playback, TurnConfig(), on_event=lambda e: isinstance(e, ReplyFinished) and finished.append(e),
+                      duplex=True)
+    runner = threading.Thread(target=loop.run, args=(session.feed, track, lambda: False, 24 * 3600.0),
+                              name="stress-audio", daemon=True)
+    runner.start()
+    threads_before = threading.active_count()
+    gc.collect()
+    rss_before = rss_mb()
+    waits = []
+    t0 = time.perf_counter()
+    for i in range(rounds):
+        session.say(f"Tell me about the number {i}.")
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        t = time.perf_counter()
+        if i % 2:
+            session.stop()
+        else:
+            track.add(burst, (loop.ticks + 2) * FRAME)
+        waits.append((time.perf_counter() - t) * 1000)
+    time.sleep(1.0)
+    session.stop()
+    for _ in range(100):  # the last cancelled reply lets go within a step
+        if engine.lease.free:
+            break
+        time.sleep(0.05)
+    before_last = len(finished)
+    track.add(question, (loop.ticks + 2) * FRAME)
+    deadline = time.perf_counter() + len(question) / RATE + 90
+    while time.perf_counter() < deadline and not any(
+            f.reason == ReplyEnd.COMPLETE for f in finished[before_last:]):
+        time.sleep(0.05)
+    last = [f for f in finished[before_last:] if f.reason != ReplyEnd.DISCARDED]
+    loop.stop()
+    runner.join(10)
+    session.close()
+    time.sleep(0.5)
+    gc.collect()
+    return {
+        "rounds": rounds,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "call_ms": summary(waits, 2),  # how long stop() or the next frame took to return
+        "last_question": str(last[-1].reason) if last else "not answered",
+        "threads": {"before": threads_before, "after": threading.active_count()},
+        "memory_mb": {"before": round(rss_before, 1), "after": round(rss_mb(), 1)},
+        "replies_ended": {str(r): n for r, n in sorted(session.replies_ended.items())},
+    }
+
+
+def run(minutes: float = 60.0, rounds: int = 300) -> dict:
+    from core.companion import load_cascade, load_vad
+
+    errors: list[str] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(f"{args.thread.name if args.thread else '?'}: "
+                                                      f"{type(args.exc_value).__name__}: {args.exc_value}")
+    try:
+        engine, vad = load_cascade(), load_vad()
+        result = {"bench": "soak", "cpu": cpu_features(), "soak": soak(engine, vad, minutes),
+                  "stress": stress(engine, vad, rounds)}
+    finally:
+        threading.excepthook = previous
+    result["thread_exceptions"] = errors
+    return result

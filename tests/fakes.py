@@ -1,0 +1,260 @@
+"""Stand-ins that let the session's logic run without models or wall-clock timing.
+
+`FakeEngine` speaks a scripted reply one event at a time, only when the test says so, and records
+every thread that enters its "model"; `ScriptedVad` reports the speech probabilities a schedule
+dictates; `Rig` wires them to a real Session and PlaybackQueue on a virtual clock and plays the
+part of the audio worker, the speaker and the user. After every 10 ms tick the rig waits until
+every reply thread is either waiting for the test's next command or gone, so each schedule runs
+the same way every time, whatever the machine's load.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.audio.playback import PlaybackQueue
+from core.events import CoreEvent, ReplyFinished
+from core.session import Session
+from core.turns import TurnConfig
+from models.engine import (
+    CancelToken,
+    Capabilities,
+    EndReason,
+    ModelLease,
+    ReplyAudio,
+    ReplyDone,
+    ReplyText,
+    StageTime,
+    Style,
+    TranscriptFinal,
+    UserTurn,
+    single_threaded,
+)
+
+RATE = 16000
+FRAME = RATE // 100
+WINDOW = 512
+SETTLE_S = 10.0  # a reply thread that is neither waiting nor gone by then is stuck: a deadlock
+
+
+class VirtualClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedVad:
+    """Speech probability per 512-sample window, read off `probability(position)` where
+    position counts samples of the stream since the rig started (resets drop pending samples,
+    as the real model does)."""
+
+    def __init__(self) -> None:
+        self.probability = lambda position: 0.0
+        self.position = 0
+        self._pending = 0
+
+    def reset(self) -> None:
+        self._pending = 0
+
+    def push(self, samples: np.ndarray) -> list[float]:
+        self._pending += len(samples)
+        self.position += len(samples)
+        probs = []
+        while self._pending >= WINDOW:
+            self._pending -= WINDOW
+            probs.append(self.probability(self.position - self._pending - WINDOW))
+        return probs
+
+
+class FakeModel:
+    """The engine's one model: entered for the whole of a reply, by one thread at a time."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    @single_threaded
+    def generate(self, call: "Call", token: CancelToken):
+        self.threads.append(threading.current_thread().name)
+        yield from call.commands(token)
+
+
+@dataclass
+class Call:
+    """One `respond`: its turn, what it said, and the handshake with the test."""
+
+    number: int
+    turn: UserTurn
+    token: CancelToken
+    script: list = field(default_factory=list)
+    thread: str = ""
+    emitted: list = field(default_factory=list)
+    closed: bool = False
+    idle: threading.Event = field(default_factory=threading.Event)
+    _go: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def transcript(self) -> str:
+        return self.script[0].text
+
+    @property
+    def reply_text(self) -> str:
+        return " ".join(e.delta.strip() for e in self.script if isinstance(e, ReplyText))
+
+    @property
+    def finished(self) -> bool:
+        return self.closed or not self.script[len(self.emitted):]
+
+    def commands(self, token: CancelToken):
+        while len(self.emitted) < len(self.script):
+            self._go.clear()
+            self.idle.set()
+            while not self._go.wait(0.002):
+                if token.cancelled:
+                    self.idle.clear()
+                    yield ReplyDone(EndReason.CANCELLED)
+                    return
+            self.idle.clear()
+            event = self.script[len(self.emitted)]
+            self.emitted.append(event)
+            yield event
+
+    def advance(self) -> None:
+        """Let the next event out; returns once the reply thread has dealt with it."""
+        self.idle.clear()
+        self._go.set()
+
+
+class FakeEngine:
+    capabilities = Capabilities(streaming_text=True, streaming_audio=True, instruction_styles=True,
+                                voice_matching=False, native_speed=True)
+    output_rate = RATE
+
+    def __init__(self, clauses: int = 3, clause_ms: int = 400) -> None:
+        self.lease = ModelLease()
+        self.model = FakeModel()
+        self.calls: list[Call] = []
+        self.clauses, self.clause_ms = clauses, clause_ms
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def speed_left(self, speed: float) -> float:
+        return 1.0
+
+    def script(self, number: int, turn: UserTurn) -> list:
+        said = turn.text if turn.text is not None else f"question {number} of {len(turn.audio)} samples"
+        events: list = [TranscriptFinal(said if turn.verbatim is None else "")]
+        for c in range(self.clauses):
+            events.append(ReplyText(f"reply {number} clause {c} words here."))
+            events.append(ReplyAudio(np.full(RATE * self.clause_ms // 1000, 0.1 + 0.01 * c, np.float32), RATE))
+        events.append(ReplyDone(EndReason.COMPLETE))
+        return events
+
+    def respond(self, turn: UserTurn, style: Style, token: CancelToken):
+        with self._lock:
+            call = Call(len(self.calls) + 1, turn, token)
+            call.script = self.script(call.number, turn)
+            call.thread = threading.current_thread().name
+            self.calls.append(call)
+        try:
+            waited = self.lease.take(token)
+            if waited is None:
+                yield ReplyDone(EndReason.CANCELLED)
+                return
+            try:
+                yield StageTime("handover", waited)
+                yield from self.model.generate(call, token)
+            except Exception as exc:
+                self.errors.append(exc)
+                raise
+            finally:
+                self.lease.give_back()
+        finally:
+            call.closed = True
+            call.idle.set()
+
+
+class Rig:
+    """A session on a virtual clock with the fake engine and VAD: the test is the audio worker."""
+
+    def __init__(self, config: TurnConfig = TurnConfig(), duplex: bool = True, **engine) -> None:
+        self.clock = VirtualClock()
+        self.engine = FakeEngine(**engine)
+        self.vad = ScriptedVad()
+        self.playback = PlaybackQueue(RATE, clock=self.clock)
+        self.events: list[CoreEvent] = []
+        self.session = Session(self.engine, self.vad, self.playback, config, on_event=self.events.append,
+                               duplex=duplex, make_chain=lambda style, rate: None, clock=self.clock)
+        self.speech: list[tuple[int, int]] = []  # (start, end) sample positions the user speaks
+        self.played = 0
+        self.thread_errors: list[BaseException] = []
+        self.auto_engine = True
+
+    # ---- the user --------------------------------------------------------------------------
+
+    def say_for(self, ms: int) -> None:
+        start = self.vad.position
+        self.speech.append((start, start + RATE * ms // 1000))
+        self.vad.probability = self._probability
+        self.run(ms)
+
+    def quiet_for(self, ms: int) -> None:
+        self.vad.probability = self._probability
+        self.run(ms)
+
+    def _probability(self, position: int) -> float:
+        return 0.95 if any(a <= position < b for a, b in self.speech) else 0.02
+
+    # ---- time -------------------------------------------------------------------------------
+
+    def run(self, ms: int) -> None:
+        for _ in range(max(1, ms // 10)):
+            self.tick()
+
+    def tick(self) -> None:
+        self.clock.advance(FRAME / RATE)
+        self.played += int(np.count_nonzero(self.playback.read(FRAME)))
+        self.session.feed(np.zeros(FRAME, np.float32), self.clock())
+        self.settle()
+        if self.auto_engine:
+            for call in self.engine.calls:
+                if call.idle.is_set() and not call.closed and not call.token.cancelled:
+                    call.advance()
+            self.settle()
+
+    def settle(self) -> None:
+        """Wait until every reply thread waits for the test or has ended."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            busy = []
+            for thread in threading.enumerate():
+                if not thread.name.startswith("reply-"):
+                    continue
+                call = next((c for c in self.engine.calls if c.thread == thread.name), None)
+                if call is not None and call.closed:
+                    thread.join(max(0.0, deadline - time.monotonic()))
+                    if thread.is_alive():
+                        busy.append(thread.name)
+                elif call is None or not call.idle.is_set() or call.token.cancelled:
+                    busy.append(thread.name)  # a cancelled one is on its way out
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reply threads stuck (a deadlock?): {busy}")
+            time.sleep(0.0002)
+
+    # ---- what happened -----------------------------------------------------------------------
+
+    @property
+    def finished(self) -> list[ReplyFinished]:
+        return [e for e in self.events if isinstance(e, ReplyFinished)]
+
+    def live_reply_threads(self) -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("reply-") and t.is_alive()]

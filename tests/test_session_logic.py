@@ -1,0 +1,320 @@
+"""The session's logic on a virtual clock with a fake engine and scripted voice activity: turn
+taking, speculative replies, barge-in, push-to-talk, stop, and who owns the model, checked on
+hand-written cases and on random schedules (hypothesis). No model, no wall-clock assertion."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.events import Mode, ReplyEnd, State, StateChanged
+from core.turns import TurnConfig
+from models.engine import (
+    CancelToken,
+    ConcurrentUse,
+    EndReason,
+    ModelLease,
+    ReplyDone,
+    ReplyText,
+    StageTime,
+    single_threaded,
+    start_reply,
+)
+from models.engine import Style
+from tests.fakes import Rig
+
+CONFIG = TurnConfig()
+
+
+@pytest.fixture()
+def thread_errors():
+    """Exceptions raised on any thread during the test (a reply thread must never die of one)."""
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    yield errors
+    threading.excepthook = previous
+
+
+# ---- ownership, without a session ------------------------------------------------------------
+
+
+class Model:
+    def __init__(self) -> None:
+        self.inside = threading.Event()
+        self.leave = threading.Event()
+
+    @single_threaded
+    def step(self) -> None:
+        self.inside.set()
+        self.leave.wait(5)
+
+    @single_threaded
+    def tokens(self):
+        yield 1
+        yield 2
+
+
+def test_a_second_thread_entering_a_model_raises():
+    model = Model()
+    first = threading.Thread(target=model.step)
+    first.start()
+    assert model.inside.wait(5)
+    with pytest.raises(ConcurrentUse):
+        model.step()
+    model.leave.set()
+    first.join()
+    model.leave.set()
+    model.step()  # free again once the first thread has left
+
+
+def test_a_generator_holds_the_model_until_it_is_closed():
+    model = Model()
+    tokens = model.tokens()
+    next(tokens)
+    other = []
+    t = threading.Thread(target=lambda: other.append(pytest.raises(ConcurrentUse, lambda: list(model.tokens()))))
+    t.start()
+    t.join()
+    tokens.close()
+    assert list(model.tokens()) == [1, 2]
+
+
+def test_a_new_reply_starts_only_after_the_previous_replys_workers_let_go():
+    lease = ModelLease()
+    a_busy, a_may_finish, b_started = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_step(events: queue.Queue) -> None:  # one step that ignores cancel until it is over
+        a_busy.set()
+        a_may_finish.wait(5)
+        events.put(ReplyDone(EndReason.COMPLETE))
+
+    def quick(events: queue.Queue) -> None:
+        b_started.set()
+        events.put(ReplyText("b"))
+        events.put(ReplyDone(EndReason.COMPLETE))
+
+    a, b = CancelToken(), CancelToken()
+    a_events = start_reply(lease, a, "a", slow_step)
+    assert isinstance(next(a_events), StageTime)
+    assert a_busy.wait(5)
+    a.cancel()
+    assert list(a_events) == [ReplyDone(EndReason.CANCELLED)]  # the caller is free at once
+    b_events = []
+    reader = threading.Thread(target=lambda: b_events.extend(start_reply(lease, b, "b", quick)))
+    reader.start()
+    reader.join(0.05)
+    assert not b_started.is_set() and not lease.free, "b started while a's worker was inside the model"
+    a_may_finish.set()
+    reader.join(5)
+    assert b_started.is_set() and b_events[-1] == ReplyDone(EndReason.COMPLETE)
+    assert not b.cancelled, "cancelling a reached b"
+    handover = next(e for e in b_events if isinstance(e, StageTime))
+    assert handover.stage == "handover" and handover.seconds > 0
+
+
+def test_a_reply_cancelled_while_waiting_for_the_model_never_starts():
+    lease = ModelLease()
+    with lease:
+        token = CancelToken()
+        token.cancel()
+        started = []
+        events = list(start_reply(lease, token, "x", lambda q: started.append(1)))
+    assert events == [ReplyDone(EndReason.CANCELLED)] and started == [] and lease.free
+
+
+def test_a_worker_that_raises_ends_the_reply_with_an_error_and_frees_the_model():
+    lease = ModelLease()
+
+    def broken(events):
+        raise ValueError("decoder exploded")
+
+    events = list(start_reply(lease, CancelToken(), "x", broken))
+    assert events[-1] == ReplyDone(EndReason.ERROR, "decoder exploded")
+    with lease:
+        pass
+
+
+# ---- the session, case by case -----------------------------------------------------------
+
+
+def test_a_turn_is_answered_and_kept(thread_errors):
+    rig = Rig()
+    rig.quiet_for(200)
+    rig.say_for(1200)
+    rig.quiet_for(3000)
+    [call] = rig.engine.calls
+    assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+    assert [(m.role, m.text) for m in rig.session.history] == [("user", call.transcript), ("assistant", call.reply_text)]
+    states = [e.state for e in rig.events if isinstance(e, StateChanged)]
+    assert states == [State.LISTENING, State.HEARING, State.THINKING, State.SPEAKING, State.LISTENING]
+    latency = rig.session.latencies[0]
+    # Speculated at the pause and released at the end of the turn: first sound on the next tick.
+    assert CONFIG.end_of_turn_ms - 40 <= latency.end_of_turn <= CONFIG.end_of_turn_ms + 40
+    assert latency.response - latency.end_of_turn <= 20
+    assert rig.played == sum(len(e.samples) for e in call.script if hasattr(e, "samples"))
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_a_pause_inside_a_turn_discards_the_prepared_reply_and_only_its_own(thread_errors):
+    rig = Rig()
+    rig.say_for(800)
+    rig.quiet_for(300)  # past the speculation point, short of the end of the turn
+    rig.say_for(800)
+    rig.quiet_for(3000)
+    first, second = rig.engine.calls
+    assert first.token.cancelled and first.closed  # thrown away, and its work stopped
+    assert rig.session.replies_ended[ReplyEnd.DISCARDED] == 1
+    assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]  # the discarded one never showed
+    assert rig.session.history[-1].text == second.reply_text
+    assert len(second.turn.audio) > len(first.turn.audio)  # the whole turn
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_a_barge_in_cuts_the_reply_to_what_was_heard(thread_errors):
+    rig = Rig(clauses=6)
+    rig.say_for(1000)
+    rig.quiet_for(CONFIG.end_of_turn_ms + CONFIG.reopen_ms + 300)  # past the reopening: mid-reply
+    rig.say_for(600)
+    call = rig.engine.calls[0]
+    assert call.token.cancelled
+    heard = rig.session.history[1]
+    assert heard.interrupted and heard.role == "assistant"
+    words = call.reply_text.split()
+    assert 0 < len(heard.text.split()) < len(words) and words[: len(heard.text.split())] == heard.text.split()
+    rig.quiet_for(3000)  # the new turn is answered
+    assert [f.reason for f in rig.finished] == [ReplyEnd.INTERRUPTED, ReplyEnd.COMPLETE]
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_speech_right_after_the_turn_reopens_it(thread_errors):
+    rig = Rig()
+    rig.say_for(1000)
+    rig.quiet_for(CONFIG.end_of_turn_ms + 100)
+    rig.say_for(700)  # within reopen_ms of the end: the same turn
+    rig.quiet_for(3000)
+    first, second = rig.engine.calls[0], rig.engine.calls[-1]
+    assert first.token.cancelled
+    assert ReplyEnd.DISCARDED in [f.reason for f in rig.finished]
+    assert [m.role for m in rig.session.history] == ["user", "assistant"]  # one turn, not two
+    assert len(second.turn.audio) > len(first.turn.audio)
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_push_to_talk_and_stop(thread_errors):
+    rig = Rig()
+    rig.session.set_mode(Mode.PUSH_TO_TALK)
+    rig.session.press()
+    rig.say_for(1000)
+    rig.session.release()
+    rig.run(600)
+    rig.session.stop()
+    rig.run(100)
+    assert [f.reason for f in rig.finished] == [ReplyEnd.INTERRUPTED]
+    assert rig.session.state == State.LISTENING
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_an_engine_error_is_shown_once_and_the_next_turn_works(thread_errors):
+    rig = Rig()
+    script = rig.engine.script
+    rig.engine.script = lambda n, turn: script(n, turn)[:2] + [ReplyDone(EndReason.ERROR, "model fell over")]
+    rig.session.say("first")
+    rig.run(500)
+    rig.engine.script = script
+    rig.session.say("second")
+    rig.run(2000)
+    assert [(f.reason, f.detail) for f in rig.finished] == [(ReplyEnd.ERROR, "model fell over"), (ReplyEnd.COMPLETE, "")]
+    assert [m.text for m in rig.session.history if m.role == "user"] == ["second"]
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+# ---- random schedules -------------------------------------------------------------------------
+
+ACTIONS = st.one_of(
+    st.tuples(st.just("speak"), st.integers(100, 3000)),
+    st.tuples(st.just("quiet"), st.integers(50, 1500)),
+    st.tuples(st.just("stop"), st.just(0)),
+    st.tuples(st.just("press"), st.integers(200, 1500)),  # push-to-talk: held while speaking this long
+    st.tuples(st.just("say"), st.just(0)),
+    st.tuples(st.just("style"), st.floats(0.5, 2.0)),
+    st.tuples(st.just("device"), st.just(0)),  # a device was replaced: barge-in held a moment
+    st.tuples(st.just("stall"), st.integers(10, 800)),  # the engine takes this long over a step
+    st.tuples(st.just("mode"), st.sampled_from(list(Mode))),
+)
+
+
+def run_schedule(rig: Rig, actions) -> None:
+    for kind, value in actions:
+        if kind == "speak":
+            rig.say_for(value)
+        elif kind == "quiet":
+            rig.quiet_for(value)
+        elif kind == "stop":
+            rig.session.stop()
+            rig.tick()
+        elif kind == "press":
+            rig.session.press()
+            rig.say_for(value)
+            rig.session.release()
+            rig.tick()
+        elif kind == "say":
+            rig.session.say(f"typed question {len(rig.engine.calls) + 1}")
+            rig.tick()
+        elif kind == "style":
+            rig.session.set_style(Style(speed=value))
+        elif kind == "device":
+            rig.session.hold_barge_in(2.0)
+        elif kind == "stall":
+            rig.auto_engine = False
+            rig.run(value)
+            rig.auto_engine = True
+        elif kind == "mode":
+            rig.session.set_mode(value)
+    rig.session.set_mode(Mode.ALWAYS_LISTENING)
+    rig.quiet_for(5000)  # everything started gets answered or ends
+
+
+def check_invariants(rig: Rig, thread_errors: list) -> None:
+    session, engine = rig.session, rig.engine
+    assert not thread_errors, thread_errors
+    assert not engine.errors, engine.errors  # never two threads in the model
+    assert engine.lease.free
+    assert not rig.live_reply_threads(), "a reply thread outlived its reply"
+    # Every started reply ended exactly once (a second end raises in the session).
+    assert session.replies_started == len(engine.calls)
+    assert sum(session.replies_ended.values()) == session.replies_started
+    assert all(call.closed for call in engine.calls)
+    assert session.state == State.LISTENING
+    # The history holds committed turns only, each answered by what was said or heard of it.
+    calls = {call.transcript: call for call in engine.calls}
+    history = session.history
+    assert len(history) % 2 == 0
+    for user, assistant in zip(history[::2], history[1::2]):
+        assert user.role == "user" and assistant.role == "assistant"
+        said = calls[user.text].reply_text.split()
+        heard = assistant.text.split()
+        if assistant.interrupted:
+            assert 0 < len(heard) <= len(said) and said[: len(heard)] == heard
+        else:
+            assert heard == said
+    finished = rig.finished
+    assert sum(f.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED) for f in finished) >= len(history) // 2
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(st.lists(ACTIONS, min_size=1, max_size=12))
+def test_random_schedules_keep_every_invariant(actions):
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        rig = Rig(config=TurnConfig(speculate_after_ms=96), clauses=2, clause_ms=300)
+        run_schedule(rig, actions)
+        check_invariants(rig, errors)
+    finally:
+        threading.excepthook = previous
