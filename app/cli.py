@@ -204,9 +204,17 @@ def _bench(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="voice-companion bench", description="Measure; prints one JSON object.")
     p.add_argument("name", choices=sorted(BENCHES))
     p.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
-    p.add_argument("--turns", type=int, default=None, help="how many turns or repeats")
+    p.add_argument("--turns", type=int, default=None, help="how many turns or repeats (soak: minutes)")
+    p.add_argument("--avx2-only", action="store_true",
+                   help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)")
     args = p.parse_args(argv)
+    if args.avx2_only:  # read when the libraries load, which is after this
+        os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
+        os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+    from core.bench.stats import cpu_features
+
     result = BENCHES[args.name](turns=args.turns)
+    result.setdefault("cpu", cpu_features())
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         elif isinstance(event, AssistantText):
             self.view.add_reply_text(event.delta)
         elif isinstance(event, ReplyFinished):
-            self.view.finish_reply(event.text, event.reason)
+            self.view.finish_reply(event.text, event.reason, event.transcript)
         elif isinstance(event, TurnLatency):
             self.view.set_latency(event.response)
             self.latency.setText(f"{event.response:.0f} ms")

@@ -117,11 +117,13 @@ class ConversationView(QTextBrowser):
             live.text = (live.text + " " + delta.strip()).strip()
         self.render()
 
-    def finish_reply(self, text: str, reason: str) -> None:
+    def finish_reply(self, text: str, reason: str, transcript: str = "") -> None:
         live = self._live()
-        if reason == "discarded":  # the turn went on: that reply never counted
+        if reason == "discarded":  # the turn went on: its reply never counted, its words come again
             if live is not None:
                 self.lines.remove(live)
+            if transcript and self.lines and self.lines[-1].role == "user" and self.lines[-1].text == transcript:
+                self.lines.pop()
             self.render()
             return
         if reason == "interrupted":

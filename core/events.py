@@ -60,6 +60,7 @@ class ReplyFinished:
     text: str  # what was spoken (interrupted: what was heard)
     reason: ReplyEnd
     detail: str = ""  # ERROR: the plain message
+    transcript: str = ""  # the user's words it answered, as reported by UserTranscript ("" if never)
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,12 @@ class Runtime:
                 self._typed = False
                 return
             self._record(HistoryEntry("user", event.text))
+        elif isinstance(event, ReplyFinished) and event.reason == ReplyEnd.DISCARDED:
+            with self._history_lock:  # the turn went on: its transcript comes again, whole
+                last = self.history[-1] if self.history else None
+                if event.transcript and last is not None and last.role == "user" and last.text == event.transcript:
+                    self.history.pop()
+                    self._save_history()
         elif isinstance(event, ReplyFinished) and event.text and event.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED):
             self._record(HistoryEntry("assistant", event.text, interrupted=event.reason == ReplyEnd.INTERRUPTED))
         elif isinstance(event, TurnLatency):

@@ -113,6 +113,7 @@ class _Reply:
     committed_at: float | None  # None: speculative, everything it makes is held back
     token: CancelToken = field(default_factory=CancelToken)
     transcript: str = ""
+    heard_at: float | None = None  # when the engine's transcript reached the session
     clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
     stages: dict[str, float] = field(default_factory=dict)
     held: list[Callable[[], None]] = field(default_factory=list)
@@ -441,10 +442,13 @@ class Session:
         self._end(reply, reason, spoken, detail)
         first = self.playback.first_sample_at
         if first is not None and reason == ReplyEnd.COMPLETE and reply.started_audio:
+            stages = dict(reply.stages)
+            if reply.heard_at is not None:  # recognition the user waited for after the turn was over
+                stages["asr_after_end"] = max(0.0, reply.heard_at - reply.committed_at) * 1000
             latency = TurnLatency(  # after ReplyFinished: it belongs to the reply just reported
                 end_of_turn=(reply.committed_at - reply.last_voiced_at) * 1000,
                 response=(first - reply.last_voiced_at) * 1000,
-                stages=dict(reply.stages),
+                stages=stages,
             )
             self.latencies.append(latency)
             self._emit(latency)
@@ -465,7 +469,7 @@ class Session:
         if self._reply is reply:
             self._reply = None
         if reply.committed:
-            self._emit(ReplyFinished(text, outcome, detail))
+            self._emit(ReplyFinished(text, outcome, detail, reply.transcript))
 
     # ---- the reply's thread -----------------------------------------------------------------
 
@@ -480,6 +484,8 @@ class Session:
                     if reply.token.cancelled:
                         break
                     if isinstance(event, TranscriptFinal):
+                        with self._lock:
+                            reply.heard_at = self.clock()
                         self._deliver(reply, lambda t=event.text: self._transcript(reply, t))
                     elif isinstance(event, ReplyText):
                         self._deliver(reply, lambda d=event.delta: self._clause(reply, d))

@@ -158,13 +158,12 @@ def test_engine_cancel_ends_the_reply_within_a_step(tiny_engine):
     token = CancelToken()
     for event in tiny_engine.respond(UserTurn(audio=_voice()), Style(), token):
         events.append(event)
-        if isinstance(event, ReplyAudio):
-            t0 = time.perf_counter()
+        if isinstance(event, ReplyAudio) and not token.cancelled:
             token.cancel()
     assert events[-1] == ReplyDone("cancelled")
-    with tiny_engine.lease:  # free once the worker has stopped
+    with tiny_engine.lease:  # free once the worker has stopped (bench omni times how soon)
         pass
-    assert time.perf_counter() - t0 < 1.0  # the worker stopped within a step
+    assert not [t for t in threading.enumerate() if t.name.startswith("omni-")]
     # Ready for the next turn.
     assert list(tiny_engine.respond(UserTurn(text="hello"), Style(), CancelToken()))[-1].reason == "complete"
 

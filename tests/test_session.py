@@ -147,3 +147,28 @@ def test_style_changes_reach_the_next_reply(stack):
     assert np.abs(plain).max() > 0.05 and np.abs(raised).max() > 0.05, (len(plain), len(raised), done)
     shift = 12 * np.log2(f0(raised) / f0(plain))
     assert 4.0 < shift < 10.0, f"pitch moved {shift:.1f} semitones, expected about 7"
+
+
+def test_a_natural_dialogue_is_answered_turn_by_turn(stack):
+    """Two people taking turns, with pauses, fillers and hesitations inside their turns: the kind
+    of input that once started, dropped and restarted replies until two of them decoded in one
+    llama.cpp context at once. Every turn the session takes is answered, in order, and no model
+    is ever entered by two threads (the guards would end a reply with an error)."""
+    from core.bench.natural import SPEAKERS, lay_out, natural_turn, Conversation
+    from core.talk import talk
+
+    engine, vad = stack
+    rng = np.random.default_rng(5)
+    scripts = ["How long should I boil an egg / if I want the yolk / still a little soft?",
+               "What is the difference / between a crocodile / and an alligator?"]
+    turns = tuple(natural_turn(text, SPEAKERS[i * 5 % len(SPEAKERS)], rng, pause_s=(0.3, 0.45))
+                  for i, text in enumerate(scripts))
+    dialogue = lay_out(Conversation(turns, (None,), 5, -65.0), 2.0)
+    result = talk(engine, vad, dialogue.audio)
+    reasons = [t.reason for t in result.turns]
+    assert reasons and all(r == "complete" for r in reasons), reasons
+    assert len(result.turns) >= len(scripts)
+    heard = " ".join(t.transcript for t in result.turns).lower()
+    assert "egg" in heard and "alligator" in heard, heard
+    assert [m.role for m in result.history] == ["user", "assistant"] * len(result.turns)
+    assert engine.lease.free and not [t for t in threading.enumerate() if t.name.startswith(("cascade-", "reply-"))]

@@ -156,6 +156,7 @@ def test_a_turn_is_answered_and_kept(thread_errors):
     # Speculated at the pause and released at the end of the turn: first sound on the next tick.
     assert CONFIG.end_of_turn_ms - 40 <= latency.end_of_turn <= CONFIG.end_of_turn_ms + 40
     assert latency.response - latency.end_of_turn <= 20
+    assert latency.stages["asr_after_end"] == 0  # recognised at the pause, before the turn ended
     assert rig.played == sum(len(e.samples) for e in call.script if hasattr(e, "samples"))
     assert not thread_errors and not rig.live_reply_threads()
 
@@ -199,7 +200,9 @@ def test_speech_right_after_the_turn_reopens_it(thread_errors):
     rig.quiet_for(3000)
     first, second = rig.engine.calls[0], rig.engine.calls[-1]
     assert first.token.cancelled
-    assert ReplyEnd.DISCARDED in [f.reason for f in rig.finished]
+    discarded = [f for f in rig.finished if f.reason == ReplyEnd.DISCARDED]
+    # Reported with the words it answered, so the window and the history file can take them back.
+    assert [f.transcript for f in discarded] == [first.transcript]
     assert [m.role for m in rig.session.history] == ["user", "assistant"]  # one turn, not two
     assert len(second.turn.audio) > len(first.turn.audio)
     assert not thread_errors and not rig.live_reply_threads()

@@ -56,6 +56,12 @@ def _soak(turns: int | None) -> dict:
     return run(minutes=float(turns or 60))  # --turns: the conversation's minutes
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "omni": _omni, "latency": _latency, "chat": _chat,
+def _hearing(turns: int | None) -> dict:
+    from core.bench.hearing import run
+
+    return run(seed=turns or 0)  # --turns: the natural set's seed
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "hearing": _hearing, "omni": _omni, "latency": _latency, "chat": _chat,
                                            "duplex": _duplex,
                                            "style": _style}

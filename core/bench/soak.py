@@ -188,6 +188,8 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         "replies_ended": reasons,
         "answered": answered,
         "errors": [f.detail for f in finished if f.reason == ReplyEnd.ERROR],
+        # How long a reply waited for the previous one's workers to let go of the models.
+        "handover_ms": summary([lat.stages["handover"] for lat in session.latencies if "handover" in lat.stages]),
         "stalls": stalled,
         "memory_mb": {"after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
                       "end": round(end["rss_mb"], 1),

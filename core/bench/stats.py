@@ -56,5 +56,13 @@ def cpu_features() -> dict:
                     flags = set(value.split())
     except OSError:
         pass  # not Linux: the model name from platform is what there is
-    return {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
-            "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
+    result = {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
+              "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
+    try:  # what this llama.cpp build was compiled for (it picks no variant at run time)
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode()
+        result["llama_cpp"] = " ".join(part.strip() for part in info.split("|") if "= 1" in part or "CPU" in part)
+    except (ImportError, AttributeError, OSError):
+        result["llama_cpp"] = None
+    return result

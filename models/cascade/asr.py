@@ -8,16 +8,20 @@ turns longer than the window use faster-whisper's own long-form path.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from models.engine import single_threaded
+from models.engine import single_threaded, stop_if_cancelled
 
 RATE = 16000
 HOP = 160  # mel frames are 10 ms
 FULL_FRAMES = 3000  # Whisper's 30 s window
 MIN_FRAMES = 1000  # below a 10 s window Whisper base starts repeating itself on short turns
 MARGIN_FRAMES = 100  # silence after the speech: Whisper expects to see the end of the utterance
+MAX_PROMPT_TOKENS = 224  # Whisper's context is 448 tokens; the prompt may take half
+KNOWN_PREFIXES = 64  # recognised prefixes kept of the current turn
+MIN_REST_S = 4  # a growing turn's last part is decoded with at least this much audio
 
 
 class WhisperAsr:
@@ -35,21 +39,59 @@ class WhisperAsr:
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=language)
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        self._known: list[tuple[np.ndarray, str]] = []  # the current turn's heard prefixes and their text
 
     @single_threaded
-    def transcribe(self, audio: np.ndarray) -> str:
-        """Text of 16 kHz mono float32 audio; empty for silence."""
+    def transcribe_turn(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None) -> str:
+        """Text of a turn that grows while the user speaks. A reply is prepared at every pause,
+        each with the turn so far, and each of those ends in a pause: what was recognised of one
+        is kept, and a later, longer version of the same turn decodes only the audio after the
+        longest prefix already heard, with that prefix's text as Whisper's prompt. So by the end
+        of the turn most of it is already text, whatever its length."""
+        audio = audio.astype(np.float32, copy=False)
+        start, before = self._heard_prefix(audio)
+        rest = self.transcribe(audio[start:], cancelled, prompt=before) if len(audio) - start >= RATE // 10 else ""
+        text = " ".join(t for t in (before, rest) if t)
+        self._known = [k for k in self._known if len(k[0]) < len(audio)][-KNOWN_PREFIXES + 1:] + [(audio.copy(), text)]
+        return text
+
+    def _heard_prefix(self, audio: np.ndarray) -> tuple[int, str]:
+        """The longest recognised prefix of `audio` that leaves at least MIN_REST_S to decode
+        (samples, text): Whisper hears a phrase or two alone much worse than a few seconds of
+        speech. A turn that shares no prefix is a new turn, and what was kept of the last is dropped."""
+        best, shared = (0, ""), False
+        for known, text in self._known:
+            if len(known) <= len(audio) and np.array_equal(known, audio[: len(known)]):
+                shared = True
+                if best[0] < len(known) <= len(audio) - MIN_REST_S * RATE:
+                    best = (len(known), text)
+        if not shared:
+            self._known = []
+        return best
+
+    @single_threaded
+    def transcribe(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None, prompt: str = "") -> str:
+        """Text of 16 kHz mono float32 audio; empty for silence. `prompt`: what was said just
+        before (Whisper reads it as context). A long turn is decoded window by window and
+        `cancelled` is asked between windows (raises Cancelled)."""
         audio = audio.astype(np.float32, copy=False)
         if len(audio) < RATE // 10:
             return ""
         frames = max(MIN_FRAMES, len(audio) // HOP + MARGIN_FRAMES)
         if frames <= FULL_FRAMES:
-            text = self._transcribe_window(audio, frames)
+            text = self._transcribe_window(audio, frames, prompt)
             if text is not None:
                 return text
-        return self._transcribe_long(audio)
+        return self._transcribe_long(audio, cancelled, prompt)
 
-    def _transcribe_window(self, audio: np.ndarray, frames: int) -> str | None:
+    def _prompt_for(self, previous: str) -> list[int]:
+        if not previous:
+            return self._prompt
+        # Whisper's own layout: previous text after <|startofprev|>, at most half its context.
+        context = self._tokenizer.encode(" " + previous.strip())[-(MAX_PROMPT_TOKENS - 1):]
+        return [self._tokenizer.sot_prev, *context, *self._prompt]
+
+    def _transcribe_window(self, audio: np.ndarray, frames: int, previous: str = "") -> str | None:
         """The transcript, or None when decoding ran away (a loop): the caller then falls back."""
         import ctranslate2
 
@@ -62,8 +104,9 @@ class WhisperAsr:
         encoded = self._model.model.encode(features, to_cpu=False)
         # People say at most ~4 words (~6 tokens) a second; running past that means a loop.
         budget = 16 + int(8 * len(audio) / RATE)
+        prompt = self._prompt_for(previous)
         result = self._model.model.generate(
-            encoded, [self._prompt], beam_size=1, max_length=len(self._prompt) + budget,
+            encoded, [prompt], beam_size=1, max_length=len(prompt) + budget,
             suppress_blank=True, suppress_tokens=[-1], return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > 0.8:
@@ -73,9 +116,14 @@ class WhisperAsr:
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         return self._tokenizer.decode(tokens).strip()
 
-    def _transcribe_long(self, audio: np.ndarray) -> str:
+    def _transcribe_long(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None,
+                         previous: str = "") -> str:
         segments, _ = self._model.transcribe(
             audio, language=self.language, beam_size=1, temperature=0.0, without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False,
+            condition_on_previous_text=False, vad_filter=False, initial_prompt=previous or None,
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        texts = []
+        for segment in segments:  # faster-whisper decodes the next window when asked for it
+            stop_if_cancelled(cancelled)
+            texts.append(segment.text.strip())
+        return " ".join(texts).strip()

@@ -26,6 +26,7 @@ from models.cascade.speakable import ClauseSplitter, speakable
 from models.cascade.tts import PiperTts, trim_tail
 from models.engine import (
     POLL_S,
+    Cancelled,
     CancelToken,
     Capabilities,
     EndReason,
@@ -190,7 +191,11 @@ class CascadeEngine:
             question = turn.text
             if question is None:
                 t0 = time.perf_counter()
-                question = self.asr.transcribe(turn.audio)
+                try:
+                    question = self.asr.transcribe(turn.audio, cancelled=lambda: token.cancelled)
+                except Cancelled:
+                    events.put(ReplyDone(EndReason.CANCELLED))
+                    return
                 events.put(StageTime("asr", time.perf_counter() - t0))
             events.put(TranscriptFinal(question))
             if not question.strip() or token.cancelled:
