@@ -265,7 +265,7 @@ def _listen(argv: list[str]) -> int:
     import threading
 
     from core.audio.devices import DeviceError
-    from core.companion import load_cascade, load_vad
+    from core.companion import load_cascade, load_turn_judge, load_vad
     from core.conversation import LiveConversation
     from core.events import (AssistantText, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                              UserTranscript)
@@ -292,7 +292,7 @@ def _listen(argv: list[str]) -> int:
     try:
         conversation = LiveConversation(load_cascade(llm=args.llm), load_vad(), show, args.input, args.output,
                                         config, mode=Mode.PUSH_TO_TALK if args.push_to_talk else Mode.ALWAYS_LISTENING,
-                                        echo_cancellation=not args.no_echo_cancellation)
+                                        echo_cancellation=not args.no_echo_cancellation, judge=load_turn_judge())
     except DeviceError as exc:
         return _fail(str(exc))
     conversation.start()

@@ -144,8 +144,10 @@ class SettingsDialog(QDialog):
         self.end_of_turn.setRange(*END_OF_TURN_RANGE)
         self.end_of_turn.setSingleStep(50)
         self.end_of_turn.setSuffix(" ms")
-        self.end_of_turn.setAccessibleName("Silence that ends your turn")
-        form.addRow("&End of turn after", self.end_of_turn)
+        self.end_of_turn.setAccessibleName("Longest silence before your turn ends")
+        self.end_of_turn.setToolTip("A turn that sounds finished ends after a short silence; one that "
+                                    "sounds unfinished (\"I was thinking about, um\") waits up to this long.")
+        form.addRow("&End of turn at most after", self.end_of_turn)
         self.key_combo = QComboBox()
         for key in PTT_KEYS:
             self.key_combo.addItem(key, key)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import functools
 import os
 
 import numpy as np
@@ -60,6 +61,21 @@ def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
         missing = [a for a in omni if not store.status(a).verified]
         reason = f"install its models first: voice-companion models install {' '.join(missing)}" if missing else None
     return {"cascade": None, "omni": reason}  # core.engines.SETTINGS_ENGINES, in order
+
+
+def load_turn_judge(store: ModelStore | None = None):
+    """A judge of whether a pause ends the turn (Smart Turn v3.2), on a thread of its own; the
+    model is loaded once per process and the session that gets the judge closes it."""
+    from core.audio.turn_end import TurnJudge
+
+    return TurnJudge(_smart_turn((store or ModelStore()).ensure("smart-turn-v3.2") / "smart-turn.onnx"))
+
+
+@functools.lru_cache(maxsize=2)
+def _smart_turn(path):
+    from core.audio.turn_end import SmartTurn
+
+    return SmartTurn(path)
 
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:

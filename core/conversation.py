@@ -29,7 +29,7 @@ class LiveConversation:
                  input_device: str | None = None, output_device: str | None = None,
                  config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False) -> None:
+                 high_pass_filter: bool = True, gain_control: bool = False, judge=None) -> None:
         def notice(message: str) -> None:  # device trouble reaches the user like any other event
             on_event(Notice("warning", message))
 
@@ -41,7 +41,7 @@ class LiveConversation:
                              high_pass_filter=high_pass_filter, gain_control=gain_control) if any(switches) else None
         # Without echo cancellation it would hear itself: listen only while silent.
         self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
-                               duplex=echo_cancellation)
+                               duplex=echo_cancellation, judge=judge)
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
         self.meter = LevelMeter(self.playback, on_event)
 
@@ -71,13 +71,13 @@ class SimulatedConversation:
                  config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
                  high_pass_filter: bool = True, gain_control: bool = False,
-                 room: RoomConfig | None = RoomConfig(), device_rate: int = 48000) -> None:
+                 room: RoomConfig | None = RoomConfig(), device_rate: int = 48000, judge=None) -> None:
         self.playback = PlaybackQueue(device_rate)
         echo = EchoCanceller(echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
                              high_pass_filter=high_pass_filter, gain_control=gain_control)
         vad.reset()
         self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
-                               duplex=echo_cancellation)
+                               duplex=echo_cancellation, judge=judge)
         self.loop = SimulatedRoomLoop(self.playback, room, echo)
         self.meter = LevelMeter(self.playback, on_event)
         self.track = VoiceTrack()

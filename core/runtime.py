@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from core.audio.room import RoomConfig
-from core.companion import DEFAULT_LLM, engine_voice_profile, load_vad
+from core.companion import DEFAULT_LLM, engine_voice_profile, load_turn_judge, load_vad
 from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core.events import (CoreEvent, EngineReady, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged,
@@ -28,9 +28,9 @@ from core.style.resolve import style_from_preset
 from core.style.voice_clips import clip_profile
 from core.audio.vad import SileroVad
 from models.engine import Engine, Message, Style
-from models.registry import ModelStore
+from models.registry import ModelStore, RegistryError
 
-DEFAULT_ASSETS = ("silero-vad", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
+DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
 log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
 HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
@@ -240,9 +240,18 @@ class Runtime:
     def _load_engine(self, settings: Settings):
         return load_named_engine(settings.engine, llm=settings.chat_model, compute=settings.compute, store=self.store)
 
+    def _judge(self):
+        """The end-of-turn model, or None (turns then end on silence alone) with a notice."""
+        try:
+            return load_turn_judge(self.store)
+        except RegistryError as exc:
+            log.warning("no end-of-turn model", exc_info=True)
+            self.on_event(Notice("warning", f"turns end on silence alone: {exc}"))
+            return None
+
     def _open(self, settings: Settings, style: Style, history: list[Message]):
         switches = dict(echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
-                        gain_control=settings.gain_control)
+                        gain_control=settings.gain_control, judge=self._judge())
         if self.simulated:
             conversation = SimulatedConversation(self._engine, self._vad, self._on_conversation_event,
                                                  settings.turn_config(), style, Mode(settings.mode),

@@ -28,7 +28,7 @@ import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -64,10 +64,21 @@ from models.engine import (
 
 RATE = 16000
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
+HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budget reads
 log = logging.getLogger(__name__)
 
 _ENGINE_END = {EndReason.COMPLETE: ReplyEnd.COMPLETE, EndReason.CANCELLED: ReplyEnd.CANCELLED,
                EndReason.EMPTY: ReplyEnd.EMPTY, EndReason.ERROR: ReplyEnd.ERROR}
+
+
+class Judge(Protocol):
+    """Says whether a pause ends the turn (core.audio.turn_end.TurnJudge, or a test's stand-in)."""
+
+    def ask(self, key: int, audio: np.ndarray) -> None: ...
+
+    def verdict(self, key: int) -> float | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -138,11 +149,15 @@ class Session:
                  on_event: Callable[[CoreEvent], None] | None = None,
                  mode: Mode = Mode.ALWAYS_LISTENING, duplex: bool = False,
                  make_chain: Callable[[Style, int], StyleChain | None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, judge: "Judge | None" = None) -> None:
         """`duplex`: the input is echo-cancelled (or echo-free), so the session may listen while
         it speaks; without it, speech during a reply is ignored. `make_chain(style, rate)` builds
         the style post-processing for one reply (default: what the engine cannot do itself).
-        `clock` is the time base of capture times and of every wait the session measures."""
+        `clock` is the time base of capture times and of every wait the session measures.
+        `judge` says whether a pause ends the turn (core/audio/turn_end.py); without one, only
+        the end-of-turn silence does. The session closes it."""
+        self.judge = judge
+        self._judged_pause: int | None = None  # the pause the judge was last asked about
         self.engine = engine
         self.vad = vad
         self.playback = playback
@@ -162,6 +177,8 @@ class Session:
         self.released = 0  # of those, the ones that went on (it was not a barge-in)
         self.replies_started = 0
         self.replies_ended: collections.Counter[ReplyEnd] = collections.Counter()
+        # Replies prepared at a pause: how many, how many became the answer, how many were dropped.
+        self.prepared: collections.Counter[str] = collections.Counter()
         self.state = State.IDLE
         self._detector = TurnDetector(config)
         self._timeline = _Timeline()
@@ -231,6 +248,7 @@ class Session:
                     needed = float("inf") if held else self.config.barge_in_ms
                 for event in self._detector.push(prob, needed):
                     self._on_turn_event(event.kind, event.at)
+                self._end_if_judged_complete()
             self._trim_buffer()
 
     def say(self, text: str) -> None:
@@ -297,6 +315,8 @@ class Session:
     def close(self) -> None:
         """End the conversation: the reply stops and its thread is waited for (within one step)."""
         self.stop()
+        if self.judge is not None:
+            self.judge.close()
         with self._lock:
             thread = self._last_thread
         if thread is not None and thread is not threading.current_thread():
@@ -362,7 +382,11 @@ class Session:
         elif kind == TurnEventKind.PAUSE:
             if reply is not None and reply.committed:
                 return  # a typed question is being answered: nothing to prepare
+            if self.judge is not None:
+                self._judged_pause = at
+                self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos)))
             self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
+            self.prepared["prepared"] += 1
             self._start_reply(self._user_turn(at), committed=False,
                               last_voiced_at=self._timeline.time_of(at), voiced_end=at)
         elif kind == TurnEventKind.RESUME:
@@ -377,6 +401,18 @@ class Session:
                 self._start_reply(self._user_turn(at), committed=True,
                                   last_voiced_at=last_voiced_at, voiced_end=at)
 
+    def _end_if_judged_complete(self) -> None:
+        """A pause the judge calls the end of the turn ends it after a short silence instead of
+        the whole end-of-turn silence."""
+        if (self.judge is None or self._judged_pause is None or not self._detector.in_turn
+                or self._detector.silence_ms < self.config.complete_after_ms
+                or self._detector.last_voiced_end != self._judged_pause):
+            return
+        probability = self.judge.verdict(self._judged_pause)
+        if probability is not None and probability >= self.config.complete_threshold:
+            event = self._detector.end_turn()
+            self._on_turn_event(event.kind, event.at)
+
     def _interrupt(self, outcome: ReplyEnd) -> None:
         """Stop the current reply. INTERRUPTED: it was heard in part and stays in the history,
         cut to what was heard; DISCARDED: it never counted (a speculative or reopened reply)."""
@@ -387,14 +423,19 @@ class Session:
         if reply.started_audio:
             heard = heard_text(reply.clauses, self.playback.written, self.playback.played)
             self.playback.fade_out()
-        if outcome == ReplyEnd.INTERRUPTED and not reply.committed:
+        if not reply.committed:
             outcome = ReplyEnd.DISCARDED  # nobody heard a reply that was never released
+            self.prepared["thrown_away"] += 1
         if outcome == ReplyEnd.INTERRUPTED:
             self.interruptions += 1
             if reply.transcript and heard:
-                self.history.append(Message("user", reply.transcript))
-                self.history.append(Message("assistant", heard, interrupted=True))
+                self._remember(reply.transcript, heard, interrupted=True)
         self._end(reply, outcome, heard)
+
+    def _remember(self, question: str, answer: str, interrupted: bool = False) -> None:
+        """An exchange into the history the engine reads (it keeps what fits its own budget)."""
+        self.history += [Message("user", question), Message("assistant", answer, interrupted=interrupted)]
+        del self.history[:-HISTORY_MESSAGES]
 
     def _user_turn(self, voiced_end: int) -> UserTurn:
         # A little of what follows the speech, up to what has arrived: word endings are soft.
@@ -414,6 +455,7 @@ class Session:
         reply.thread.start()
 
     def _commit(self, reply: _Reply, last_voiced_at: float) -> None:
+        self.prepared["used"] += 1
         reply.committed_at = self.clock()
         reply.last_voiced_at = last_voiced_at
         self._set_state(State.THINKING)
@@ -435,8 +477,7 @@ class Session:
         reason, detail = reply.engine_end
         spoken = reply.spoken
         if reply.transcript and reason == ReplyEnd.COMPLETE and spoken:
-            self.history.append(Message("user", reply.transcript))
-            self.history.append(Message("assistant", spoken))
+            self._remember(reply.transcript, spoken)
         if reason == ReplyEnd.ERROR:
             self._emit(Notice("error", detail))
         self._end(reply, reason, spoken, detail)
@@ -557,19 +598,28 @@ class Session:
         return _Locked(self)
 
     def _hand_out(self) -> None:
-        """Deliver queued events in the order they were made. Whoever holds `_emitting` takes
-        everything queued so far, so two threads never deliver out of order."""
-        with self._emitting:
-            while True:
-                with self._lock:
-                    batch, self._outbox = self._outbox, []
-                if not batch:
+        """Deliver queued events in the order they were made. One thread delivers at a time and
+        takes everything queued so far; a thread that finds another delivering leaves its events
+        to it and returns at once (the audio worker never waits for a slow listener)."""
+        while True:
+            if not self._emitting.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with self._lock:
+                        batch, self._outbox = self._outbox, []
+                    if not batch:
+                        break
+                    for event in batch:
+                        try:
+                            self.on_event(event)
+                        except Exception:  # a faulty listener must not take the conversation down
+                            log.exception("a listener failed on %s", type(event).__name__)
+            finally:
+                self._emitting.release()
+            with self._lock:  # queued after the last look, while the other thread gave up: go on
+                if not self._outbox:
                     return
-                for event in batch:
-                    try:
-                        self.on_event(event)
-                    except Exception:  # a faulty listener must not take the conversation down
-                        log.exception("a listener failed on %s", type(event).__name__)
 
 
 class _Locked:

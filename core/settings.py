@@ -44,7 +44,7 @@ class Settings:
     noise_suppression: bool = True
     gain_control: bool = False
     vad_sensitivity: float = 0.5  # 0.1 (needs clear speech) .. 0.9 (hears whispers)
-    end_of_turn_ms: int = 500
+    end_of_turn_ms: int = TurnConfig.end_of_turn_ms  # the longest wait: a finished-sounding turn ends sooner
     engine: str = DEFAULT_ENGINE
     chat_model: str = "qwen2.5-coder-0.5b-instruct-q4"
     compute: str = "auto"

@@ -20,6 +20,7 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop
 from core.audio.vad import SileroVad
+from core.companion import load_turn_judge
 from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                          UserTranscript)
 from core.session import Session
@@ -50,6 +51,8 @@ class Conversation:
     replies: np.ndarray  # the replies alone on the same timeline, 16 kHz
     history: list[Message]
     underruns: int
+    prepared: dict  # replies prepared at pauses: prepared, used, thrown_away
+    taken: int  # times the session took a turn (a turn it reopened counts again)
     rate: int = RATE
 
 
@@ -88,11 +91,13 @@ class _UserSide:
 def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
          style: Style = Style(), history: list[Message] | None = None, timeout: float = 120.0,
          on_event=None, room: RoomConfig | None = RoomConfig(), voice_profiles: tuple | None = None,
-         max_turns: int | None = None) -> Conversation:
+         max_turns: int | None = None, judge=None) -> Conversation:
     """Play `voice` (16 kHz mono) into a session through a simulated room, in real time, with the
-    speaker's echo cancelled, answering every turn; `timeout` bounds the wait for each reply."""
+    speaker's echo cancelled, answering every turn; `timeout` bounds the wait for each reply.
+    `judge`: whether a pause ends the turn (default: Smart Turn; False: silence alone)."""
     lock = threading.Lock()
     turns: list[TurnResult] = []
+    taken = [0]
     user = _UserSide(voice)
     pending: dict = {}  # the turn being answered: transcript, text, latency
     ticks = {"quiet": 0, "waiting": 0}
@@ -100,6 +105,7 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     def listen(event: CoreEvent) -> None:
         with lock:
             if isinstance(event, StateChanged) and event.state == State.THINKING:
+                taken[0] += 1
                 user.wait(config.reopen_ms // 10)
                 pending.setdefault("at", len(user.played) * FRAME / RATE)
             elif isinstance(event, UserTranscript):
@@ -137,7 +143,8 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     echo = EchoCanceller() if room is not None else None
     loop = SimulatedRoomLoop(playback, room, echo)
     vad.reset()
-    session = Session(engine, vad, playback, config, style, on_event=listen, duplex=True)
+    session = Session(engine, vad, playback, config, style, on_event=listen, duplex=True,
+                      judge=load_turn_judge() if judge is None else judge or None)
     session.voice_profiles = voice_profiles
     if history:
         session.history = list(history)
@@ -158,7 +165,8 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     timeline[: len(replies)] += replies
     for turn in turns:
         turn.underruns = playback.underruns
-    return Conversation(turns, np.clip(timeline, -1, 1), replies, list(session.history), playback.underruns)
+    return Conversation(turns, np.clip(timeline, -1, 1), replies, list(session.history), playback.underruns,
+                        dict(session.prepared), taken[0])
 
 
 def _cut_replies(turns: list[TurnResult], played: np.ndarray, config: TurnConfig) -> None:
@@ -174,9 +182,9 @@ def _cut_replies(turns: list[TurnResult], played: np.ndarray, config: TurnConfig
 def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
               style: Style = Style(), history: list[Message] | None = None,
               timeout: float = 120.0, on_event=None, room: RoomConfig | None = RoomConfig(),
-              voice_profiles: tuple | None = None) -> TurnResult:
+              voice_profiles: tuple | None = None, judge=None) -> TurnResult:
     """The first turn of `voice` and its spoken reply."""
     conversation = talk(engine, vad, voice, config, style, history, timeout, on_event, room, voice_profiles,
-                        max_turns=1)
+                        max_turns=1, judge=judge)
     return conversation.turns[0] if conversation.turns else TurnResult(
         "", "", "timeout: no end of turn was heard", None, 0.0, history=conversation.history)

@@ -24,7 +24,9 @@ class TurnConfig:
     threshold: float = 0.5  # speech probability that counts as voiced
     min_speech_ms: int = 160  # voiced time before a turn starts (coughs and clicks do not)
     speculate_after_ms: int = 96  # silence after which a reply is prepared ahead of time
-    end_of_turn_ms: int = 500  # silence that ends the turn (the user's setting)
+    end_of_turn_ms: int = 1200  # silence that ends the turn whatever it sounds like (the user's setting)
+    complete_after_ms: int = 200  # silence that ends a turn the end-of-turn model judges complete
+    complete_threshold: float = 0.5  # its probability that counts as complete
     pre_roll_ms: int = 300  # audio kept from before the detected start
     barge_in_ms: int = 300  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
     barge_in_threshold: float = 0.5  # speech probability counted toward a barge-in
@@ -85,6 +87,17 @@ class TurnDetector:
     @property
     def in_turn(self) -> bool:
         return self._in_turn
+
+    @property
+    def silence_ms(self) -> float:
+        """Silence since the last voiced window of the current turn (0 while voiced)."""
+        return self._silence
+
+    def end_turn(self) -> TurnEvent:
+        """End the turn now (its pause was judged the end): as if the full silence had passed."""
+        self._in_turn = self._paused = False
+        self._silence = 0.0
+        return TurnEvent(TurnEventKind.END, self.last_voiced_end)
 
     def begin_turn(self) -> None:
         """Enter a turn now, whatever the audio says (push-to-talk pressed)."""

@@ -74,6 +74,26 @@ class ScriptedVad:
         return probs
 
 
+class ScriptedJudge:
+    """Answers at once: `complete(audio)` decides (default: every pause ends the turn)."""
+
+    def __init__(self, complete=lambda audio: 1.0) -> None:
+        self.complete = complete
+        self.asked: list[int] = []
+        self._answers: dict[int, float] = {}
+        self.closed = False
+
+    def ask(self, key: int, audio: np.ndarray) -> None:
+        self.asked.append(key)
+        self._answers[key] = self.complete(audio)
+
+    def verdict(self, key: int) -> float | None:
+        return self._answers.get(key)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeModel:
     """The engine's one model: entered for the whole of a reply, by one thread at a time."""
 
@@ -184,14 +204,15 @@ class FakeEngine:
 class Rig:
     """A session on a virtual clock with the fake engine and VAD: the test is the audio worker."""
 
-    def __init__(self, config: TurnConfig = TurnConfig(), duplex: bool = True, **engine) -> None:
+    def __init__(self, config: TurnConfig = TurnConfig(), duplex: bool = True, judge=None, **engine) -> None:
         self.clock = VirtualClock()
         self.engine = FakeEngine(**engine)
         self.vad = ScriptedVad()
         self.playback = PlaybackQueue(RATE, clock=self.clock)
         self.events: list[CoreEvent] = []
         self.session = Session(self.engine, self.vad, self.playback, config, on_event=self.events.append,
-                               duplex=duplex, make_chain=lambda style, rate: None, clock=self.clock)
+                               duplex=duplex, make_chain=lambda style, rate: None, clock=self.clock,
+                               judge=judge)
         self.speech: list[tuple[int, int]] = []  # (start, end) sample positions the user speaks
         self.played = 0
         self.thread_errors: list[BaseException] = []

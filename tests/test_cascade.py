@@ -134,3 +134,32 @@ def test_a_long_unpunctuated_sentence_is_cut_before_the_voice_runs_dry(stack, st
     # leave no gap depends on the machine's load: bench duplex counts underruns in a long conversation.
     assert len(texts) >= 3, texts
     assert all(len(t.split()) >= 3 for t in texts[1:]), texts  # cut at whole phrases, never a word or two
+
+
+def test_a_growing_turn_is_recognised_as_it_grows(engine):
+    """A long turn recognised at every pause, as the session prepares replies while the user
+    speaks: by the end only the last few seconds are left to decode, and the words are as good as
+    one decode of the whole turn."""
+    import numpy as np
+
+    from core.bench.hearing import pause_points
+    from core.bench.natural import SCRIPTS, SPEAKERS, Kind, natural_turn
+    from core.companion import load_vad
+    from models.cascade.asr import MIN_REST_S, RATE
+
+    turn = natural_turn(SCRIPTS[Kind.LONG][0], SPEAKERS[0], np.random.default_rng(2))
+    asr = engine.asr
+    whole = asr.transcribe(turn.audio)
+    points = pause_points(load_vad(), turn.audio)
+    assert len(points) > 5
+    for end in points[:-1]:
+        asr.transcribe_turn(turn.audio[:end])
+    start, _ = asr._heard_prefix(turn.audio)
+    assert len(turn.audio) - start < 3 * MIN_REST_S * RATE, "most of the turn was left for the end"
+    growing = asr.transcribe_turn(turn.audio)
+    assert word_error(turn.text, growing) <= word_error(turn.text, whole) + 0.03, (growing, whole)
+    # The next turn starts afresh: nothing of the last one is prepended.
+    question = natural_turn(SCRIPTS[Kind.SHORT][0], SPEAKERS[1], np.random.default_rng(3))
+    heard = asr.transcribe_turn(question.audio).lower()
+    assert "timer" in heard and "lisbon" not in heard, heard
+    assert asr._heard_prefix(turn.audio) == (0, "")

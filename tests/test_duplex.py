@@ -91,7 +91,7 @@ def test_a_short_sound_does_not_interrupt_it(stack, speak):
     placed = {}
 
     def backchannel(tick):
-        if "at" not in placed and c.playback.played > DEVICE_RATE * 1.0:
+        if "at" not in placed and c.playback.played > DEVICE_RATE * 1.5:  # past the reopening second
             placed["at"] = c.say_now(blip)
 
     c.run(lambda: len(c.finished) >= 1, 90, on_tick=backchannel)
@@ -112,7 +112,7 @@ def test_a_word_pauses_the_reply_and_it_goes_on_where_it_stopped(stack, speak):
     placed = {}
 
     def remark(tick):
-        if "at" not in placed and c.playback.played > DEVICE_RATE * 1.0:
+        if "at" not in placed and c.playback.played > DEVICE_RATE * 1.5:  # past the reopening second
             placed["at"] = c.say_now(word)
 
     c.run(lambda: len(c.finished) >= 1, 90, on_tick=remark)

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,7 @@ from models.engine import (
     start_reply,
 )
 from models.engine import Style
-from tests.fakes import Rig
+from tests.fakes import Rig, ScriptedJudge
 
 CONFIG = TurnConfig()
 
@@ -161,6 +162,41 @@ def test_a_turn_is_answered_and_kept(thread_errors):
     assert not thread_errors and not rig.live_reply_threads()
 
 
+def test_a_pause_judged_complete_ends_the_turn_after_a_short_silence(thread_errors):
+    judge = ScriptedJudge(lambda audio: 0.9)
+    rig = Rig(judge=judge)
+    rig.say_for(1200)
+    rig.quiet_for(2000)
+    [latency] = rig.session.latencies
+    assert CONFIG.complete_after_ms - 40 <= latency.end_of_turn <= CONFIG.complete_after_ms + 40
+    assert len(judge.asked) == 1 and [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+    rig.session.close()
+    assert judge.closed and not thread_errors
+
+
+def test_a_pause_judged_unfinished_waits_for_the_whole_silence(thread_errors):
+    rig = Rig(judge=ScriptedJudge(lambda audio: 0.1))
+    rig.say_for(1200)
+    rig.quiet_for(CONFIG.end_of_turn_ms - 100)
+    assert rig.session.state == State.HEARING and not rig.finished  # "I was thinking about, um"
+    rig.say_for(800)  # ... and the sentence goes on: one turn, no reply in between
+    rig.quiet_for(CONFIG.end_of_turn_ms + 2000)
+    [latency] = rig.session.latencies
+    assert CONFIG.end_of_turn_ms - 40 <= latency.end_of_turn <= CONFIG.end_of_turn_ms + 40
+    assert [m.role for m in rig.session.history] == ["user", "assistant"] and not thread_errors
+
+
+def test_a_verdict_on_an_earlier_pause_does_not_end_the_turn(thread_errors):
+    answers = iter([0.1, 0.95])  # the first pause is unfinished; the second complete
+    rig = Rig(judge=ScriptedJudge(lambda audio: next(answers)))
+    rig.say_for(800)
+    rig.quiet_for(400)
+    rig.say_for(800)
+    rig.quiet_for(1500)
+    assert len(rig.session.latencies) == 1 and len(rig.engine.calls) == 2
+    assert rig.session.latencies[0].end_of_turn <= CONFIG.complete_after_ms + 40 and not thread_errors
+
+
 def test_a_pause_inside_a_turn_discards_the_prepared_reply_and_only_its_own(thread_errors):
     rig = Rig()
     rig.say_for(800)
@@ -173,6 +209,7 @@ def test_a_pause_inside_a_turn_discards_the_prepared_reply_and_only_its_own(thre
     assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]  # the discarded one never showed
     assert rig.session.history[-1].text == second.reply_text
     assert len(second.turn.audio) > len(first.turn.audio)  # the whole turn
+    assert rig.session.prepared == {"prepared": 2, "thrown_away": 1, "used": 1}
     assert not thread_errors and not rig.live_reply_threads()
 
 
@@ -187,7 +224,7 @@ def test_a_barge_in_cuts_the_reply_to_what_was_heard(thread_errors):
     assert heard.interrupted and heard.role == "assistant"
     words = call.reply_text.split()
     assert 0 < len(heard.text.split()) < len(words) and words[: len(heard.text.split())] == heard.text.split()
-    rig.quiet_for(3000)  # the new turn is answered
+    rig.quiet_for(CONFIG.end_of_turn_ms + 4000)  # the new turn is answered
     assert [f.reason for f in rig.finished] == [ReplyEnd.INTERRUPTED, ReplyEnd.COMPLETE]
     assert not thread_errors and not rig.live_reply_threads()
 
@@ -293,6 +330,8 @@ def check_invariants(rig: Rig, thread_errors: list) -> None:
     assert sum(session.replies_ended.values()) == session.replies_started
     assert all(call.closed for call in engine.calls)
     assert session.state == State.LISTENING
+    prepared = session.prepared
+    assert prepared["used"] + prepared["thrown_away"] == prepared["prepared"]
     # The history holds committed turns only, each answered by what was said or heard of it.
     calls = {call.transcript: call for call in engine.calls}
     history = session.history
@@ -316,7 +355,9 @@ def test_random_schedules_keep_every_invariant(actions):
     previous = threading.excepthook
     threading.excepthook = lambda args: errors.append(args.exc_value)
     try:
-        rig = Rig(config=TurnConfig(speculate_after_ms=96), clauses=2, clause_ms=300)
+        verdicts = iter(np.random.default_rng(len(actions)).uniform(0, 1, 10_000))
+        rig = Rig(config=TurnConfig(speculate_after_ms=96), clauses=2, clause_ms=300,
+                  judge=ScriptedJudge(lambda audio: next(verdicts)))
         run_schedule(rig, actions)
         check_invariants(rig, errors)
     finally:

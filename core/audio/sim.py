@@ -90,9 +90,11 @@ class VoiceTrack:
 
 class SimulatedRoomLoop:
     def __init__(self, playback: PlaybackQueue, room: RoomConfig | None = RoomConfig(),
-                 echo: EchoCanceller | None = None, speed: float = 1.0) -> None:
+                 echo: EchoCanceller | None = None, speed: float = 1.0, record: bool = True) -> None:
         """`room=None`: the microphone hears only the user (headphones). `echo=None`: no
-        cancellation (the session must then be half duplex)."""
+        cancellation (the session must then be half duplex). `record=False`: keep nothing of what
+        was played and heard (an hour of it is a gigabyte)."""
+        self.record = record
         self.playback = playback
         self.room = SimulatedRoom(room) if room is not None else None
         self.echo = echo
@@ -134,14 +136,16 @@ class SimulatedRoomLoop:
             if on_tick is not None:
                 on_tick(tick)
             block = self.playback.read(self._block)
-            self.played.append(block)
+            if self.record:
+                self.played.append(block)
             self._far_queue.extend(self._far_frames.push(self._to16k.process(block)))
             # The resampler's first output lags by its filter delay: silence until it flows.
             far = self._far_queue.popleft() if self._far_queue else np.zeros(FRAME, np.float32)
             voice = track.frame(tick * FRAME)
             mic = self.room.mic_frame(far, voice) if self.room is not None else voice
             clean = self.echo.process_both(mic, far) if self.echo is not None else CleanedFrame(mic, mic)
-            self.heard.append(clean.suppressed)
-            self.heard_linear.append(clean.linear)
+            if self.record:
+                self.heard.append(clean.suppressed)
+                self.heard_linear.append(clean.linear)
             self.ticks = tick + 1
             feed(clean.suppressed, clock.wait_next(), clean.linear)

@@ -62,6 +62,12 @@ def _hearing(turns: int | None) -> dict:
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "hearing": _hearing, "omni": _omni, "latency": _latency, "chat": _chat,
+def _natural(turns: int | None) -> dict:
+    from core.bench.listening import run
+
+    return run(seed=turns or 0)  # --turns: the natural set's seed
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "hearing": _hearing, "natural": _natural, "omni": _omni, "latency": _latency, "chat": _chat,
                                            "duplex": _duplex,
                                            "style": _style}

@@ -20,7 +20,7 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
 from core.bench.stats import peak_rss_mb, summary, word_error
-from core.companion import load_cascade, load_vad
+from core.companion import load_turn_judge, load_cascade, load_vad
 from core.events import ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig
@@ -62,7 +62,7 @@ class _Conversation:
         self.playback = PlaybackQueue(DEVICE_RATE)
         self.loop = SimulatedRoomLoop(self.playback, room, EchoCanceller(), speed=speed)
         self.finished: list[ReplyFinished] = []
-        self.session = Session(engine, vad, self.playback, TurnConfig(), duplex=True,
+        self.session = Session(engine, vad, self.playback, TurnConfig(), duplex=True, judge=load_turn_judge(),
                                on_event=lambda e: isinstance(e, ReplyFinished) and self.finished.append(e))
         self.track = VoiceTrack()
         self.tick = 0

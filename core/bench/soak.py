@@ -28,6 +28,7 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VirtualClock
 from core.bench.stats import cpu_features, summary
+from core.companion import load_turn_judge
 from core.events import ReplyEnd, ReplyFinished, State, StateChanged
 from core.session import Session
 from core.style.presets import PresetStore
@@ -145,9 +146,10 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
                         session.set_style(style_from_preset(built_in.get(names[len(finished) // STYLE_EVERY % len(names)])))
 
     playback = PlaybackQueue(DEVICE_RATE, clock=clock)
-    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller())
+    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller(), record=False)
     vad.reset()
-    session = Session(engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock)
+    session = Session(engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock,
+                      judge=load_turn_judge())
     warm = {}
     stalled = []
 
@@ -207,14 +209,14 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
     question = natural_conversation(n_turns=1, seed=seed, background=False).turns[0].audio
     burst = question[: RATE // 2]
     playback = PlaybackQueue(DEVICE_RATE)
-    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller())
+    loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller(), record=False)
     from core.audio.sim import VoiceTrack
 
     track = VoiceTrack()
     finished: list[ReplyFinished] = []
     vad.reset()
     session = Session(engine, vad, playback, TurnConfig(), on_event=lambda e: isinstance(e, ReplyFinished) and finished.append(e),
-                      duplex=True)
+                      duplex=True, judge=load_turn_judge())
     runner = threading.Thread(target=loop.run, args=(session.feed, track, lambda: False, 24 * 3600.0),
                               name="stress-audio", daemon=True)
     runner.start()

@@ -52,22 +52,29 @@ class WhisperAsr:
         start, before = self._heard_prefix(audio)
         rest = self.transcribe(audio[start:], cancelled, prompt=before) if len(audio) - start >= RATE // 10 else ""
         text = " ".join(t for t in (before, rest) if t)
-        self._known = [k for k in self._known if len(k[0]) < len(audio)][-KNOWN_PREFIXES + 1:] + [(audio.copy(), text)]
+        if len(audio) - start >= MIN_REST_S * RATE:  # heard with enough around it to build on
+            self._known = [k for k in self._known if len(k[0]) < len(audio)][-KNOWN_PREFIXES + 1:]
+            self._known.append((audio.copy(), text))
         return text
 
     def _heard_prefix(self, audio: np.ndarray) -> tuple[int, str]:
         """The longest recognised prefix of `audio` that leaves at least MIN_REST_S to decode
         (samples, text): Whisper hears a phrase or two alone much worse than a few seconds of
-        speech. A turn that shares no prefix is a new turn, and what was kept of the last is dropped."""
+        speech. A turn that is not this one's continuation is a new turn: what was kept is dropped."""
         best, shared = (0, ""), False
         for known, text in self._known:
             if len(known) <= len(audio) and np.array_equal(known, audio[: len(known)]):
                 shared = True
                 if best[0] < len(known) <= len(audio) - MIN_REST_S * RATE:
                     best = (len(known), text)
-        if not shared:
+        if self._known and not shared and not self._is_earlier(audio):
             self._known = []
         return best
+
+    def _is_earlier(self, audio: np.ndarray) -> bool:
+        """`audio` is a shorter version of the turn kept (a reply prepared at an earlier pause
+        that came late): the turn is the same."""
+        return any(len(known) > len(audio) and np.array_equal(known[: len(audio)], audio) for known, _ in self._known)
 
     @single_threaded
     def transcribe(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None, prompt: str = "") -> str:

@@ -192,7 +192,7 @@ class CascadeEngine:
             if question is None:
                 t0 = time.perf_counter()
                 try:
-                    question = self.asr.transcribe(turn.audio, cancelled=lambda: token.cancelled)
+                    question = self.asr.transcribe_turn(turn.audio, cancelled=lambda: token.cancelled)
                 except Cancelled:
                     events.put(ReplyDone(EndReason.CANCELLED))
                     return

@@ -158,6 +158,20 @@ BUILT_IN: tuple[Asset, ...] = (
         ),
     ),
     Asset(
+        id="smart-turn-v3.2",
+        role="turn",
+        licence="BSD-2-Clause",
+        description="Smart Turn v3.2: whether a pause ends the turn, from the speech before it "
+                    "(ONNX, Whisper log-mel input), from the pipecat-ai package (its code is never imported)",
+        files=(
+            AssetFile(
+                "smart-turn.onnx", 8679182,
+                "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+                _pack("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"),
+            ),
+        ),
+    ),
+    Asset(
         id="piper-joe-medium",
         role="tts",
         licence="MIT",
@@ -201,6 +215,7 @@ PINNABLE: dict[str, tuple] = {
 
 DEFAULT_ASSETS: tuple[str, ...] = (
     "silero-vad",
+    "smart-turn-v3.2",
     "whisper-base",
     "qwen2.5-coder-0.5b-instruct-q4",
     "piper-joe-medium",

@@ -22,6 +22,9 @@ def part_path(part: PackagePart) -> Path:
     raise MissingPart(part.module, part.path, pip_name(part.module))
 
 
+_DISTRIBUTIONS = {"pipecat": "pipecat-ai"}  # packs whose distribution is not named after the module
+
+
 def pip_name(module: str) -> str:
     # The packs follow the usual convention: distribution name = module name with dashes.
-    return module.replace("_", "-")
+    return _DISTRIBUTIONS.get(module, module.replace("_", "-"))

@@ -1,0 +1,98 @@
+"""Whether a pause ends the user's turn, judged from how the speech before it sounds.
+
+Silence alone cannot tell "What time is it?" (done) from "I was thinking about, um" (not done):
+people pause 0.3-1.5 s inside sentences. Smart Turn v3.2 (an ONNX model shipped in the
+pipecat-ai wheel) hears the last 8 s of the turn as Whisper's log-mel features and gives the
+probability that the turn is complete. The session asks at every pause; a turn judged complete
+ends after a short silence, one judged unfinished waits for the user's end-of-turn silence.
+
+Inference takes tens of milliseconds, too long for the audio worker's 10 ms frames, so the
+judge runs on a thread of its own and the session reads its verdict on a later frame.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from models.engine import single_threaded
+
+log = logging.getLogger(__name__)
+
+RATE = 16000
+WINDOW_S = 8  # the model hears the last 8 s of the turn, zeros before a shorter one
+_NORM_EPS = 1e-7
+
+
+class SmartTurn:
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        import onnxruntime
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+        # Whisper's own log-mel (80 bins, 10 ms hop), over an 8 s window.
+        self._features = FeatureExtractor(feature_size=80, sampling_rate=RATE, hop_length=160,
+                                          chunk_length=WINDOW_S, n_fft=400)
+
+    @single_threaded
+    def complete(self, audio: np.ndarray) -> float:
+        """Probability (0..1) that the turn in `audio` (16 kHz mono, ending at the pause) is over."""
+        n = WINDOW_S * RATE
+        window = np.zeros(n, np.float32)
+        tail = audio[-n:].astype(np.float32, copy=False)
+        window[n - len(tail):] = tail
+        window = (window - window.mean()) / np.sqrt(window.var() + _NORM_EPS)
+        mel = self._features(window, padding=0)[:, : WINDOW_S * 100]
+        out = self._session.run(None, {"input_features": mel[None].astype(np.float32)})[0]
+        return float(out[0, 0])  # the exported model ends in a sigmoid: already a probability
+
+
+class TurnJudge:
+    """Asks a SmartTurn about one pause at a time on its own thread. `ask` replaces any question
+    not yet taken up; `verdict(key)` is the answer for that pause once there is one."""
+
+    def __init__(self, model: SmartTurn) -> None:
+        self._model = model
+        self._lock = threading.Condition()
+        self._question: tuple[int, np.ndarray] | None = None
+        self._answer: tuple[int, float] | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="turn-judge", daemon=True)
+        self._thread.start()
+
+    def ask(self, key: int, audio: np.ndarray) -> None:
+        with self._lock:
+            self._question = (key, audio[-WINDOW_S * RATE:].copy())
+            self._lock.notify()
+
+    def verdict(self, key: int) -> float | None:
+        with self._lock:
+            return self._answer[1] if self._answer is not None and self._answer[0] == key else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._question is None and not self._closed:
+                    self._lock.wait()
+                if self._closed:
+                    return
+                (key, audio), self._question = self._question, None
+            try:
+                probability = self._model.complete(audio)
+            except Exception:  # a failed judgement leaves the pause to the silence rule
+                log.exception("the end-of-turn model failed")
+                continue
+            with self._lock:
+                self._answer = (key, probability)

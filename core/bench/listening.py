@@ -1,0 +1,85 @@
+"""bench natural: the companion answering natural speech, in real time, through the simulated
+room, on the real models.
+
+Each turn of the natural set (several voices with pauses, fillers and hesitations inside turns,
+background speech under some, and two real people's telephone turns) is said into the room as
+one turn, and `talk` answers it as the app would. Per turn and summarised: response (end of speech
+to first sound), recognition left after the end of the turn, word error of what the session heard
+against what was said and against the plain decode of the same audio (faster-whisper, 30 s
+window, beam 1), false cut-ins (the session took the turn at a pause inside it, whether or not
+the speaker's going on then took it back), and how the replies prepared at pauses were used.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from core.bench.stats import peak_rss_mb, summary, word_error
+
+RATE = 16000
+
+
+def _plain(asr, audio: np.ndarray) -> str:
+    segments, _ = asr._model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
+                                        without_timestamps=True, condition_on_previous_text=False,
+                                        vad_filter=False)
+    return " ".join(s.text.strip() for s in segments).strip()
+
+
+def measure(engine, vad, turns, room=None) -> dict:
+    from core.audio.room import RoomConfig
+    from core.talk import talk
+
+    rows = []
+    for turn in turns:
+        audio = np.concatenate([turn.audio, np.zeros(RATE // 2, np.float32)])
+        plain = _plain(engine.asr, turn.audio)
+        conversation = talk(engine, vad, audio, room=room or RoomConfig())
+        taken = conversation.turns
+        last = taken[-1] if taken else None
+        heard = " ".join(t.transcript for t in taken)
+        lat = last.latency if last is not None else None
+        rows.append({
+            "speaker": turn.speaker, "seconds": round(turn.seconds, 1), "pauses": len(turn.pauses),
+            "taken_as": conversation.taken, "reasons": [str(t.reason) for t in taken],
+            "reference": turn.text, "heard": heard, "plain": plain,
+            "response_ms": round(lat.response, 1) if lat else None,
+            "asr_after_end_ms": round(lat.stages.get("asr_after_end", float("nan")), 1) if lat else None,
+            "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
+            "prepared": conversation.prepared,
+        })
+    refs = [r["reference"] for r in rows]
+    responses = [r["response_ms"] for r in rows if r["response_ms"] is not None]
+    after_end = [r["asr_after_end_ms"] for r in rows if r["asr_after_end_ms"] is not None]
+    pauses = sum(r["pauses"] for r in rows)
+    cut_ins = sum(max(0, r["taken_as"] - 1) for r in rows)
+    prepared = {k: sum(r["prepared"].get(k, 0) for r in rows) for k in ("prepared", "used", "thrown_away")}
+    return {
+        "turns": len(rows),
+        "response_ms": summary(responses),
+        "asr_after_end_ms": summary(after_end),
+        "word_error": {"heard": round(100 * word_error(refs, [r["heard"] for r in rows]), 2),
+                       "plain_decode": round(100 * word_error(refs, [r["plain"] for r in rows]), 2)},
+        "false_cut_ins": {"count": cut_ins, "mid_turn_pauses": pauses,
+                          "share": round(cut_ins / max(1, pauses), 3)},
+        "prepared_replies": prepared,
+        "unanswered": sum(1 for r in rows if "complete" not in r["reasons"]),
+        "per_turn": rows,
+    }
+
+
+def run(seed: int = 0) -> dict:
+    from core.bench.natural import natural_set
+    from core.companion import load_cascade, load_vad
+
+    turns = natural_set(seed)
+    t0 = time.perf_counter()
+    engine, vad = load_cascade(), load_vad()
+    load_s = time.perf_counter() - t0
+    result = {"bench": "natural", "set": f"natural_set(seed={seed}): synthetic voices (Piper, espeak-ng) "
+                                         "with pauses and fillers, background speech, and a recorded call",
+              "load_seconds": round(load_s, 1)}
+    result.update(measure(engine, vad, turns))
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
