@@ -162,4 +162,4 @@ def test_a_growing_turn_is_recognised_as_it_grows(engine):
     question = natural_turn(SCRIPTS[Kind.SHORT][0], SPEAKERS[1], np.random.default_rng(3))
     heard = asr.transcribe_turn(question.audio).lower()
     assert "timer" in heard and "lisbon" not in heard, heard
-    assert asr._heard_prefix(turn.audio) == (0, "")
+    assert asr._heard_prefix(turn.audio) == (0, "") and not asr._cuts

@@ -20,7 +20,7 @@ FULL_FRAMES = 3000  # Whisper's 30 s window
 MIN_FRAMES = 1000  # below a 10 s window Whisper base starts repeating itself on short turns
 MARGIN_FRAMES = 100  # silence after the speech: Whisper expects to see the end of the utterance
 MAX_PROMPT_TOKENS = 224  # Whisper's context is 448 tokens; the prompt may take half
-KNOWN_PREFIXES = 64  # recognised prefixes kept of the current turn
+MAX_CUTS = 64  # recognised prefixes kept of the current turn
 MIN_REST_S = 4  # a growing turn's last part is decoded with at least this much audio
 
 
@@ -39,7 +39,9 @@ class WhisperAsr:
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=language)
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-        self._known: list[tuple[np.ndarray, str]] = []  # the current turn's heard prefixes and their text
+        # The current turn as far as it was heard, and where it was recognised up to: (samples, text).
+        self._turn = np.zeros(0, np.float32)
+        self._cuts: list[tuple[int, str]] = []
 
     @single_threaded
     def transcribe_turn(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None) -> str:
@@ -53,28 +55,22 @@ class WhisperAsr:
         rest = self.transcribe(audio[start:], cancelled, prompt=before) if len(audio) - start >= RATE // 10 else ""
         text = " ".join(t for t in (before, rest) if t)
         if len(audio) - start >= MIN_REST_S * RATE:  # heard with enough around it to build on
-            self._known = [k for k in self._known if len(k[0]) < len(audio)][-KNOWN_PREFIXES + 1:]
-            self._known.append((audio.copy(), text))
+            if len(audio) > len(self._turn):
+                self._turn = audio.copy()
+            self._cuts = [c for c in self._cuts if c[0] < len(audio)][-MAX_CUTS + 1:] + [(len(audio), text)]
         return text
 
     def _heard_prefix(self, audio: np.ndarray) -> tuple[int, str]:
         """The longest recognised prefix of `audio` that leaves at least MIN_REST_S to decode
         (samples, text): Whisper hears a phrase or two alone much worse than a few seconds of
-        speech. A turn that is not this one's continuation is a new turn: what was kept is dropped."""
-        best, shared = (0, ""), False
-        for known, text in self._known:
-            if len(known) <= len(audio) and np.array_equal(known, audio[: len(known)]):
-                shared = True
-                if best[0] < len(known) <= len(audio) - MIN_REST_S * RATE:
-                    best = (len(known), text)
-        if self._known and not shared and not self._is_earlier(audio):
-            self._known = []
-        return best
-
-    def _is_earlier(self, audio: np.ndarray) -> bool:
-        """`audio` is a shorter version of the turn kept (a reply prepared at an earlier pause
-        that came late): the turn is the same."""
-        return any(len(known) > len(audio) and np.array_equal(known[: len(audio)], audio) for known, _ in self._known)
+        speech. Audio that is neither a continuation of the turn kept nor an earlier version of
+        it is a new turn: what was kept is dropped."""
+        shared = min(len(audio), len(self._turn))
+        if not np.array_equal(self._turn[:shared], audio[:shared]):
+            self._turn, self._cuts = np.zeros(0, np.float32), []
+            return 0, ""
+        usable = [c for c in self._cuts if c[0] <= min(shared, len(audio) - MIN_REST_S * RATE)]
+        return max(usable, default=(0, ""))
 
     @single_threaded
     def transcribe(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None, prompt: str = "") -> str:
