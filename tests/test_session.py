@@ -40,7 +40,9 @@ def test_round_trip_spoken_question_and_spoken_reply(stack, speak):
 
 def test_a_pause_inside_the_turn_does_not_answer_half_a_question(stack, speak):
     engine, vad = stack
-    # 350 ms of silence: past the speculation point (200 ms), short of the end of turn (500 ms).
+    # 350 ms of silence: past the speculation point, short of the end of turn. On silence alone
+    # (no end-of-turn model: a synthetic voice ends "Please tell me," as it ends a sentence, and
+    # the model hears that; tests/test_turn_end.py holds the model to real cases).
     voice = np.concatenate([speak("Please tell me,"), np.zeros(int(16000 * 0.35), np.float32),
                             speak("what is the capital city of Italy?", lead_ms=0)])
     replies, states = [], []
@@ -51,7 +53,7 @@ def test_a_pause_inside_the_turn_does_not_answer_half_a_question(stack, speak):
         if isinstance(e, StateChanged):
             states.append(e.state)
 
-    result = talk_once(engine, vad, voice, on_event=on_event)
+    result = talk_once(engine, vad, voice, on_event=on_event, judge=False)
     assert result.reason == "complete"
     assert len(replies) == 1
     assert states.count("thinking") == 1  # the speculative reply at the pause was never shown

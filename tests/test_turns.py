@@ -43,7 +43,7 @@ def test_speech_after_a_pause_resumes_the_same_turn():
 
 
 def test_hysteresis_keeps_a_turn_through_dips():
-    d = TurnDetector(TurnConfig(threshold=0.5))
+    d = TurnDetector(TurnConfig(threshold=0.5, end_of_turn_ms=500))
     probs = [0.9] * 10 + [0.4, 0.45, 0.4] * 5 + [0.0] * ms(600)
     assert [k for k, _ in run(d, probs)] == ["start", "pause", "end"]
 
@@ -82,7 +82,7 @@ def test_a_short_sound_pauses_the_reply_and_quiet_lets_it_go_on():
 def test_held_through_the_gaps_between_words_until_a_phrase_takes_over():
     """ "Wait... stop, what is...": paused from the first word on, the turn starts once one unbroken
     run reaches the bar; gaps shorter than the release time keep the reply paused."""
-    d = TurnDetector(TurnConfig(barge_in_hold_ms=128, barge_in_release_ms=256))
+    d = TurnDetector(TurnConfig(barge_in_hold_ms=128, barge_in_release_ms=256, end_of_turn_ms=500))
     words = [0.9] * 5 + [0.0] * 4 + [0.9] * 4 + [0.0] * 6 + [0.9] * 10 + [0.0] * 20
     events = barge(d, words)
     assert [k for k, _ in events] == ["hold", "start", "pause", "end"]
