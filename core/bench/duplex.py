@@ -126,7 +126,7 @@ def _barge_ins(engine, vad, tts, count: int) -> dict:
         c.run(stopped, 90, on_tick=interrupt)
         if "at" not in placed:
             continue  # the reply ended before the moment to interrupt: not an attempt
-        c.session.stop()
+        c.session.close()  # its threads end before the models are torn down
         if not any(f.reason == "interrupted" for f in c.finished):
             continue
         detected += 1
@@ -188,7 +188,7 @@ def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> d
             state["wait_until"] = tick + 1 + len(question) // FRAME + 150  # at least 1.5 s before the next
 
     c.run(lambda: c.tick >= total_ticks, minutes * 60 + 5, on_tick=script)
-    c.session.stop()
+    c.session.close()  # its threads end before the models are torn down
     return {"simulated_minutes": minutes, "clock_speed": speed, "turns": state["asked"],
             "replies_completed": sum(f.reason == "complete" for f in c.finished),
             "underruns": c.playback.underruns, "pauses": c.session.holds}
