@@ -90,9 +90,11 @@ class SimulatedRoom:
     """One laptop in one room: `mic_frame` turns what the speaker plays and what the user says
     during the same 10 ms into what the mic records."""
 
-    def __init__(self, config: RoomConfig, rate: int = 16000) -> None:
+    def __init__(self, config: RoomConfig, rate: int = 16000, record: bool = True) -> None:
+        """`record=False`: keep none of the ground truth (an hour of it is hundreds of MB)."""
         self.config = config
         self.rate = rate
+        self.record = record
         self.rir = make_rir(config, rate) * 10 ** (config.echo_gain_db / 20)
         self._path = EchoPath(self.rir)
         self._noise_rms = 10 ** (config.noise_dbfs / 20)
@@ -109,9 +111,10 @@ class SimulatedRoom:
             raise ValueError(f"speaker and user frames differ in shape: {speaker.shape} vs {user.shape}")
         echo = self._path.process(soft_clip(speaker, self.config.nonlinearity))
         noise = self._rng.normal(0.0, self._noise_rms, len(speaker)).astype(np.float32)
-        self._played.append(speaker)
-        self._user.append(user)
-        self._echo.append(echo)
+        if self.record:
+            self._played.append(speaker)
+            self._user.append(user)
+            self._echo.append(echo)
         return echo + user + noise
 
     @property

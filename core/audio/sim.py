@@ -96,7 +96,7 @@ class SimulatedRoomLoop:
         was played and heard (an hour of it is a gigabyte)."""
         self.record = record
         self.playback = playback
-        self.room = SimulatedRoom(room) if room is not None else None
+        self.room = SimulatedRoom(room, record=record) if room is not None else None
         self.echo = echo
         self.speed = speed
         self._block = playback.device_rate * FRAME_MS // 1000
