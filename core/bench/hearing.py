@@ -35,21 +35,25 @@ def pause_points(vad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> l
     return sorted(set(points))
 
 
+def plain_decode(asr, audio: np.ndarray) -> str:
+    """The reference decode: faster-whisper as it comes, the 30 s window, beam 1."""
+    segments, _ = asr._model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
+                                        without_timestamps=True, condition_on_previous_text=False,
+                                        vad_filter=False)
+    return " ".join(s.text.strip() for s in segments).strip()
+
+
 def measure(asr, vad, turns) -> dict:
     rows = []
     for turn in turns:
         audio = turn.audio
         t0 = time.perf_counter()
-        plain_segments, _ = asr._model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
-                                                  without_timestamps=True, condition_on_previous_text=False,
-                                                  vad_filter=False)
-        plain = " ".join(s.text.strip() for s in plain_segments).strip()
+        plain = plain_decode(asr, audio)
         plain_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         whole = asr.transcribe(audio)
         whole_s = time.perf_counter() - t0
         points = pause_points(vad, audio)
-        growing, last_s = "", 0.0
         for end in points[:-1]:
             asr.transcribe_turn(audio[:end])
         t0 = time.perf_counter()

@@ -15,16 +15,10 @@ import time
 
 import numpy as np
 
+from core.bench.hearing import plain_decode
 from core.bench.stats import peak_rss_mb, summary, word_error
 
 RATE = 16000
-
-
-def _plain(asr, audio: np.ndarray) -> str:
-    segments, _ = asr._model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
-                                        without_timestamps=True, condition_on_previous_text=False,
-                                        vad_filter=False)
-    return " ".join(s.text.strip() for s in segments).strip()
 
 
 def measure(engine, vad, turns, room=None) -> dict:
@@ -34,7 +28,7 @@ def measure(engine, vad, turns, room=None) -> dict:
     rows = []
     for turn in turns:
         audio = np.concatenate([turn.audio, np.zeros(RATE // 2, np.float32)])
-        plain = _plain(engine.asr, turn.audio)
+        plain = plain_decode(engine.asr, turn.audio)
         conversation = talk(engine, vad, audio, room=room or RoomConfig())
         taken = conversation.turns
         last = taken[-1] if taken else None

@@ -1,6 +1,7 @@
 """Small summaries for benchmark figures: median, p90 and spread."""
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 
@@ -54,8 +55,8 @@ def cpu_features() -> dict:
                     name = value.strip()
                 elif key.strip() in ("flags", "Features"):
                     flags = set(value.split())
-    except OSError:
-        pass  # not Linux: the model name from platform is what there is
+    except OSError:  # not Linux: the model name from platform is what there is
+        logging.getLogger(__name__).info("no /proc/cpuinfo: CPU flags not read", exc_info=True)
     result = {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
               "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
     try:  # what this llama.cpp build was compiled for (it picks no variant at run time)
