@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,9 @@ class _Plan:
     in_gap: bool = False
     waiting: bool = False  # the session took the turn: wait for its reply to end (or cut in)
     sound_at: float | None = None  # virtual time the awaited reply first sounded
+    said: int = 0  # turns whose audio has been played to the end
+    taken: set[int] = field(default_factory=set)  # turns the session took after they were said
+    cut_mid_turn: int = 0  # the session took the turn while it was still being said
 
     @property
     def over(self) -> bool:
@@ -99,6 +102,8 @@ class _Speaker:
         plan.cursor += n
         if plan.cursor >= len(piece):
             plan.cursor = 0
+            if not plan.in_gap:
+                plan.said = plan.index + 1
             if plan.in_gap:
                 plan.in_gap, plan.index = False, plan.index + 1
             else:
@@ -106,6 +111,16 @@ class _Speaker:
                 if not plan.in_gap:
                     plan.index += 1
         return out
+
+    def turn_taken(self) -> None:
+        """The session took the turn: the last turn said, or the one being said (cut short)."""
+        plan = self.plan
+        if plan.said > 0 and plan.said - 1 not in plan.taken and (
+                plan.in_gap or plan.over or (plan.index == plan.said and plan.cursor == 0)):
+            plan.taken.add(plan.said - 1)
+        else:
+            plan.cut_mid_turn += 1
+        plan.waiting = True
 
     def reply_sounding(self) -> None:
         if self.plan.waiting and self.plan.sound_at is None:
@@ -135,7 +150,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         with lock:
             if isinstance(event, StateChanged):
                 if event.state == State.THINKING:
-                    plan.waiting = True
+                    speaker.turn_taken()
                 elif event.state == State.SPEAKING:
                     speaker.reply_sounding()
             elif isinstance(event, ReplyFinished):
@@ -185,6 +200,11 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         "wall_seconds": round(wall, 1),
         "faster_than_real_time": round(clock() / wall, 2),
         "turns_asked": len(conversation.turns),
+        # Every turn is taken after it was said, or ran into the next turn (the gap after it was
+        # not heard as the end of a turn); a turn taken while still being said was cut short.
+        "turns_taken": len(plan.taken),
+        "turns_run_together": len(conversation.turns) - len(plan.taken),
+        "cut_mid_turn": plan.cut_mid_turn,
         "barge_ins": speaker.barge_ins,
         "replies_started": session.replies_started,
         "replies_ended": reasons,
