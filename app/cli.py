@@ -34,6 +34,8 @@ def _talk(argv: list[str]) -> int:
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES),
                    help="which engine answers: " + "; ".join(f"{e.name}: {e.help}" for e in ENGINES.values()))
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
+    p.add_argument("--asr", default=None,
+                   help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)")
     p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
                    help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
@@ -80,7 +82,7 @@ def _talk(argv: list[str]) -> int:
             return _fail(f"--voice-reference: {exc}")
     if target is not None and args.engine != "cascade":
         return _fail("--voice-reference works with the cascade engine only")
-    engine = load_engine(args.engine, args.llm, args.quant)
+    engine = load_engine(args.engine, args.llm, args.quant, asr=args.asr)
     profiles = (engine_voice_profile(engine), target) if target is not None else None
     conversation = talk(engine, vad, voice, config, style, voice_profiles=profiles)
     turns = [_turn_report(t) for t in conversation.turns]
@@ -141,6 +143,8 @@ def _turn_report(turn) -> dict:
         } if lat else None,
         # Every stage the engine timed, the wait for the previous reply to let go ("handover") too.
         "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
+        # The chat model's prompt: tokens found in its cache, tokens it had to read this turn.
+        "prompt_tokens": lat.prompt_tokens if lat else None,
     }
 
 
@@ -258,6 +262,8 @@ def _listen(argv: list[str]) -> int:
     p.add_argument("--no-echo-cancellation", action="store_true",
                    help="with headphones; without cancellation it will not listen while it speaks")
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
+    p.add_argument("--asr", default=None,
+                   help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: Ctrl-C)")
     args = p.parse_args(argv)
@@ -290,7 +296,7 @@ def _listen(argv: list[str]) -> int:
 
     config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
     try:
-        conversation = LiveConversation(load_cascade(llm=args.llm), load_vad(), show, args.input, args.output,
+        conversation = LiveConversation(load_cascade(llm=args.llm, asr=args.asr), load_vad(), show, args.input, args.output,
                                         config, mode=Mode.PUSH_TO_TALK if args.push_to_talk else Mode.ALWAYS_LISTENING,
                                         echo_cancellation=not args.no_echo_cancellation, judge=load_turn_judge())
     except DeviceError as exc:

@@ -244,6 +244,13 @@ class SettingsDialog(QDialog):
             if asset.role == "llm":
                 self.chat_combo.addItem(asset.id, asset.id)
         form.addRow("&Chat model", self.chat_combo)
+        self.asr_combo = QComboBox()
+        self.asr_combo.setAccessibleName("Speech recognition model")
+        for asset in self.runtime.store.assets():
+            if asset.role == "asr":
+                self.asr_combo.addItem(asset.id, asset.id)
+                self.asr_combo.setItemData(self.asr_combo.count() - 1, asset.description, Qt.ToolTipRole)
+        form.addRow("Speech &recognition", self.asr_combo)
         self.compute_combo = QComboBox()
         self.compute_combo.setAccessibleName("Compute device")
         for i, (name, reason) in enumerate(compute_options().items()):
@@ -290,6 +297,7 @@ class SettingsDialog(QDialog):
         _select(self.key_combo, s.push_to_talk_key)
         _select(self.engine_combo, s.engine)
         _select(self.chat_combo, s.chat_model)
+        _select(self.asr_combo, s.asr_model)
         _select(self.compute_combo, s.compute)
         self.persona.setPlainText(s.persona)
         self.refresh_presets(s.preset)
@@ -314,6 +322,7 @@ class SettingsDialog(QDialog):
             gain_control=self.gain_box.isChecked(), vad_sensitivity=self.sensitivity.value() / 100,
             end_of_turn_ms=self.end_of_turn.value(), push_to_talk_key=self.key_combo.currentData(),
             engine=self.engine_combo.currentData(), chat_model=self.chat_combo.currentData() or self.settings.chat_model,
+            asr_model=self.asr_combo.currentData() or self.settings.asr_model,
             compute=self.compute_combo.currentData(), persona=self.persona.toPlainText().strip(),
             preset=self.applied_preset, emotion=self.emotion_combo.currentData(),
             speed=self.speed.value() / 100, pitch=float(self.pitch.value()), voice_reference=self.voice_reference,

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from core.audio.vad import SileroVad
+from core.engines import DEFAULT_ASR
 from core.turns import TurnConfig, TurnDetector
 from models.cascade.chat import ChatConfig
 from models.cascade.engine import CascadeEngine, CascadePaths
@@ -84,12 +85,12 @@ def load_vad(store: ModelStore | None = None) -> SileroVad:
 
 
 def load_cascade(store: ModelStore | None = None, llm: str | None = None, streaming: bool = True,
-                 chat_config: ChatConfig | None = None, compute: str = "auto") -> CascadeEngine:
+                 chat_config: ChatConfig | None = None, compute: str = "auto", asr: str | None = None) -> CascadeEngine:
     """`compute`: "auto" uses a GPU where the build has one, "cpu" never does."""
     store = store or ModelStore()
     paths = CascadePaths(
-        asr_dir=store.ensure("whisper-base"),
-        llm_file=store.ensure(llm or DEFAULT_LLM) / "model.gguf",
+        asr_dir=store.ensure_role(asr or DEFAULT_ASR, "asr"),
+        llm_file=store.ensure_role(llm or DEFAULT_LLM, "llm") / "model.gguf",
         tts_dir=store.ensure("piper-joe-medium"),
     )
     config = chat_config or ChatConfig(threads=threads(), gpu_layers=0 if compute == "cpu" else gpu_layers())

@@ -24,14 +24,16 @@ ENGINES: dict[str, EngineInfo] = {e.name: e for e in (
 
 SETTINGS_ENGINES = tuple(name for name, e in ENGINES.items() if e.in_settings)
 DEFAULT_ENGINE = "cascade"
+DEFAULT_ASR = "whisper-base"  # the cascade's speech recognizer unless the user picks another
 
 
-def load_engine(name: str, llm: str | None = None, quant: str = "q4_k_m", compute: str = "auto", store=None):
+def load_engine(name: str, llm: str | None = None, quant: str = "q4_k_m", compute: str = "auto", store=None,
+                asr: str | None = None):
     """The engine called `name`, loaded and warmed from the installed models."""
     from core.companion import load_cascade, load_omni
 
     if name == "cascade":
-        return load_cascade(store, llm=llm, compute=compute)
+        return load_cascade(store, llm=llm, asr=asr, compute=compute)
     if name == "omni":
         return load_omni(store, quant=quant, device="cpu" if compute == "cpu" else None)
     if name == "omni-torch":

@@ -53,6 +53,7 @@ class TurnLatency:
     end_of_turn: float
     response: float
     stages: dict[str, float] = field(default_factory=dict)  # asr, llm_first_token, tts_first_audio, ...
+    prompt_tokens: dict[str, int] = field(default_factory=dict)  # cached, new: the chat model's prompt
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from core.audio.room import RoomConfig
-from core.companion import DEFAULT_LLM, engine_voice_profile, load_turn_judge, load_vad
+from core.companion import DEFAULT_ASR, DEFAULT_LLM, engine_voice_profile, load_turn_judge, load_vad
 from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core.events import (CoreEvent, EngineReady, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged,
@@ -30,12 +30,12 @@ from core.audio.vad import SileroVad
 from models.engine import Engine, Message, Style
 from models.registry import ModelStore, RegistryError
 
-DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", "whisper-base", DEFAULT_LLM, "piper-joe-medium")
+DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", DEFAULT_ASR, DEFAULT_LLM, "piper-joe-medium")
 log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
 HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
 
-_ENGINE_KEYS = ("engine", "chat_model", "compute")
+_ENGINE_KEYS = ("engine", "chat_model", "asr_model", "compute")
 _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_suppression", "gain_control")
 
 
@@ -238,7 +238,8 @@ class Runtime:
         session.voice_profiles = profiles
 
     def _load_engine(self, settings: Settings):
-        return load_named_engine(settings.engine, llm=settings.chat_model, compute=settings.compute, store=self.store)
+        return load_named_engine(settings.engine, llm=settings.chat_model, asr=settings.asr_model,
+                                 compute=settings.compute, store=self.store)
 
     def _judge(self):
         """The end-of-turn model, or None (turns then end on silence alone) with a notice."""

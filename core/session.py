@@ -56,6 +56,7 @@ from models.engine import (
     ReplyAudio,
     ReplyDone,
     ReplyText,
+    PromptTokens,
     StageTime,
     Style,
     TranscriptFinal,
@@ -65,6 +66,10 @@ from models.engine import (
 RATE = 16000
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
 HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budget reads
+# Beyond that the oldest are dropped this many at once: an engine that keeps its prompt's start
+# fixed for several turns (the chat model drops history a page of 8 messages at a time) keeps
+# its alignment, and with it the cached prompt, when the history is cut.
+HISTORY_DROP = 64
 log = logging.getLogger(__name__)
 
 _ENGINE_END = {EndReason.COMPLETE: ReplyEnd.COMPLETE, EndReason.CANCELLED: ReplyEnd.CANCELLED,
@@ -127,6 +132,7 @@ class _Reply:
     heard_at: float | None = None  # when the engine's transcript reached the session
     clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
     stages: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: dict[str, int] = field(default_factory=dict)
     held: list[Callable[[], None]] = field(default_factory=list)
     started_audio: bool = False
     engine_end: tuple[ReplyEnd, str] | None = None  # the engine's iterator has ended, and how
@@ -435,7 +441,8 @@ class Session:
     def _remember(self, question: str, answer: str, interrupted: bool = False) -> None:
         """An exchange into the history the engine reads (it keeps what fits its own budget)."""
         self.history += [Message("user", question), Message("assistant", answer, interrupted=interrupted)]
-        del self.history[:-HISTORY_MESSAGES]
+        if len(self.history) > HISTORY_MESSAGES:
+            del self.history[:HISTORY_DROP]
 
     def _user_turn(self, voiced_end: int) -> UserTurn:
         # A little of what follows the speech, up to what has arrived: word endings are soft.
@@ -490,6 +497,7 @@ class Session:
                 end_of_turn=(reply.committed_at - reply.last_voiced_at) * 1000,
                 response=(first - reply.last_voiced_at) * 1000,
                 stages=stages,
+                prompt_tokens=dict(reply.prompt_tokens),
             )
             self.latencies.append(latency)
             self._emit(latency)
@@ -539,6 +547,8 @@ class Session:
                             self._deliver(reply, lambda a=samples, r=event.rate: self._audio(reply, a, r))
                     elif isinstance(event, StageTime):
                         self._deliver(reply, lambda e=event: reply.stages.__setitem__(e.stage, e.seconds * 1000))
+                    elif isinstance(event, PromptTokens):
+                        self._deliver(reply, lambda e=event: reply.prompt_tokens.update(cached=e.cached, new=e.new))
                     elif isinstance(event, ReplyDone):
                         end = (_ENGINE_END[EndReason(event.reason)], event.detail)
             if chain is not None and not reply.token.cancelled:

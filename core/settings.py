@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from core.engines import DEFAULT_ENGINE, SETTINGS_ENGINES
+from core.engines import DEFAULT_ASR, DEFAULT_ENGINE, SETTINGS_ENGINES
 from core.events import Mode
 from core.turns import TurnConfig
 from models.registry.atomic import write_json
@@ -47,6 +47,7 @@ class Settings:
     end_of_turn_ms: int = TurnConfig.end_of_turn_ms  # the longest wait: a finished-sounding turn ends sooner
     engine: str = DEFAULT_ENGINE
     chat_model: str = "qwen2.5-coder-0.5b-instruct-q4"
+    asr_model: str = DEFAULT_ASR  # the speech recognizer (cascade engine)
     compute: str = "auto"
     persona: str = ""
     preset: str = "Neutral"

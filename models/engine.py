@@ -103,6 +103,14 @@ class StageTime:
     seconds: float
 
 
+@dataclass(frozen=True)
+class PromptTokens:
+    """How the reply's prompt met the model's cache: tokens already there, tokens evaluated."""
+
+    cached: int
+    new: int
+
+
 class EndReason(StrEnum):
     """How an engine's reply ended."""
 
@@ -118,7 +126,7 @@ class ReplyDone:
     detail: str = ""  # for ERROR: a plain message for the user
 
 
-EngineEvent = TranscriptFinal | ReplyText | ReplyAudio | StageTime | ReplyDone
+EngineEvent = TranscriptFinal | ReplyText | ReplyAudio | StageTime | PromptTokens | ReplyDone
 
 
 class CancelToken:

@@ -26,6 +26,18 @@ def test_speech_recognition_of_a_spoken_question(engine, speak):
     assert word_error(question, engine.asr.transcribe(speak(question))) <= 0.1
 
 
+def test_the_faster_recognizer_hears_a_spoken_question(speak):
+    """Whisper tiny.en, the recognizer to choose in the settings, from its model pack."""
+    from core.companion import threads
+    from models.cascade.asr import WhisperAsr
+    from models.registry import ModelStore
+
+    asr = WhisperAsr(ModelStore().ensure_role("whisper-tiny-en", "asr"), threads=threads())
+    question = "What is the capital of France?"
+    assert word_error(question, asr.transcribe(speak(question))) <= 0.2
+    assert asr.transcribe(speak(question) * 0.0) == ""
+
+
 def test_audio_starts_while_the_model_is_still_writing(engine):
     events = timed_events(engine, UserTurn(text="Tell me a long story about a dragon who learns to bake bread."))
     kinds = [type(e).__name__ for _, e in events if not isinstance(e, StageTime)]
@@ -92,6 +104,53 @@ def test_history_is_used_and_kept_within_budget(engine):
         if isinstance(e, ReplyText))
     assert len(remembered) == 4
     assert "alice" in reply.lower()
+
+
+def test_the_history_is_dropped_a_page_at_a_time(engine):
+    """As the conversation grows past the budget the first kept message moves in steps of a page,
+    so most turns' prompts begin exactly as the previous turn's did."""
+    from models.cascade.chat import HISTORY_PAGE
+    from models.engine import Message
+
+    history = [Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
+               for i in range(80)]
+    firsts = []
+    for n in range(20, 80, 2):
+        messages = engine.chat.build_messages(tuple(history[:n]), "Next?")
+        total = sum(engine.chat.count_tokens(m["content"]) + 8 for m in messages)
+        assert total <= engine.chat.config.history_budget_tokens + 8
+        firsts.append(messages[1]["content"])
+    starts = [int(text.split(":")[0].split()[1]) for text in firsts]
+    assert all(s % HISTORY_PAGE == 0 for s in starts)
+    assert len(set(starts)) > 1  # the window did move ...
+    unchanged = sum(a == b for a, b in zip(starts, starts[1:]))
+    assert unchanged >= 0.6 * (len(starts) - 1)  # ... but in steps, not every turn
+
+
+def test_the_next_turn_reads_only_its_own_tokens_from_a_warm_cache(engine):
+    """The system prompt and the history stay in llama.cpp's cache: the next turn evaluates only
+    the new question (and the previous reply's closing), also after a reply that was prepared at
+    a pause and thrown away."""
+    from models.engine import Message, PromptTokens
+
+    def prompt_of(turn):
+        events = list(engine.respond(turn, Style(), CancelToken()))
+        text = "".join(e.delta for e in events if isinstance(e, ReplyText))
+        return text, [e for e in events if isinstance(e, PromptTokens)][0]
+
+    history = (Message("user", "My name is Alice and I live in Paris."), Message("assistant", "Nice to meet you, Alice."))
+    first, use = prompt_of(UserTurn(text="What should I see in my city this weekend?", history=history))
+    assert use.cached + use.new > 60
+    history += (Message("user", "What should I see in my city this weekend?"), Message("assistant", first))
+    # A reply prepared at a pause, cut off after its first words, then the whole turn.
+    token = CancelToken()
+    for event in engine.respond(UserTurn(text="And what about", history=history), Style(), token):
+        if isinstance(event, ReplyText):
+            token.cancel()
+    _, use = prompt_of(UserTurn(text="And what about the food there?", history=history))
+    question = engine.chat.count_tokens("And what about the food there?")
+    assert use.new <= question + 12, use  # the question, the template's few tokens around it
+    assert use.cached >= engine.chat.count_tokens(first)  # the history stayed
 
 
 class SteadyWriter:

@@ -174,6 +174,8 @@ def test_settings_changes_reach_the_session(qtbot, make_window, files):
     dialog.pitch.setValue(3)
     dialog.speed.setValue(120)
     dialog.persona.setPlainText("You are Ada, a patient tutor.")
+    assert dialog.asr_combo.findData("whisper-base") >= 0
+    dialog.asr_combo.setCurrentIndex(dialog.asr_combo.findData("whisper-tiny-en"))
     assert dialog.apply()
     assert window.runtime.wait_ready(120)
     session = window.runtime.conversation.session
@@ -185,6 +187,7 @@ def test_settings_changes_reach_the_session(qtbot, make_window, files):
     assert session.style.persona == "You are Ada, a patient tutor."
     saved = json.loads(files.settings_file.read_text())
     assert saved["end_of_turn_ms"] == 900 and saved["noise_suppression"] is False and saved["emotion"] == "cheerful"
+    assert saved["asr_model"] == "whisper-tiny-en" and window.runtime.settings.asr_model == "whisper-tiny-en"
     # The mode switch in the window reaches the session too.
     window.ptt_mode_button.click()
     assert window.runtime.wait_ready(30)

@@ -40,7 +40,7 @@ from models.registry.cli import models_command
 from models.registry.datadir import DATA_DIR_ENV
 
 QWEN = "qwen2.5-coder-0.5b-instruct-q4"
-PACKAGE_ASSETS = ("silero-vad", "piper-joe-medium", "whisper-base", QWEN)
+PACKAGE_ASSETS = ("silero-vad", "piper-joe-medium", "whisper-base", "whisper-tiny-en", QWEN)
 
 
 def sha256_of(path: Path) -> str:
@@ -101,6 +101,15 @@ def test_unknown_id_names_the_known_ones():
     message = str(caught.value)
     assert "no-such-model" in message and "silero-vad" in message and QWEN in message
     assert "\n" not in message
+
+
+def test_a_model_asked_for_in_the_wrong_role_is_refused(installed):
+    from models.registry.errors import WrongRole
+
+    with pytest.raises(WrongRole) as caught:
+        installed.ensure_role("piper-joe-medium", "asr")
+    assert "whisper-base" in str(caught.value) and "whisper-tiny-en" in str(caught.value)
+    assert installed.ensure_role("whisper-tiny-en", "asr") == installed.path("whisper-tiny-en")
 
 
 def test_catalogue_rejects_unpinned_entries():

@@ -12,7 +12,7 @@ from core.settings import HistoryEntry, Settings, SettingsError, UserFiles, pars
 def test_settings_round_trip(tmp_path):
     files = UserFiles(tmp_path)
     changed = replace(Settings(), mode="push-to-talk", end_of_turn_ms=800, speed=1.25, persona="Ada",
-                      input_device="USB Mic")
+                      input_device="USB Mic", asr_model="whisper-tiny-en")
     files.save_settings(changed)
     loaded, notice = files.load_settings()
     assert loaded == changed and notice is None

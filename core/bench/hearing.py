@@ -6,7 +6,8 @@ model: the plain decode (faster-whisper, the 30 s window, beam 1), the one-shot 
 cascade used to do at the end of the turn, and the growing-turn decode (`transcribe_turn` at
 every pause the turn detector reports, as the session does while the user speaks). Reported:
 word error against what was said for each, and for the growing-turn decode the recognition left
-after the end of the turn (the last call's time), which is what the user waits for.
+after the end of the turn (the last call's time), which is what the user waits for. The same
+measurement for the faster recognizer one can choose (Whisper tiny.en) follows, in the same run.
 """
 from __future__ import annotations
 
@@ -82,7 +83,15 @@ def run(seed: int = 0) -> dict:
     from models.cascade.asr import WhisperAsr
     from models.registry import ModelStore
 
-    asr = WhisperAsr(ModelStore().ensure("whisper-base"), threads=threads())
     vad = load_vad()
-    asr.transcribe(np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32))  # warm-up
-    return {"bench": "hearing", "set": f"natural_set(seed={seed})", **measure(asr, vad, natural_set(seed))}
+    turns = natural_set(seed)
+    results = {}
+    for model in ("whisper-base", "whisper-tiny-en"):
+        asr = WhisperAsr(ModelStore().ensure_role(model, "asr"), threads=threads())
+        asr.transcribe(np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32))  # warm-up
+        results[model] = measure(asr, vad, turns)
+        del asr
+    base, tiny = results["whisper-base"], results["whisper-tiny-en"]
+    tiny.pop("per_turn")
+    return {"bench": "hearing", "set": f"natural_set(seed={seed})", "model": "whisper-base", **base,
+            "whisper-tiny-en": tiny}

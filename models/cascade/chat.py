@@ -1,6 +1,7 @@
 """A chat model in GGUF on llama.cpp, streamed token by token, with history kept within a budget."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -29,12 +30,43 @@ class ChatConfig:
     seed: int | None = None  # fixed for benchmarks; random in conversation
 
 
+HISTORY_PAGE = 8  # earlier messages are dropped this many at a time (see build_messages)
+
+
+@dataclass(frozen=True)
+class PromptUse:
+    """How a generation's prompt met llama.cpp's cache: tokens found there, tokens evaluated."""
+
+    cached: int
+    new: int
+
+
+@functools.cache
+def _llama_class():
+    from llama_cpp import Llama
+
+    class CountingLlama(Llama):
+        """Llama that notes, at the first evaluation of each generation, how much of the prompt
+        the cache already held (llama-cpp-python keeps the longest shared prefix)."""
+
+        prompt_use: PromptUse | None = None
+
+        def generate(self, tokens, *args, **kwargs):
+            self.prompt_use = None
+            return super().generate(tokens, *args, **kwargs)
+
+        def eval(self, tokens) -> None:
+            if self.prompt_use is None:
+                self.prompt_use = PromptUse(cached=self.n_tokens, new=len(tokens))
+            super().eval(tokens)
+
+    return CountingLlama
+
+
 class ChatModel:
     def __init__(self, gguf_path: Path, config: ChatConfig = ChatConfig()) -> None:
-        from llama_cpp import Llama
-
         self.config = config
-        self._llm = Llama(
+        self._llm = _llama_class()(
             model_path=str(gguf_path),
             n_ctx=config.n_ctx,
             n_threads=config.threads,
@@ -50,24 +82,34 @@ class ChatModel:
         for _ in self.stream(messages, CancelToken(), max_tokens=1):
             pass
 
+    @property
+    def prompt_use(self) -> PromptUse | None:
+        """The last generation's use of the cache (set once its prompt was evaluated)."""
+        return self._llm.prompt_use
+
     @single_threaded
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def build_messages(self, history: tuple[Message, ...], question: str,
                        persona: str | None = None, instruction: str | None = None) -> list[dict]:
-        """The chat messages for this turn: oldest exchanges are dropped to fit the token budget.
-        The persona says who the companion is; the instruction how to say it (an emotion)."""
+        """The chat messages for this turn: the oldest messages are dropped to fit the token budget.
+        The persona says who the companion is; the instruction how to say it (an emotion).
+
+        Messages are dropped HISTORY_PAGE at a time, counted from the start of `history`, so the
+        first kept message stays the same for several turns: the prompt then begins as the last
+        one did and llama.cpp evaluates only the new turn (dropping one message per turn would
+        change the prompt right after the system text and re-evaluate the whole history)."""
         system_text = "\n\n".join(p for p in (persona, SPOKEN_STYLE, instruction) if p)
         budget = self.config.history_budget_tokens - self.count_tokens(system_text) - self.count_tokens(question)
-        kept: list[dict] = []
-        for msg in reversed(history):
-            text = msg.text + (" (you were interrupted here)" if msg.interrupted else "")
-            budget -= self.count_tokens(text) + 8  # per-message template overhead
-            if budget < 0:
-                break
-            kept.append({"role": msg.role, "content": text})
-        kept.reverse()
+        texts = [msg.text + (" (you were interrupted here)" if msg.interrupted else "") for msg in history]
+        costs = [self.count_tokens(t) + 8 for t in texts]  # 8: the template's tokens per message
+        start, total = 0, sum(costs)
+        while total > budget and start < len(history):
+            step = min(HISTORY_PAGE - start % HISTORY_PAGE, len(history) - start)
+            total -= sum(costs[start:start + step])
+            start += step
+        kept = [{"role": msg.role, "content": text} for msg, text in zip(history[start:], texts[start:])]
         # A history must not start with an assistant line cut from its question.
         while kept and kept[0]["role"] != "user":
             kept.pop(0)

@@ -35,6 +35,7 @@ from models.engine import (
     ReplyAudio,
     ReplyDone,
     ReplyText,
+    PromptTokens,
     StageTime,
     Style,
     TranscriptFinal,
@@ -208,6 +209,8 @@ class CascadeEngine:
             for i, delta in enumerate(self.chat.stream(messages, token)):
                 if i == 0:
                     events.put(StageTime("llm_first_token", time.perf_counter() - t0))
+                    if (use := self.chat.prompt_use) is not None:
+                        events.put(PromptTokens(use.cached, use.new))
                 written.append(delta)
                 if self.streaming:
                     ready = splitter.push(delta)

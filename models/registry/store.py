@@ -18,7 +18,7 @@ from . import hub
 from .atomic import fsync_file, remove_stale_temps, replacing
 from .catalog import Asset, AssetFile, HubFile, LocalFile, PackageParts, all_assets, find
 from .datadir import default_data_dir, models_dir
-from .errors import HashMismatch, NotInstalled, RegistryError
+from .errors import HashMismatch, NotInstalled, RegistryError, WrongRole
 from .hashing import OnBytes, hash_file, join_hashing
 from .packs import part_path, pip_name
 from .stamp import FileStamp, read_stamps, write_stamps
@@ -61,6 +61,13 @@ class ModelStore:
 
     def asset(self, asset_id: str) -> Asset:
         return find(asset_id, self.assets())
+
+    def ensure_role(self, asset_id: str, role: str, progress: Progress | None = None) -> Path:
+        """`ensure`, for a model that must play `role` ("asr", "llm", ...): another refuses."""
+        asset = self.asset(asset_id)
+        if asset.role != role:
+            raise WrongRole(asset_id, asset.role, role, [a.id for a in self.assets() if a.role == role])
+        return self.ensure(asset_id, progress)
 
     def folder(self, asset_id: str) -> Path:
         return models_dir(self.root) / asset_id
