@@ -236,6 +236,14 @@ def parse_script(script: str) -> list[str]:
     return tokens
 
 
+def said_as(phrase: str) -> str:
+    """The text a voice is given for a phrase: one that stops inside a sentence ends in a comma,
+    so it is said with the level or rising pitch of a sentence that goes on, not the falling end
+    of one that is over (a phrase said alone sounds finished, and a speaker pausing mid-sentence
+    does not)."""
+    return phrase if phrase[-1] in ".?!,;:" else phrase + ","
+
+
 def words_of(script: str) -> str:
     """The words a script says, marks left out: the reference a recognizer is held to."""
     return " ".join(t for t in parse_script(script) if t not in MARKS)
@@ -467,7 +475,7 @@ def natural_turn(script: str, speaker: Speaker, rng: np.random.Generator, *,
     `pause_s` between phrases, fillers, breaths, and the room's tone at `noise_dbfs` (None: none)."""
     steps = plan_turn(script, rng, pause_s, hesitate_p)
     phrases = [t for t in parse_script(script) if t not in MARKS]
-    rendered = render([*phrases, *OPENING_FILLERS, *FILLERS], speaker, cache)
+    rendered = render([*map(said_as, phrases), *OPENING_FILLERS, *FILLERS], speaker, cache)
     # One seed for all the noise, drawn before any is made: the next turn's plan depends on the
     # generator and the seed alone, not on how long the voice took to say this one.
     noise_seed = int(rng.integers(2**63))
@@ -476,7 +484,7 @@ def natural_turn(script: str, speaker: Speaker, rng: np.random.Generator, *,
     pieces, pauses, speech, pos = [np.zeros(lead, np.float32)], [], [], lead
     for step in steps:
         if isinstance(step, Say):
-            audio = rendered[step.text]
+            audio = rendered[step.text if step.filler else said_as(step.text)]
             if step.filler:
                 audio = audio * np.float32(10 ** (FILLER_GAIN_DB / 20))
             speech.append((pos, pos + len(audio)))
