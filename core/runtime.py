@@ -67,7 +67,9 @@ class Runtime:
         self.settings, settings_notice = self.files.load_settings()
         self.history, history_notice = self.files.load_history()
         self._startup_notices += [n for n in (settings_notice, history_notice) if n]
-        self._startup_notices += self.presets.recover()
+        recovered = self.presets.recover()
+        self._startup_notices += recovered
+        self._presets_kept_aside = bool(recovered)  # a preset gone with them was told about already
         self.store.assets()  # reads the registry's own files now, so damage to them is told at start
         self._startup_notices += take_notices()
         self._history_unsaved = False  # a failed history write was told; the next one is told again only after a success
@@ -215,7 +217,9 @@ class Runtime:
         try:
             preset = self.presets.get(settings.preset)
         except (KeyError, PresetError):
-            self.on_event(Notice("warning", f"preset {settings.preset!r} is gone; using Neutral"))
+            log.warning("preset %r is gone; using Neutral", settings.preset, exc_info=True)
+            if not self._presets_kept_aside:
+                self.on_event(Notice("warning", f"preset {settings.preset!r} is gone; using Neutral"))
             preset = self.presets.get("Neutral")
         overrides = {k: getattr(settings, k) for k in ("emotion", "speed", "pitch") if getattr(settings, k) is not None}
         if settings.persona.strip():
@@ -260,6 +264,8 @@ class Runtime:
         reopen_audio = (old is None or reload_engine or self.conversation is None
                         or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS))
         style, target = self.style_for(new)
+        for message in take_notices():  # a damaged voice profile met while the style was made
+            self.on_event(Notice("warning", message))
         if self.conversation is None:  # first start: the conversation goes on from the saved history
             history = [Message(e.role, e.text, e.interrupted) for e in self.history]
         elif reopen_audio:
@@ -283,8 +289,6 @@ class Runtime:
         if reopen_audio:
             self.conversation = self._open(new, style, history)
             self._conversation_open.set()
-        for message in take_notices():  # a damaged voice profile met while the style was made
-            self.on_event(Notice("warning", message))
         session = self.conversation.session
         session.set_turn_config(new.turn_config())
         session.set_mode(Mode(new.mode))

@@ -25,8 +25,8 @@ MAX_BYTES = 1 << 20  # settings, presets, profiles and registry files are a few 
 
 # What decoding and checking a damaged file can raise: UnicodeDecodeError and JSONDecodeError are
 # ValueErrors; RecursionError comes from JSON nested deeper than the interpreter's stack allows;
-# the others from parse functions meeting a value of the wrong shape.
-DAMAGE = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+# the others from parse functions meeting a value of the wrong shape or size (int(inf) overflows).
+DAMAGE = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, OverflowError)
 
 _notices: list[str] = []
 _notices_lock = threading.Lock()
