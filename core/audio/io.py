@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from models.registry.atomic import replacing
+from models.registry.atomic import fsync_file, replacing
 
 RATE = 16000
 MAX_SECONDS = 600
@@ -86,6 +86,11 @@ def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
 
 
 def save_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    """Write 16-bit PCM through a temporary file so a crash never leaves half a file."""
+    """Write 16-bit PCM through a temporary file so a crash never leaves half a file; OSError when
+    the disk refuses it."""
     with replacing(Path(path)) as tmp:
-        soundfile.write(str(tmp), np.clip(samples, -1, 1), rate, subtype="PCM_16", format="WAV")
+        try:
+            soundfile.write(str(tmp), np.clip(samples, -1, 1), rate, subtype="PCM_16", format="WAV")
+        except soundfile.LibsndfileError as exc:  # a full or read-only disk, as libsndfile says it
+            raise OSError(f"could not write {Path(path).name}: {exc.error_string}") from exc
+        fsync_file(tmp)  # on disk before the rename: a crash leaves the old file or the whole new one
