@@ -202,6 +202,49 @@ def _presets(argv: list[str]) -> int:
     return 0
 
 
+def _data(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="voice-companion data",
+                                description="Erase what the app keeps of yours (the models stay).")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("clear-history", help="erase the conversation history")
+    sub.add_parser("delete-clip", help="delete a voice clip and its profile").add_argument("name")
+    sub.add_parser("list-clips", help="the voice clips kept for voice matching")
+    forget = sub.add_parser("forget", help="erase settings, history, presets, voice clips and logs")
+    forget.add_argument("--yes", action="store_true", help="do not ask (needed when not on a terminal)")
+    args = p.parse_args(argv)
+
+    from core import erase
+    from core.settings import UserFiles
+    from core.style.voice_clips import clip_names
+
+    files = UserFiles()
+    if args.action == "forget" and not args.yes:
+        if not sys.stdin.isatty():
+            return _fail("forget erases everything of yours: add --yes to confirm")
+        answer = input(f"Erase your settings, history, presets, voice clips and logs in {files.root}? "
+                       "The models stay. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing erased")
+            return 1
+    try:
+        if args.action == "list-clips":
+            for name in clip_names(files.voices):
+                print(name)
+            return 0
+        if args.action == "clear-history":
+            removed = erase.clear_history(files)
+        elif args.action == "delete-clip":
+            removed = erase.delete_clip(files, args.name)
+        else:
+            removed = erase.forget_everything(files)
+    except KeyError as exc:
+        return _fail(exc.args[0])
+    except OSError as exc:
+        return _fail(f"could not erase: {exc.strerror or exc} ({exc.filename or files.root})")
+    print(f"erased {len(removed)} file{'s' * (len(removed) != 1)}" + (f": {', '.join(removed)}" if removed else ""))
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     from core.bench import BENCHES
 
@@ -367,8 +410,19 @@ def _convert(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen, "presets": _presets}
+    """Run one command; then one line on stderr for each notice a damaged file left (userfile.py)."""
+    try:
+        return _command(sys.argv[1:] if argv is None else argv)
+    finally:
+        from models.registry.userfile import take_notices
+
+        for notice in take_notices():
+            print(f"voice-companion: {notice}", file=sys.stderr)
+
+
+def _command(argv: list[str]) -> int:
+    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen, "presets": _presets,
+                "data": _data}
     try:
         if argv[:2] == ["models", "convert"]:
             return _convert(argv[2:])
@@ -379,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         if argv and not argv[0].startswith("-"):
-            return _fail(f"unknown command {argv[0]!r} (try: talk, listen, bench, models, presets, devices)")
+            return _fail(f"unknown command {argv[0]!r} (try: talk, listen, bench, models, presets, data, devices)")
         return _app(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
@@ -399,24 +453,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _start_logging() -> None:
-    """The log in the data folder, for every command. A folder that cannot be written costs the
-    log, not the command: one line says so and the command runs."""
-    from core.logs import setup_logging
-    from models.registry.datadir import default_data_dir
+def _start() -> None:
+    """For every command: offline switches on (models/registry/offline.py), the data folder made
+    private with temp files of killed writes removed, and the log there. A folder that cannot be
+    written costs the log, not the command: one line says so and the command runs."""
+    from models.registry.offline import stay_offline
 
+    stay_offline()
+    from core.logs import setup_logging
+    from core.settings import UserFiles
+
+    files = UserFiles()
     try:
-        setup_logging(default_data_dir())
+        setup_logging(files.root)
     except OSError as exc:
         print(f"voice-companion: no log file ({exc})", file=sys.stderr)
         return
     log.info("started: voice-companion %s", " ".join(sys.argv[1:]))
+    try:
+        files.secure()
+    except OSError as exc:
+        log.warning("could not make the data folder private", exc_info=True)
+        print(f"voice-companion: could not make {files.root} private ({exc.strerror or exc})", file=sys.stderr)
 
 
 def run() -> None:
     """The console entry point. Exits without running native libraries' finalizers: with model
     threads still parked in llama.cpp or onnxruntime, those can crash a process that is done."""
-    _start_logging()
+    _start()
     code = main()
     log.info("exit code %d", code)
     sys.stdout.flush()

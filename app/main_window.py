@@ -3,20 +3,23 @@ switch, stop, and a text box for when speaking is not an option. It only shows c
 calls the runtime; no audio or model work happens on this thread."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from app.bridge import EventBridge
 from app.widgets import ConversationView, LevelMeter, StateIndicator
-from core.events import (AssistantText, EngineReady, Levels, Notice, ReplyFinished, StateChanged, TurnLatency,
-                         UserTranscript)
+from core.events import (AssistantText, EngineReady, HistoryCleared, Levels, Notice, ReplyFinished, StateChanged,
+                         TurnLatency, UserTranscript)
 from core.logs import log_folder
 from core.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 PTT_KEYS = {"Space": Qt.Key_Space, "F8": Qt.Key_F8, "F9": Qt.Key_F9, "F10": Qt.Key_F10,
             "Insert": Qt.Key_Insert, "Pause": Qt.Key_Pause}
@@ -62,6 +65,11 @@ class MainWindow(QMainWindow):
             self.mode_group.addButton(button)
             button.clicked.connect(lambda _checked=False, m=mode: self.set_mode(m))
             top.addWidget(button)
+        self.clear_button = QPushButton("Clear history…")
+        self.clear_button.setAccessibleName("Clear the conversation history")
+        self.clear_button.setToolTip("Erase every transcript this app keeps, here and on disk")
+        self.clear_button.clicked.connect(self.clear_history)
+        top.addWidget(self.clear_button)
         self.settings_button = QPushButton("Settings")
         self.settings_button.setAccessibleName("Open settings")
         self.settings_button.clicked.connect(self.open_settings)
@@ -193,6 +201,21 @@ class MainWindow(QMainWindow):
         dialog.exec()
         self.set_mode_buttons(self.runtime.settings.mode)
 
+    def clear_history(self) -> None:
+        """Erase the history, file and view, once the user confirms."""
+        answer = QMessageBox.question(self, "Clear history",
+                                      "Erase the whole conversation history, from this window and from disk? "
+                                      "This cannot be undone.")
+        if answer != QMessageBox.Yes:
+            return
+        try:
+            self.runtime.clear_history()
+        except OSError as exc:
+            log.warning("could not clear the history", exc_info=True)
+            self.show_notice("error", f"could not erase the history file ({exc.strerror or exc})")
+            return
+        self.statusBar().showMessage("The conversation history is erased.", 5000)
+
     def show_history(self) -> None:
         for entry in self.runtime.history[-50:]:
             if entry.role == "user":
@@ -242,6 +265,9 @@ class MainWindow(QMainWindow):
             self.latency.setText(f"{event.response:.0f} ms")
         elif isinstance(event, Notice):
             self.show_notice(event.level, event.message)
+        elif isinstance(event, HistoryCleared):
+            self.view.clear_lines()
+            self.latency.setText("")
         elif isinstance(event, EngineReady):
             self.statusBar().showMessage("Ready", 3000)
             if self.notice.text().startswith("Error:"):

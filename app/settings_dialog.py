@@ -25,7 +25,7 @@ from core.runtime import Runtime
 from core.settings import END_OF_TURN_RANGE, Settings
 from core.style.emotion import EMOTIONS
 from core.style.presets import PresetError, parse_preset
-from core.style.voice_clips import add_clip, import_clip
+from core.style.voice_clips import add_clip, clip_names, import_clip
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._voice_tab(), "&Voice")
         self.tabs.addTab(self._engine_tab(), "&Engine")
         self.tabs.addTab(self._persona_tab(), "&Persona")
+        self.tabs.addTab(self._data_tab(), "&Data")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Settings message")
@@ -282,6 +283,87 @@ class SettingsDialog(QDialog):
         self.persona.setPlaceholderText("e.g. You are Ada, a patient tutor who loves astronomy.")
         layout.addWidget(self.persona, 1)
         return page
+
+    def _data_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        where = QLabel(f"Your settings, history, presets, voice clips and logs are kept only on this "
+                       f"computer, readable by you alone, in {self.runtime.files.root}")
+        where.setWordWrap(True)
+        layout.addWidget(where)
+        layout.addWidget(QLabel("Voice clips (recordings of a voice, for voice matching)"))
+        self.clip_list = QListWidget()
+        self.clip_list.setAccessibleName("Voice clips")
+        layout.addWidget(self.clip_list, 1)
+        self.delete_clip_button = QPushButton("Delete clip…")
+        self.delete_clip_button.setToolTip("Delete the recording and its measured profile")
+        self.delete_clip_button.clicked.connect(self.delete_voice_clip)
+        self.clear_history_button = QPushButton("Clear history…")
+        self.clear_history_button.setToolTip("Erase every transcript, here and in the main window")
+        self.clear_history_button.clicked.connect(self.clear_history)
+        self.forget_button = QPushButton("Forget everything…")
+        self.forget_button.setToolTip("Erase settings, history, your presets, voice clips and logs; "
+                                      "the models stay installed")
+        self.forget_button.clicked.connect(self.forget_everything)
+        layout.addWidget(_row(self.delete_clip_button, self.clear_history_button, self.forget_button))
+        self.refresh_clips()
+        return page
+
+    def refresh_clips(self) -> None:
+        self.clip_list.clear()
+        self.clip_list.addItems(clip_names(self.runtime.files.voices))
+        self.delete_clip_button.setEnabled(self.clip_list.count() > 0)
+
+    def _confirm(self, title: str, question: str) -> bool:
+        return QMessageBox.question(self, title, question + " This cannot be undone.") == QMessageBox.Yes
+
+    def _erase(self, action, done: str) -> None:
+        try:
+            action()
+        except (KeyError, OSError) as exc:
+            log.warning("erasing failed", exc_info=True)
+            reason = str(exc).strip("'\"")
+            self.show_message(f"Could not erase: {reason}", error=True)
+            return
+        self.show_message(done)
+
+    def delete_voice_clip(self) -> None:
+        item = self.clip_list.currentItem()
+        if item is None:
+            self.show_message("Choose a voice clip first.", error=True)
+            return
+        name = item.text()
+        if not self._confirm("Delete voice clip", f"Delete the voice clip “{name}” and its profile?"):
+            return
+
+        def delete() -> None:
+            self.runtime.delete_clip(name)
+            if self.voice_reference == name:
+                self.set_clip(None)
+            self.settings = replace(self.settings, voice_reference=self.runtime.settings.voice_reference)
+            self.refresh_clips()
+            self.refresh_presets()
+
+        self._erase(delete, f"Deleted the voice clip “{name}”.")
+
+    def clear_history(self) -> None:
+        if self._confirm("Clear history", "Erase the whole conversation history, here and on disk?"):
+            self._erase(self.runtime.clear_history, "The conversation history is erased.")
+
+    def forget_everything(self) -> None:
+        if not self._confirm("Forget everything",
+                             "Erase your settings, conversation history, presets, voice clips and logs? "
+                             "The models stay installed."):
+            return
+
+        def forget() -> None:
+            self.runtime.forget_everything()
+            self.settings = self.runtime.settings
+            self.applied_preset = self.settings.preset
+            self.load(self.settings)
+            self.refresh_clips()
+
+        self._erase(forget, "Everything of yours is erased; the settings are back to their defaults.")
 
     # ---- between the controls and Settings ---------------------------------------------------
 
@@ -511,6 +593,7 @@ class SettingsDialog(QDialog):
             self.show_message(error, error=True)
             return
         self.set_clip(result[0])
+        self.refresh_clips()
         self.show_message("Voice clip measured; press Apply to use it.")
 
     def _measure(self, work) -> None:

@@ -147,6 +147,11 @@ class ConversationView(QTextBrowser):
                 break
         self.render()
 
+    def clear_lines(self) -> None:
+        """Forget every line shown (the history was erased)."""
+        self.lines.clear()
+        self.render()
+
     def add_notice(self, text: str) -> None:
         self.lines.append(Line("notice", text))
         self.render()

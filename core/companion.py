@@ -128,20 +128,19 @@ def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfi
 def engine_voice_profile(engine: CascadeEngine, store: ModelStore | None = None):
     """The packaged voice's own profile (what voice matching maps from), measured once (~5 s of
     CPU) and kept beside the voice in the user's data folder."""
-    import json
-
     from core.style.voice_match import VoiceProfile, profile_of_voice
-    from models.registry.atomic import write_json
+    from models.registry.atomic import make_private_dir, write_json
+    from models.registry.userfile import DamagedFile, parse_json
 
     store = store or ModelStore()
     cache = store.root / "voices" / "piper-joe-medium.profile.json"
     try:
-        return VoiceProfile.from_json(json.loads(cache.read_text()))
+        return parse_json(cache, VoiceProfile.from_json)
     except FileNotFoundError:
         log.info("measuring the voice's profile once, into %s", cache)
-    except (OSError, ValueError):
+    except (OSError, DamagedFile):  # measured from the packaged voice: nothing of the user's is lost
         log.warning("the voice profile %s is unreadable; measuring it again", cache, exc_info=True)
     profile = profile_of_voice(engine.tts)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(cache.parent)
     write_json(cache, profile.to_json())
     return profile

@@ -88,4 +88,10 @@ class EngineReady:
     capabilities: object  # models.engine.Capabilities: what the interface may offer
 
 
-CoreEvent = CoreEvent | Levels | EngineReady
+@dataclass(frozen=True)
+class HistoryCleared:
+    """The conversation history was erased (the user's "Clear history" or "Forget everything"):
+    the window empties its view."""
+
+
+CoreEvent = CoreEvent | Levels | EngineReady | HistoryCleared

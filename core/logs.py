@@ -7,7 +7,8 @@ segmentation fault or abort in a C extension (llama.cpp, onnxruntime, PortAudio)
 thread's Python stack in `logs/crash.log`: Python cannot log anything once the process is dying,
 so `faulthandler` writes there itself, straight to the file descriptor.
 
-The log writes nothing to the terminal: the command line's refusals stay one line.
+The log writes nothing to the terminal: the command line's refusals stay one line. Like all the
+user's files, the log folder is 0700 and its files 0600.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
+
+from models.registry.atomic import PRIVATE_FILE, make_private_dir
 
 LOG_FILE = "voice-companion.log"
 CRASH_FILE = "crash.log"
@@ -59,7 +62,7 @@ def setup_logging(data_dir: Path) -> Path:
     the log moves there. OSError when the folder cannot be written."""
     global _crash_file
     folder = log_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)
     path = (folder / LOG_FILE).resolve()
     with _lock:
         root = logging.getLogger()
@@ -68,7 +71,7 @@ def setup_logging(data_dir: Path) -> Path:
             return path
         crash = _open_crash_file(folder)
         try:
-            handler = RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+            handler = _PrivateRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         except OSError:
             crash.close()
             raise
@@ -90,6 +93,18 @@ def setup_logging(data_dir: Path) -> Path:
     return path
 
 
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """Every file it opens, the first and each one after a rollover, is made 0600."""
+
+    def _open(self):
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+                    opener=_private_opener)
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, PRIVATE_FILE)
+
+
 def _our_handler() -> RotatingFileHandler | None:
     return next((h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME), None)
 
@@ -100,7 +115,7 @@ def _open_crash_file(folder: Path) -> TextIO:
     path = folder / CRASH_FILE
     if path.exists() and path.stat().st_size > MAX_BYTES:
         path.replace(path.with_name(CRASH_FILE + ".1"))
-    crash = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open until the process ends)
+    crash = open(path, "a", encoding="utf-8", opener=_private_opener)  # noqa: SIM115 (open until the process ends)
     crash.write(f"--- pid {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     crash.flush()
     return crash

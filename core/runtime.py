@@ -20,20 +20,21 @@ from core.audio.room import RoomConfig
 from core.companion import DEFAULT_ASR, DEFAULT_LLM, engine_voice_profile, load_turn_judge, load_vad
 from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
-from core.events import (CoreEvent, EngineReady, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged,
-                         TurnLatency, UserTranscript)
-from core.settings import HistoryEntry, Settings, UserFiles, check_settings
+from core import erase
+from core.events import (CoreEvent, EngineReady, HistoryCleared, Mode, Notice, ReplyEnd, ReplyFinished, State,
+                         StateChanged, TurnLatency, UserTranscript)
+from core.settings import HISTORY_KEPT, HistoryEntry, Settings, UserFiles, check_settings
 from core.style.presets import PresetError, PresetStore, parse_preset
 from core.style.resolve import style_from_preset
 from core.style.voice_clips import clip_profile
 from core.audio.vad import SileroVad
 from models.engine import Engine, Message, Style
 from models.registry import ModelStore, RegistryError
+from models.registry.userfile import take_notices
 
 DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", DEFAULT_ASR, DEFAULT_LLM, "piper-joe-medium")
 log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
-HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
 
 _ENGINE_KEYS = ("engine", "chat_model", "asr_model", "compute")
 _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_suppression", "gain_control")
@@ -57,10 +58,21 @@ class Runtime:
         self.presets = PresetStore(self.files.presets)
         self.simulated = simulated
         self.room = room
+        self._startup_notices = []
+        try:
+            self.files.secure()
+        except OSError as exc:  # a read-only data folder: the app runs, the user is told
+            log.warning("could not make the data folder private", exc_info=True)
+            self._startup_notices.append(f"could not make the data folder private ({exc.strerror or exc})")
         self.settings, settings_notice = self.files.load_settings()
         self.history, history_notice = self.files.load_history()
-        self._startup_notices = [n for n in (settings_notice, history_notice) if n]
-        self._startup_notices += [f"preset file {name} is damaged and was left out" for name in self.presets.damaged()]
+        self._startup_notices += [n for n in (settings_notice, history_notice) if n]
+        recovered = self.presets.recover()
+        self._startup_notices += recovered
+        self._presets_kept_aside = bool(recovered)  # a preset gone with them was told about already
+        self.store.assets()  # reads the registry's own files now, so damage to them is told at start
+        self._startup_notices += take_notices()
+        self._history_unsaved = False  # a failed history write was told; the next one is told again only after a success
         self.conversation: LiveConversation | SimulatedConversation | None = None
         self.capabilities = None
         self._engine = None
@@ -78,7 +90,7 @@ class Runtime:
     # ---- what the GUI calls (all return at once) --------------------------------------------
 
     def start(self, greet: bool = False) -> None:
-        for message in self._startup_notices:
+        for message in self._startup_notices + take_notices():
             self.on_event(Notice("warning", message))
         self._startup_notices = []
         self._jobs.put(lambda: self._reconfigure(None, self.settings))
@@ -86,10 +98,17 @@ class Runtime:
             self.announce(GREETING)
 
     def apply(self, settings: Settings) -> None:
-        """Save new settings and apply them from the next reply on (devices and models reload)."""
+        """Save new settings and apply them from the next reply on (devices and models reload).
+        When they cannot be saved (a read-only or full disk) they still apply, with a notice; the
+        file on disk stays as it was."""
         check_settings(settings)
         old, self.settings = self.settings, settings
-        self.files.save_settings(settings)
+        try:
+            self.files.save_settings(settings)
+        except OSError as exc:
+            log.warning("could not save the settings", exc_info=True)
+            self.on_event(Notice("warning", f"could not save the settings ({exc.strerror or exc}); "
+                                            "they apply until the app closes"))
         self._jobs.put(lambda: self._reconfigure(old, settings))
 
     def update(self, **changes) -> Settings:
@@ -156,6 +175,41 @@ class Runtime:
         voice model (the cascade's Piper) lets the core measure."""
         return self._engine is None or hasattr(self._engine, "tts")
 
+    # ---- erasing the user's data (core/erase.py says what each removes) ------------------------
+
+    def clear_history(self) -> list[str]:
+        """Erase the conversation history: the file, this runtime's copy and what the engine reads
+        next (the window empties its view on HistoryCleared). OSError when the file stays."""
+        with self._history_lock:
+            removed = erase.clear_history(self.files)
+            self.history.clear()
+        self._jobs.put(self._forget_conversation)
+        self.on_event(HistoryCleared())
+        return removed
+
+    def delete_clip(self, name: str) -> list[str]:
+        """Delete a voice clip and its profile (KeyError: no such clip); settings and presets that
+        named it no longer do."""
+        removed = erase.delete_clip(self.files, name)
+        if self.settings.voice_reference == name:
+            self.update(voice_reference=None)
+        return removed
+
+    def forget_everything(self) -> list[str]:
+        """Erase all the user's data but the models, and go on with the default settings."""
+        with self._history_lock:
+            removed = erase.forget_everything(self.files)
+            self.history.clear()
+        self._jobs.put(self._forget_conversation)
+        self.on_event(HistoryCleared())
+        old, self.settings = self.settings, Settings()  # the defaults, not written: nothing is left on disk
+        self._jobs.put(lambda: self._reconfigure(old, self.settings))
+        return removed
+
+    def _forget_conversation(self) -> None:
+        if self.conversation is not None:
+            self.conversation.session.history = []
+
     # ---- style ------------------------------------------------------------------------------
 
     def style_for(self, settings: Settings) -> tuple[Style, object]:
@@ -163,7 +217,9 @@ class Runtime:
         try:
             preset = self.presets.get(settings.preset)
         except (KeyError, PresetError):
-            self.on_event(Notice("warning", f"preset {settings.preset!r} is gone; using Neutral"))
+            log.warning("preset %r is gone; using Neutral", settings.preset, exc_info=True)
+            if not self._presets_kept_aside:
+                self.on_event(Notice("warning", f"preset {settings.preset!r} is gone; using Neutral"))
             preset = self.presets.get("Neutral")
         overrides = {k: getattr(settings, k) for k in ("emotion", "speed", "pitch") if getattr(settings, k) is not None}
         if settings.persona.strip():
@@ -208,6 +264,8 @@ class Runtime:
         reopen_audio = (old is None or reload_engine or self.conversation is None
                         or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS))
         style, target = self.style_for(new)
+        for message in take_notices():  # a damaged voice profile met while the style was made
+            self.on_event(Notice("warning", message))
         if self.conversation is None:  # first start: the conversation goes on from the saved history
             history = [Message(e.role, e.text, e.interrupted) for e in self.history]
         elif reopen_audio:
@@ -294,7 +352,15 @@ class Runtime:
             self._save_history()
 
     def _save_history(self) -> None:
+        """Called under the history lock. A failed write leaves the previous file as it was and is
+        told once; the conversation goes on, and the next write that works saves it all."""
         try:
             self.files.save_history(self.history)
         except OSError as exc:
-            self.on_event(Notice("warning", f"could not save the conversation history: {exc.strerror}"))
+            log.warning("could not save the conversation history", exc_info=True)
+            if not self._history_unsaved:
+                self._history_unsaved = True
+                self.on_event(Notice("warning", f"could not save the conversation history "
+                                                f"({exc.strerror or exc}); it goes on unsaved"))
+            return
+        self._history_unsaved = False

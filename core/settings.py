@@ -3,12 +3,17 @@
 Both live in the user's folders (platformdirs, or $VOICE_COMPANION_DATA), carry a schema name and
 version, and are written atomically. A file that cannot be read is never overwritten in place: it
 is moved aside as `<name>.corrupt-<time>` and replaced by defaults, and the caller gets a notice to
-show, so nothing is silently lost.
+show, so nothing is silently lost (models/registry/userfile.py).
+
+The data folder is the user's alone: made 0700, every file in it 0600 (models/registry/atomic.py);
+`UserFiles.secure` tightens a folder an older version made and removes temp files a killed process
+left, which can hold a voice recording.
 """
 from __future__ import annotations
 
-import json
 import logging
+import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -16,8 +21,11 @@ from pathlib import Path
 from core.engines import DEFAULT_ASR, DEFAULT_ENGINE, SETTINGS_ENGINES
 from core.events import Mode
 from core.turns import TurnConfig
-from models.registry.atomic import write_json
-from models.registry.datadir import default_data_dir
+from core.style.emotion import EMOTIONS
+from core.style.presets import MAX_NAME, MAX_PERSONA, PITCH_RANGE, SPEED_RANGE
+from models.registry.atomic import make_private_dir, remove_stale_temps, write_json
+from models.registry.datadir import default_data_dir, models_dir
+from models.registry.userfile import load_or_recover
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,10 @@ MODES = tuple(Mode)
 COMPUTE = ("auto", "cuda", "metal", "cpu")
 SENSITIVITY_RANGE = (0.1, 0.9)
 END_OF_TURN_RANGE = (200, 3000)
+MAX_TEXT = 200  # device, model, key and file names
+HISTORY_KEPT = 500  # entries on disk; the engine's own token budget decides what it reads
+MAX_ENTRY_TEXT = 20_000  # characters in one history line
+MAX_HISTORY_BYTES = 32 << 20  # 500 entries of the longest text, JSON-escaped, fit well below
 
 
 class SettingsError(ValueError):
@@ -103,6 +115,30 @@ def check_settings(s: Settings) -> None:
         raise SettingsError(f"vad_sensitivity must be within {SENSITIVITY_RANGE}")
     if not END_OF_TURN_RANGE[0] <= s.end_of_turn_ms <= END_OF_TURN_RANGE[1]:
         raise SettingsError(f"end_of_turn_ms must be within {END_OF_TURN_RANGE} ms")
+    for name in ("push_to_talk_key", "input_device", "output_device", "chat_model", "voice_reference"):
+        value = getattr(s, name)
+        if value is not None and len(value) > MAX_TEXT:
+            raise SettingsError(f"{name} must be at most {MAX_TEXT} characters")
+    if len(s.preset) > MAX_NAME:
+        raise SettingsError(f"preset must be a name of at most {MAX_NAME} characters")
+    if len(s.persona) > MAX_PERSONA:
+        raise SettingsError(f"persona must be at most {MAX_PERSONA} characters")
+    if s.emotion is not None and s.emotion not in EMOTIONS:
+        raise SettingsError(f"emotion must be one of {', '.join(EMOTIONS)}")
+    for name, (lo, hi) in (("speed", SPEED_RANGE), ("pitch", PITCH_RANGE)):
+        value = getattr(s, name)
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise SettingsError(f"{name} must be within {lo:g} to {hi:g}")
+    if s.voice_reference is not None and not is_plain_file_name(s.voice_reference):
+        # The clip and the profile written beside it must stay inside the voices folder.
+        raise SettingsError("voice_reference must be the name of a clip in the voices folder")
+
+
+def is_plain_file_name(name: str) -> bool:
+    """A name that stays inside the folder it is joined to: no separators, not "." or "..", no
+    control characters."""
+    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+            and os.sep not in name and not any(ord(c) < 32 for c in name))
 
 
 @dataclass(frozen=True)
@@ -112,25 +148,6 @@ class HistoryEntry:
     interrupted: bool = False
     latency_ms: float | None = None  # assistant lines: end of the user's speech -> first sound
     at: float = field(default_factory=time.time)
-
-
-def load_json_or_recover(path: Path, parse, default):
-    """(value, notice): the parsed file, or `default` with a notice when it was unreadable (the bad
-    file is kept beside it). A missing file is simply the default, without a notice."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return default, None
-    except OSError as exc:
-        log.warning("could not read %s; using defaults", path, exc_info=True)
-        return default, f"could not read {path.name} ({exc.strerror}); using defaults"
-    try:
-        return parse(json.loads(text)), None
-    except (ValueError, TypeError, KeyError) as exc:
-        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        log.warning("%s is damaged; keeping it as %s and using defaults", path, backup.name, exc_info=True)
-        path.replace(backup)
-        return default, f"{path.name} was damaged ({exc}); it was kept as {backup.name} and defaults are used"
 
 
 class UserFiles:
@@ -143,30 +160,84 @@ class UserFiles:
         self.presets = self.root / "presets"
         self.voices = self.root / "voices"
 
+    def folder(self, folder: Path) -> Path:
+        """`folder` (the root or one inside it), made 0700 if it is new."""
+        make_private_dir(self.root)
+        return make_private_dir(folder)
+
+    def secure(self) -> None:
+        """At start-up: the data folder and the user's files in it lose any access by others (an
+        older version made them 0755 and 0644; the owner's own bits are kept), and temp files
+        left by a process that was killed mid-write are removed. Model files are left alone."""
+        if not self.root.is_dir():
+            return
+        models = models_dir(self.root)
+        for folder in (self.root, self.presets, self.voices, self.root / "logs", models):
+            if not folder.is_dir():
+                continue
+            _owner_only(folder)
+            remove_stale_temps(folder)
+            if folder == models:
+                continue
+            for path in folder.iterdir():
+                if path.is_file() and not path.is_symlink():
+                    _owner_only(path)
+        for name in ("user_assets.json", "hub_pins.json"):
+            if (models / name).is_file():
+                _owner_only(models / name)
+
     def load_settings(self) -> tuple[Settings, str | None]:
-        return load_json_or_recover(self.settings_file, parse_settings, Settings())
+        return load_or_recover(self.settings_file, parse_settings, Settings())
 
     def save_settings(self, settings: Settings) -> None:
         check_settings(settings)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.folder(self.root)
         write_json(self.settings_file, settings.to_json())
 
     def load_history(self) -> tuple[list[HistoryEntry], str | None]:
-        return load_json_or_recover(self.history_file, parse_history, [])
+        return load_or_recover(self.history_file, parse_history, [], MAX_HISTORY_BYTES)
 
     def save_history(self, entries: list[HistoryEntry]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.folder(self.root)
         write_json(self.history_file, {"schema": HISTORY_SCHEMA, "version": VERSION,
                                        "entries": [asdict(e) for e in entries]})
 
 
+def _owner_only(path: Path) -> None:
+    mode = path.stat().st_mode & 0o7777
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
+
+
 def parse_history(data: object) -> list[HistoryEntry]:
+    """Validate a decoded history file: every entry an object with a role, a text of bounded
+    length, and numbers where numbers belong. Only the newest HISTORY_KEPT entries are kept."""
     if not isinstance(data, dict) or data.get("schema") != HISTORY_SCHEMA or data.get("version") != VERSION:
         raise SettingsError("not a Voice Companion history file of this version")
-    entries = []
-    for item in data["entries"]:
-        if item.get("role") not in ("user", "assistant") or not isinstance(item.get("text"), str):
-            raise SettingsError("a history entry has no role or text")
-        entries.append(HistoryEntry(**{k: item[k] for k in ("role", "text", "interrupted", "latency_ms", "at")
-                                       if k in item}))
-    return entries
+    items = data.get("entries")
+    if not isinstance(items, list):
+        raise SettingsError("the history has no list of entries")
+    return [_history_entry(n, item) for n, item in enumerate(items)][-HISTORY_KEPT:]
+
+
+def _history_entry(n: int, item: object) -> HistoryEntry:
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not isinstance(item, dict):
+        raise SettingsError(f"history entry {n} is not an object")
+    if item.get("role") not in ("user", "assistant"):
+        raise SettingsError(f"history entry {n} has no role")
+    text = item.get("text")
+    if not isinstance(text, str) or len(text) > MAX_ENTRY_TEXT:
+        raise SettingsError(f"history entry {n} has no text of at most {MAX_ENTRY_TEXT} characters")
+    interrupted = item.get("interrupted", False)
+    latency = item.get("latency_ms")
+    at = item.get("at", 0.0)
+    if not isinstance(interrupted, bool):
+        raise SettingsError(f"history entry {n}: interrupted must be true or false")
+    if latency is not None and not (number(latency) and latency >= 0):
+        raise SettingsError(f"history entry {n}: latency_ms must be a number of milliseconds")
+    if not number(at):
+        raise SettingsError(f"history entry {n}: at must be a time in seconds")
+    return HistoryEntry(item["role"], text, interrupted, None if latency is None else float(latency), float(at))

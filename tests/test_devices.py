@@ -125,6 +125,15 @@ def test_find_device_by_exact_name_index_part_or_default(monkeypatch):
     assert "'hdmi'" in str(err.value) and "'pulse'" in str(err.value) and "HDMI 0" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["²", "¹", "①"])
+def test_a_name_of_digit_like_characters_is_a_device_not_found_not_a_crash(monkeypatch, name):
+    # str.isdigit() says yes to these, int() refuses them: the lookup must say "not found", which is
+    # what the microphone and speaker fall back to the default on.
+    monkeypatch.setattr("core.audio.devices.list_devices", lambda: FAKE_DEVICES)
+    with pytest.raises(DeviceError, match="no input device named"):
+        find_device(name, "input")
+
+
 def test_missing_portaudio_is_one_line_naming_the_package(monkeypatch, capsys):
     class NoPortAudio(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):

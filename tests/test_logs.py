@@ -101,8 +101,8 @@ raise KeyError("lost on the main thread")
 def test_a_native_crash_leaves_every_threads_stack_in_crash_log(tmp_path):
     code = """
 import ctypes, threading
-from app.cli import _start_logging
-_start_logging()
+from app.cli import _start
+_start()
 threading.Thread(target=threading.Event().wait, name="parked", daemon=True).start()
 def read_address_zero():
     ctypes.string_at(0)

@@ -7,6 +7,13 @@ from core.style.emotion import EMOTIONS
 from core.style.presets import SCHEMA, Preset, PresetError, PresetStore, VoiceReference, parse_preset
 
 
+def profile(**changes) -> dict:
+    """A voice profile as the app stores one (its values need not be a real voice's)."""
+    from core.style.voice_match import GRID_HZ, VoiceProfile
+
+    return {**VoiceProfile(210.0, 6.0, 1.1, -9.0, tuple(0.0 for _ in GRID_HZ)).to_json(), **changes}
+
+
 def good(**changes) -> dict:
     data = {"schema": SCHEMA, "version": 1, "name": "Evening", "voice": "piper-joe-medium",
             "emotion": "calm", "speed": 0.9, "pitch": -1.5, "voice_reference": None, "persona": None}
@@ -20,6 +27,10 @@ def good(**changes) -> dict:
     ({"name": "a/b"}, "name"), ({"version": 2}, "version"), ({"schema": "other"}, "schema"),
     ({"colour": "blue"}, "colour"), ({"voice_reference": {"clip": "../x.wav"}}, "voice_reference"),
     ({"persona": 5}, "persona"),
+    ({"voice_reference": {"clip": "x.wav", "profile": {"f0_median_hz": 210.0}}}, "voice_reference"),
+    ({"voice_reference": {"clip": "x.wav", "profile": profile(f0_median_hz=-1.0)}}, "voice_reference"),
+    ({"voice_reference": {"clip": "x.wav", "profile": profile(envelope_db=["loud"])}}, "voice_reference"),
+    ({"emotion": ["calm"]}, "emotion"),
 ])
 def test_bad_fields_are_refused_with_the_field_named(changes, field):
     with pytest.raises(PresetError) as err:
@@ -36,7 +47,7 @@ def test_built_ins_cover_every_emotion_and_validate():
 
 def test_round_trip_and_crud(tmp_path):
     store = PresetStore(tmp_path / "presets")
-    preset = parse_preset(good(voice_reference={"clip": "anna.wav", "profile": {"f0_median_hz": 210.0}},
+    preset = parse_preset(good(voice_reference={"clip": "anna.wav", "profile": profile()},
                                persona="You are Ada, a patient tutor."))
     store.save(preset)
     assert store.get("Evening") == preset
@@ -52,7 +63,7 @@ def test_round_trip_and_crud(tmp_path):
         store.delete("Calm")  # built-in
     with pytest.raises(PresetError):
         store.save(Preset(name="Calm"))  # a built-in's name
-    assert store.get("Evening").voice_reference == VoiceReference("anna.wav", {"f0_median_hz": 210.0})
+    assert store.get("Evening").voice_reference == VoiceReference("anna.wav", profile())
 
 
 def test_a_malformed_import_changes_nothing(tmp_path):
@@ -80,3 +91,13 @@ def test_damaged_user_file_is_reported_not_used(tmp_path):
     assert "Oops" not in store.names()
     assert any("emotion" in d for d in store.damaged())
     assert (folder / "oops.json").exists()  # kept for the user to fix, never deleted
+
+
+def test_an_exported_preset_with_a_bad_voice_profile_is_not_imported(tmp_path):
+    store = PresetStore(tmp_path / "presets")
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps(good(voice_reference={"clip": "anna.wav", "profile": profile(formant_scale="big")})))
+    with pytest.raises(PresetError) as err:
+        store.import_file(shared)
+    assert err.value.field == "voice_reference"
+    assert store.names() == [p.name for p in store.built_ins()]

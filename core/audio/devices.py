@@ -101,7 +101,7 @@ def find_device(name: str | None, kind: Kind) -> DeviceInfo:
                 return d
         raise DeviceError(f"no {kind} device found")
     matches = ([d for d in devices if d.name == name]
-               or [d for d in devices if name.strip().isdigit() and d.index == int(name)]
+               or [d for d in devices if name.strip().isdecimal() and d.index == int(name)]  # "²" is a digit, not a number
                or [d for d in devices if name.casefold() in d.name.casefold()])
     if matches:
         return matches[0]

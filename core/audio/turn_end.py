@@ -31,6 +31,9 @@ class SmartTurn:
         import onnxruntime
         from faster_whisper.feature_extractor import FeatureExtractor
 
+        from models.registry.offline import quiet_onnxruntime
+
+        quiet_onnxruntime()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from models.registry.offline import quiet_onnxruntime
+
 WINDOW = 512  # samples at 16 kHz
 CONTEXT = 64
 RATE = 16000
@@ -17,6 +19,7 @@ RATE = 16000
 
 class SileroVad:
     def __init__(self, model_path: Path) -> None:
+        quiet_onnxruntime()
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1

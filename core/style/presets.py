@@ -8,11 +8,13 @@ file never replaces a good one: every write goes through a temporary file and a 
      "voice_reference": null, "persona": null}
 
 `voice_reference`, when set, is {"clip": "<file name in the user's voices folder>",
-"profile": {...the measured voice profile...}}.
+"profile": {...the measured voice profile...}}; the profile is checked like a stored one
+(core.style.voice_match.VoiceProfile.from_json), so an imported preset cannot carry a bad one.
+Files are read through models/registry/userfile.py: a damaged one is one PresetError, whatever the
+damage.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -20,7 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from core.style.emotion import EMOTIONS
-from models.registry.atomic import write_json
+from models.registry.atomic import make_private_dir, write_json
+from models.registry.userfile import DamagedFile, keep_aside, read_json
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ def parse_preset(data: object, source: str = "") -> Preset:
     if not isinstance(voice, str) or not voice:
         raise fail("voice", "must be a voice id")
     emotion = data.get("emotion", "neutral")
-    if emotion not in EMOTIONS:
+    if not isinstance(emotion, str) or emotion not in EMOTIONS:
         raise fail("emotion", f"{emotion!r} is not one of {', '.join(EMOTIONS)}")
     speed = number("speed", 1.0, *SPEED_RANGE, "")
     pitch = number("pitch", 0.0, *PITCH_RANGE, " semitones")
@@ -107,21 +110,29 @@ def parse_preset(data: object, source: str = "") -> Preset:
         if (not isinstance(reference, dict) or not isinstance(reference.get("clip"), str)
                 or not isinstance(reference.get("profile", {}), dict)):
             raise fail("voice_reference", 'must be null or {"clip": name, "profile": {...}}')
-        if Path(reference["clip"]).name != reference["clip"]:
+        clip = reference["clip"]
+        if not clip or clip in (".", "..") or Path(clip).name != clip or "\\" in clip or len(clip) > 200:
             raise fail("voice_reference", "clip must be a plain file name")
-        reference = VoiceReference(reference["clip"], dict(reference.get("profile", {})))
+        profile = dict(reference.get("profile", {}))
+        if profile:  # empty: not measured yet (measured from the clip when used)
+            from core.style.voice_match import VoiceProfile  # imported here: pulls in the pitch tracker
+
+            try:
+                VoiceProfile.from_json(profile)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise fail("voice_reference", f"the voice profile is not valid ({exc})") from exc
+        reference = VoiceReference(clip, profile)
     return Preset(name.strip(), voice, emotion, speed, pitch, reference, persona)
 
 
 def read_preset(path: Path) -> Preset:
+    """The preset in `path`; PresetError for a file that cannot be read or is damaged in any way."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_json(Path(path))
+    except DamagedFile as exc:
+        raise PresetError("(whole file)", str(exc), str(path)) from exc
+    except OSError as exc:
         raise PresetError("(whole file)", f"cannot be read ({exc.__class__.__name__})", str(path)) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PresetError("(whole file)", f"is not valid JSON (line {exc.lineno})", str(path)) from exc
     return parse_preset(data, str(path))
 
 
@@ -156,6 +167,26 @@ class PresetStore:
                 out.append(str(exc))
         return out
 
+    def recover(self) -> list[str]:
+        """At start-up: move every damaged user preset file aside as `NAME.corrupt-TIME` (no longer
+        listed, never overwritten) and return one notice for each."""
+        notices = []
+        for path in sorted(self.folder.glob("*.json")) if self.folder.exists() else []:
+            try:
+                read_preset(path)
+                continue
+            except PresetError as exc:
+                damage = exc
+            try:
+                backup = keep_aside(path)
+            except OSError as exc:
+                log.warning("preset file %s is damaged and could not be moved aside", path, exc_info=True)
+                notices.append(f"preset file {path.name} is damaged and was left out ({exc.strerror or exc})")
+                continue
+            log.warning("preset file %s is damaged; kept as %s", path, backup.name, exc_info=damage)
+            notices.append(f"preset file {path.name} was damaged ({damage}); it was kept as {backup.name}")
+        return notices
+
     def built_ins(self) -> list[Preset]:
         return [read_preset(p) for p in sorted(self.built_in.glob("*.json"))]
 
@@ -185,7 +216,7 @@ class PresetStore:
         path = existing or self.folder / _file_name(preset.name)
         if existing is None and path.exists():  # another name maps to the same file name
             path = self.folder / _file_name(f"{preset.name}-{len(list(self.folder.glob('*.json')))}")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.folder)
         write_json(path, preset.to_json())
         return path
 

@@ -39,6 +39,9 @@ class PiperTts:
         from piper import PiperVoice
         from piper.config import PiperConfig
 
+        from models.registry.offline import quiet_onnxruntime
+
+        quiet_onnxruntime()
         # Built here rather than by PiperVoice.load so the thread count is ours to set: the voice
         # shares two cores with the chat model, which keeps writing while it speaks.
         options = onnxruntime.SessionOptions()

@@ -2,7 +2,9 @@
 
 Conversion reads the 2.8 GB checkpoint once (about a minute on two cores at full size) and writes
 `<data dir>/converted/mini-omni-<quant>/`. The folder records the SHA-256 of the checkpoint it
-came from, so a re-installed or changed checkpoint is converted again.
+came from, so a re-installed or changed checkpoint is converted again, and the SHA-256 of each file
+the conversion wrote, checked before every load like any model's (a stamp of size and mtime spares
+re-reading unchanged files): a converted file that changed is converted again, never loaded.
 """
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ from pathlib import Path
 
 from models.omni.assets import CODEC, ENCODER, LM
 from models.omni.checkpoint import ENCODER_WEIGHTS, LM_WEIGHTS
-from models.omni.convert import CONVERTER, META_FILE, QUANTS, convert
+from models.omni.convert import ADAPTER_FILE, CONVERTER, EMBEDDINGS_FILE, GGUF_FILE, META_FILE, QUANTS, convert
 from models.omni.engine import OmniPaths
 from models.registry import ModelStore
 from models.registry.atomic import write_json
 from models.registry.hashing import hash_file
-from models.registry.stamp import read_stamps
+from models.registry.stamp import FileStamp, read_stamps, write_stamps
 
 log = logging.getLogger(__name__)
+
+CONVERTED_FILES = (GGUF_FILE, EMBEDDINGS_FILE, ADAPTER_FILE)
 
 
 def converted_dir(store: ModelStore, quant: str) -> Path:
@@ -39,7 +43,28 @@ def is_current(folder: Path, source_sha256: str) -> bool:
     except (OSError, ValueError):
         log.warning("%s is unreadable; converting again", folder / META_FILE, exc_info=True)
         return False
-    return meta.get("source_sha256") == source_sha256 and meta.get("converter") == CONVERTER
+    if meta.get("source_sha256") != source_sha256 or meta.get("converter") != CONVERTER:
+        return False
+    try:
+        intact = isinstance(meta.get("files"), dict) and converted_hashes(folder) == meta["files"]
+    except FileNotFoundError:
+        return False
+    if not intact:
+        log.warning("a converted file in %s is not the one the conversion wrote; converting again", folder)
+    return intact
+
+
+def converted_hashes(folder: Path) -> dict[str, str]:
+    """The SHA-256 of each converted file, from the folder's stamps where they still describe it."""
+    stamps = read_stamps(folder)
+    before = dict(stamps)
+    for name in CONVERTED_FILES:
+        stat = (folder / name).stat()
+        if name not in stamps or not stamps[name].describes(stat):
+            stamps[name] = FileStamp(stat.st_size, stat.st_mtime_ns, hash_file(folder / name))
+    if stamps != before:
+        write_stamps(folder, stamps)
+    return {name: stamps[name].sha256 for name in CONVERTED_FILES}
 
 
 def ensure_converted(store: ModelStore, quant: str, force: bool = False, threads: int = 0) -> Path:
@@ -54,7 +79,7 @@ def ensure_converted(store: ModelStore, quant: str, force: bool = False, threads
     if force or not is_current(folder, source):
         convert(load_lm(lm_dir), folder, quant, threads)
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        write_json(folder / META_FILE, {**meta, "source_sha256": source})
+        write_json(folder / META_FILE, {**meta, "source_sha256": source, "files": converted_hashes(folder)})
     return folder
 
 

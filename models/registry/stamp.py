@@ -5,13 +5,13 @@ modification time, its SHA-256 was this"; any write to the file changes its mtim
 invalidates the entry. Losing or garbling the stamp only costs a re-hash.
 """
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .atomic import write_json
+from .userfile import DamagedFile, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,18 @@ class FileStamp:
 
 def read_stamps(folder: Path) -> dict[str, FileStamp]:
     try:
-        content = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
-        if content.get("schema") != _SCHEMA:
-            return {}
-        return {name: FileStamp(**entry) for name, entry in content["files"].items()}
+        return parse_json(folder / STAMP_FILE, _parse_stamps)
     except FileNotFoundError:  # nothing checked in this folder yet
         return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, DamagedFile):
         log.warning("%s is unreadable; every file will be hashed again", folder / STAMP_FILE, exc_info=True)
         return {}
+
+
+def _parse_stamps(content: object) -> dict[str, FileStamp]:
+    if content.get("schema") != _SCHEMA:
+        return {}
+    return {name: FileStamp(**entry) for name, entry in content["files"].items()}
 
 
 def write_stamps(folder: Path, stamps: dict[str, FileStamp]) -> None:

@@ -109,7 +109,7 @@ class ModelStore:
                 if not force and target.is_file():
                     if _current_hash(target, stamps, trust_stamp=True) == file.sha256:
                         continue
-                with replacing(target) as tmp:
+                with replacing(target, private=False) as tmp:  # model files, maybe hard links
                     found = self._materialise(asset, file, tmp, _reporter(progress, asset, file))
                     if found != file.sha256:
                         fix = _install_fix(asset, file)
