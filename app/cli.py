@@ -90,9 +90,9 @@ def _talk(argv: list[str]) -> int:
     if not answered:
         reason = conversation.turns[0].reason if conversation.turns else "no turn was heard"
         return _fail(f"no reply completed: {reason}", 1)
-    save_wav(args.out, conversation.timeline, conversation.rate)
+    save_wav(args.out, conversation.timeline, conversation.rate, private=False)
     replies_wav = args.out.with_name(args.out.stem + ".replies.wav")
-    save_wav(replies_wav, conversation.replies, conversation.rate)
+    save_wav(replies_wav, conversation.replies, conversation.rate, private=False)
     responses = [t.latency.response for t in conversation.turns if t.latency is not None]
     first = turns[0]
     report = {

@@ -222,3 +222,19 @@ def test_start_up_is_offline_until_the_user_asks_for_a_download(monkeypatch):
     finally:
         for name in OFFLINE_ENV:
             os.environ.pop(name, None)
+
+
+def test_an_export_gets_the_users_umask_not_the_private_mode(tmp_path):
+    from core.audio.io import save_wav
+
+    store = PresetStore(tmp_path / "data" / "presets")
+    store.save(parse_preset({"schema": "voice-companion/preset", "version": 1, "name": "Mine"}))
+    old = os.umask(0o022)
+    try:
+        store.export("Mine", tmp_path / "mine.json")
+        save_wav(tmp_path / "talk.wav", np.zeros(160, np.float32), 16000, private=False)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "mine.json") == 0o644 and mode(tmp_path / "talk.wav") == 0o644
+    kept = list((tmp_path / "data" / "presets").glob("*.json"))
+    assert kept and all(mode(p) == 0o600 for p in kept)  # the app's own copy stays private

@@ -85,10 +85,10 @@ def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
     return f"{path}: {seconds:.0f} s is longer than the {limit} limit"
 
 
-def save_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+def save_wav(path: Path, samples: np.ndarray, rate: int, private: bool = True) -> None:
     """Write 16-bit PCM through a temporary file so a crash never leaves half a file; OSError when
-    the disk refuses it."""
-    with replacing(Path(path)) as tmp:
+    the disk refuses it. `private`: as models.registry.atomic.write_json."""
+    with replacing(Path(path), private=private) as tmp:
         try:
             soundfile.write(str(tmp), np.clip(samples, -1, 1), rate, subtype="PCM_16", format="WAV")
         except soundfile.LibsndfileError as exc:  # a full or read-only disk, as libsndfile says it

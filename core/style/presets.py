@@ -249,4 +249,4 @@ class PresetStore:
         return preset
 
     def export(self, name: str, path: Path) -> None:
-        write_json(Path(path), self.get(name).to_json())
+        write_json(Path(path), self.get(name).to_json(), private=False)  # the user's own file, shared as they like

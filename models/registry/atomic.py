@@ -87,9 +87,11 @@ def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE)  # 0600 from the first byte, whatever the umask
 
 
-def write_json(path: Path, data: object) -> None:
-    with replacing(path) as tmp:
-        with open(tmp, "x", encoding="utf-8", opener=_private_opener) as f:
+def write_json(path: Path, data: object, private: bool = True) -> None:
+    """`private`: a file of the user's data (0600); False for one written where the user asked
+    (an export), which gets the mode the user's umask gives any new file."""
+    with replacing(path, private=private) as tmp:
+        with open(tmp, "x", encoding="utf-8", opener=_private_opener if private else None) as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
             f.flush()
