@@ -39,24 +39,34 @@ def measure(engine, vad, turns, room=None) -> dict:
             "taken_as": conversation.taken, "reasons": [str(t.reason) for t in taken],
             "reference": turn.text, "heard": heard, "plain": plain,
             "response_ms": round(lat.response, 1) if lat else None,
+            "end_of_turn_ms": round(lat.end_of_turn, 1) if lat else None,
             "asr_after_end_ms": round(lat.stages.get("asr_after_end", float("nan")), 1) if lat else None,
             "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
             "prepared": conversation.prepared,
+            # Turns taken before the speaker had finished: the reply was heard (it sounded before
+            # the speaker went on) or taken back before it made a sound.
+            "cut_in_heard": sum(len(t.reply_audio) > 0 for t in taken[:-1]),
+            "prompt_tokens": lat.prompt_tokens if lat else None,
         })
     refs = [r["reference"] for r in rows]
     responses = [r["response_ms"] for r in rows if r["response_ms"] is not None]
     after_end = [r["asr_after_end_ms"] for r in rows if r["asr_after_end_ms"] is not None]
     pauses = sum(r["pauses"] for r in rows)
     cut_ins = sum(max(0, r["taken_as"] - 1) for r in rows)
+    heard_cut_ins = sum(r["cut_in_heard"] for r in rows)
+    new_tokens = [r["prompt_tokens"]["new"] for r in rows if r["prompt_tokens"]]
     prepared = {k: sum(r["prepared"].get(k, 0) for r in rows) for k in ("prepared", "used", "thrown_away")}
     return {
         "turns": len(rows),
         "response_ms": summary(responses),
+        "end_of_turn_ms": summary([r["end_of_turn_ms"] for r in rows if r["end_of_turn_ms"] is not None]),
         "asr_after_end_ms": summary(after_end),
         "word_error": {"heard": round(100 * word_error(refs, [r["heard"] for r in rows]), 2),
                        "plain_decode": round(100 * word_error(refs, [r["plain"] for r in rows]), 2)},
         "false_cut_ins": {"count": cut_ins, "mid_turn_pauses": pauses,
-                          "share": round(cut_ins / max(1, pauses), 3)},
+                          "share": round(cut_ins / max(1, pauses), 3),
+                          "heard": heard_cut_ins, "heard_share": round(heard_cut_ins / max(1, pauses), 3)},
+        "prompt_new_tokens": summary(new_tokens),
         "prepared_replies": prepared,
         "unanswered": sum(1 for r in rows if "complete" not in r["reasons"]),
         "per_turn": rows,
