@@ -12,6 +12,7 @@ reply's workers have let go before it starts its own, so two replies never decod
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
@@ -265,14 +266,18 @@ class Workers:
     """The threads of one reply. The lease (already taken) goes back when the last one ends,
     however it ends; a worker that raises reports it as ReplyDone(ERROR) on `events`."""
 
-    def __init__(self, lease: ModelLease, events: queue.Queue, name: str) -> None:
+    def __init__(self, lease: ModelLease, events: queue.Queue, name: str,
+                 token: CancelToken | None = None) -> None:
         self._lease, self._events, self._name = lease, events, name
+        self._token = token
         self._left = 0
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
     def start(self, *targets: Callable[[], None]) -> None:
         self._left = len(targets)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
         try:
             for i, target in enumerate(targets):
                 label = getattr(getattr(target, "func", target), "__name__", str(i)).strip("_")
@@ -285,7 +290,7 @@ class Workers:
                 self._left -= len(targets) - len(self.threads)
                 last = self._left == 0
             if last:
-                self._lease.give_back()
+                self._finished()
             raise
 
     def _run(self, target: Callable[[], None]) -> None:
@@ -299,7 +304,38 @@ class Workers:
                 self._left -= 1
                 last = self._left == 0
             if last:
-                self._lease.give_back()
+                self._finished()
+
+    def _finished(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        self._lease.give_back()
+
+    def stop(self, timeout: float) -> None:
+        """Cancel the reply and wait up to `timeout` seconds for its threads to end."""
+        if self._token is not None:
+            self._token.cancel()
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+# Replies whose workers are running. Worker threads are daemons (a stuck model must not keep the
+# process alive), but a daemon thread still inside llama.cpp or onnxruntime while the interpreter
+# tears the models down crashes the process at exit; so at exit every live reply is cancelled
+# and its threads are given a moment to leave the model (each stops within one step).
+_LIVE: set[Workers] = set()
+_LIVE_LOCK = threading.Lock()
+EXIT_WAIT_S = 2.0
+
+
+@atexit.register
+def _stop_live_replies() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for group in live:
+        group.stop(max(0.0, deadline - time.monotonic()))
 
 
 def relay(events: queue.Queue, token: CancelToken) -> Iterator[EngineEvent]:
@@ -330,7 +366,7 @@ def start_reply(lease: ModelLease, token: CancelToken, name: str,
         yield ReplyDone(EndReason.CANCELLED)
         return
     events: queue.Queue = queue.Queue()
-    group = Workers(lease, events, name)
+    group = Workers(lease, events, name, token)
     group.start(*[functools.partial(work, events) for work in workers])
     yield StageTime("handover", waited)
     yield from relay(events, token)

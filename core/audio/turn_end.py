@@ -11,8 +11,10 @@ judge runs on a thread of its own and the session reads its verdict on a later f
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,17 @@ class SmartTurn:
         return float(out[0, 0])  # the exported model ends in a sigmoid: already a probability
 
 
+# Judges not closed yet: at exit their thread must be out of onnxruntime before the interpreter
+# tears the model down (a daemon thread inside a freed session crashes the process).
+_OPEN: weakref.WeakSet[TurnJudge] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_judges() -> None:
+    for judge in list(_OPEN):
+        judge.close(timeout=1.0)
+
+
 class TurnJudge:
     """Asks a SmartTurn about one pause at a time on its own thread. `ask` replaces any question
     not yet taken up; `verdict(key)` is the answer for that pause once there is one."""
@@ -68,6 +81,7 @@ class TurnJudge:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="turn-judge", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
 
     def ask(self, key: int, audio: np.ndarray) -> None:
         with self._lock:
@@ -78,11 +92,12 @@ class TurnJudge:
         with self._lock:
             return self._answer[1] if self._answer is not None and self._answer[0] == key else None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._closed = True
             self._lock.notify()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout)
+        _OPEN.discard(self)
 
     def _run(self) -> None:
         while True:
