@@ -21,7 +21,7 @@ MIN_FRAMES = 1000  # below a 10 s window Whisper base starts repeating itself on
 MARGIN_FRAMES = 100  # silence after the speech: Whisper expects to see the end of the utterance
 MAX_PROMPT_TOKENS = 224  # Whisper's context is 448 tokens; the prompt may take half
 MAX_CUTS = 64  # recognised prefixes kept of the current turn
-MIN_REST_S = 4  # a growing turn's last part is decoded with at least this much audio
+MIN_REST_S = 8  # a growing turn's last part is decoded with at least this much audio (it still fits the 10 s window)
 
 
 class WhisperAsr:
