@@ -24,7 +24,7 @@ from models.omni.model import KVCache, OmniLM, SwiGLU
 log = logging.getLogger(__name__)
 
 _GGML_TYPE_F32 = 0
-_FLASH_ATTN_DISABLED = 0
+_FLASH_ATTN_DISABLED, _FLASH_ATTN_ENABLED = 0, 1
 # Positions per prefill call. A cancel is seen between calls; a 3 s turn (153 positions) in one
 # call took 360-366 ms on 2 cores, in parts of 80 377-385 ms, of 32 443-509 ms. Two parts for a
 # 3 s turn (a part ~0.25 s) roughly halve the wait a cancelled reply imposes on the next one.
@@ -98,12 +98,6 @@ class TorchBackend:
 
 # ---- llama.cpp ----------------------------------------------------------------------------
 
-def gpu_offload_available() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
 class LlamaBackend:
     """A converted folder (see convert.py) on llama.cpp's low-level API.
 
@@ -113,8 +107,9 @@ class LlamaBackend:
     (joint on a GPU) and `calibrate()` then times both here and keeps the faster.
     """
 
-    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int | None = None, sequences: int = 2,
-                 step_mode: str = "auto", batch: int = 256) -> None:
+    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int = 0, sequences: int = 2,
+                 step_mode: str = "auto", batch: int = 256, adapter_device: str = "cpu",
+                 adapter_dtype: torch.dtype = torch.float32, flash_attention: bool = True) -> None:
         import llama_cpp
 
         folder = Path(folder)
@@ -122,11 +117,9 @@ class LlamaBackend:
         self._table = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")  # rows are paged in as used
         self._adapter = SwiGLU(self.config.whisper_adapter_dim, self.config.intermediate_size, self.config.n_embd)
         self._adapter.load_state_dict(torch.load(folder / ADAPTER_FILE, map_location="cpu", weights_only=True))
-        self._adapter.eval().requires_grad_(False)
+        self._adapter.to(adapter_device, adapter_dtype).eval().requires_grad_(False)
         quiet_llama()
         llama_cpp.llama_backend_init()
-        if gpu_layers is None:
-            gpu_layers = -1 if gpu_offload_available() else 0
         if step_mode == "auto":
             step_mode = "joint" if gpu_layers else "separate"
         if step_mode not in ("separate", "joint"):
@@ -144,6 +137,7 @@ class LlamaBackend:
         cparams.kv_unified = True  # one cache shared by the sequences, each may fill it
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
+        cparams.flash_attn_type = _FLASH_ATTN_ENABLED if flash_attention else _FLASH_ATTN_DISABLED
         if self.quant == "f32":
             # An f32 model is the exact check against torch: the f16 cache and the CPU flash
             # attention's f16 intermediates would be its largest errors (7e-4 relative).
@@ -154,6 +148,8 @@ class LlamaBackend:
             llama_cpp.llama_model_free(self._model)
             raise RuntimeError("llama.cpp could not create a context for the Mini-Omni model")
         self._llama = llama_cpp
+        # What llama.cpp was given, as the device plan asked (read by tests and benchmarks).
+        self.params = {"n_gpu_layers": mparams.n_gpu_layers, "flash_attn_type": cparams.flash_attn_type}
         self._sequences = sequences
         self.prefill_chunk = min(batch, PREFILL_CHUNK)
         # The file may be wider than the model (zero channels for k-quants, see convert.widened):
@@ -183,8 +179,9 @@ class LlamaBackend:
 
     @single_threaded
     def adapt(self, whisper_features):
+        weight = self._adapter.proj.weight
         with torch.inference_mode():
-            return self._adapter(whisper_features.float())[0].numpy()
+            return self._adapter(whisper_features.to(weight.device, weight.dtype))[0].float().cpu().numpy()
 
     @single_threaded
     def start(self, prompts, cancelled=None):
