@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models.engine import single_threaded, stop_if_cancelled
+from models.omni import tokens as T
 from models.omni.config import OmniConfig
 from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
 from models.omni.inputs import stream_average
@@ -48,6 +49,9 @@ class Backend(Protocol):
         """One more position per sequence ([C] each); their logits. A sequence given None is
         finished: it is not run again (None comes back), and only trailing ones may finish."""
         ...
+
+    # Optional, the decoding loop's hot path where a backend has one (see generate.greedy_step):
+    # def step_greedy(self, inputs, streams: list[tuple[int, ...]]) -> list[np.ndarray | None]
 
 
 # ---- torch --------------------------------------------------------------------------------
@@ -216,17 +220,32 @@ class LlamaBackend:
 
     @single_threaded
     def step(self, inputs):
+        return self._step(inputs, lambda seq, index: self._logits(index))
+
+    @single_threaded
+    def step_greedy(self, inputs, streams):
+        """As `step`, but returns each sequence's greedy id in each of its `streams` (local ids
+        for audio, global for text), read from llama.cpp's logits in place: no row of 181120 is
+        copied, and only the columns of the streams asked for are read."""
+        def choose(seq: int, index: int) -> np.ndarray:
+            logits = self._logits_view(index)
+            return np.array([greedy(logits, stream) for stream in streams[seq]])
+
+        return self._step(inputs, choose)
+
+    def _step(self, inputs, read: Callable[[int, int], np.ndarray]) -> list:
+        # A sequence's logits are read before the next decode, which overwrites them.
         if max(self._pos) >= self.config.block_size:
             raise ValueError("the context is full")
         active = _active(inputs)
         if self.step_mode == "joint":
             self._decode([(seq, row, True) for seq, row in enumerate(inputs[:active])])
-            out = [self._logits(i) for i in range(active)]
+            out = [read(seq, seq) for seq in range(active)]
         else:
             out = []
             for seq, row in enumerate(inputs[:active]):
                 self._decode([(seq, row, True)])
-                out.append(self._logits(0))
+                out.append(read(seq, 0))
         return out + [None] * (len(inputs) - active)
 
     @single_threaded
@@ -259,8 +278,18 @@ class LlamaBackend:
             raise RuntimeError(f"llama.cpp decode failed (code {code})")
 
     def _logits(self, index: int) -> np.ndarray:
+        return self._logits_view(index).copy()
+
+    def _logits_view(self, index: int) -> np.ndarray:
+        """llama.cpp's own logits buffer for output `index`; valid until the next decode."""
         pointer = self._llama.llama_get_logits_ith(self._ctx, index)
-        return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,)).copy()
+        return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,))
+
+
+def greedy(logits: np.ndarray, stream: int) -> int:
+    """Greedy choice within one stream's columns; text ids are global, audio ids local."""
+    lo, hi = T.stream_columns(stream)
+    return int(np.argmax(logits[lo:hi])) + (lo if stream == T.TEXT else 0)
 
 
 def _common_prefix(prompts: list[np.ndarray]) -> int:
