@@ -212,13 +212,22 @@ def _bench(argv: list[str]) -> int:
     p.add_argument("--turns", type=int, default=None, help="how many turns or repeats (soak: minutes)")
     p.add_argument("--avx2-only", action="store_true",
                    help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None,
+                   help="bench omni: where every part runs (the language model, encoder, adapter and codec)")
+    p.add_argument("--quants", default=None, help="bench omni: the files to measure, e.g. f16,q4_k_m (default all)")
     args = p.parse_args(argv)
+    extra = {k: v for k, v in (("device", args.device), ("quants", args.quants)) if v is not None}
+    if extra and args.name != "omni":
+        return _fail(f"--{next(iter(extra))} applies to bench omni only")
     if args.avx2_only:  # read when the libraries load, which is after this
         os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
     from core.bench.stats import cpu_features
 
-    result = BENCHES[args.name](turns=args.turns)
+    try:
+        result = BENCHES[args.name](turns=args.turns, **extra)
+    except ValueError as exc:  # a device or file the bench cannot use here: one line
+        return _fail(str(exc))
     result.setdefault("cpu", cpu_features())
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

@@ -184,3 +184,22 @@ def test_a_failure_on_the_cpu_is_not_hidden():
     with pytest.raises(RuntimeError, match="broken file"):
         start_on_device("the model", Placement("cpu", "float32"), start, notices)
     assert notices == []
+
+
+# ---- the benchmark's device ----------------------------------------------------------------
+
+
+def test_bench_omni_refuses_a_device_nothing_can_use_in_one_line(capsys):
+    from app.cli import main
+    from core.bench.omni import bench_plan, placed
+
+    assert main(["bench", "omni", "--device", "cuda"]) == 2  # this host: CPU-only torch and llama.cpp
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bench omni --device cuda: nothing can run there" in err
+    assert main(["bench", "latency", "--device", "cpu"]) == 2
+    assert "--device applies to bench omni only" in capsys.readouterr().err
+    assert main(["bench", "omni", "--quants", "q3"]) == 2
+    plan = bench_plan("cpu")
+    assert placed(plan.omni_llm, "q4_k_m") == {"device": "CPU", "number_format": "q4_k_m",
+                                                "why": "the setting is CPU", "flash_attention": True}
+    assert placed(plan.omni_encoder)["number_format"] == "float32"
