@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from core.engines import DEFAULT_ENGINE, ENGINES
+from models.devices import COMPUTE
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def _talk(argv: list[str]) -> int:
     p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
                    help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU")
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
+    p.add_argument("--compute", default="auto", choices=list(COMPUTE),
+                   help="where the models run (see `devices`): auto, cuda, metal or cpu")
     p.add_argument("--preset", default=None, help="voice style preset (built-in or your own)")
     p.add_argument("--emotion", default=None, help="neutral, cheerful, calm, sad, excited or serious")
     p.add_argument("--speed", type=float, default=None, help="speaking speed, 0.5 to 2.0")
@@ -82,7 +85,9 @@ def _talk(argv: list[str]) -> int:
             return _fail(f"--voice-reference: {exc}")
     if target is not None and args.engine != "cascade":
         return _fail("--voice-reference works with the cascade engine only")
-    engine = load_engine(args.engine, args.llm, args.quant, asr=args.asr)
+    engine = load_engine(args.engine, args.llm, args.quant, compute=args.compute, asr=args.asr)
+    for message in getattr(engine, "notices", ()):  # a model that fell back to the CPU
+        print(f"voice-companion: {message}", file=sys.stderr)
     profiles = (engine_voice_profile(engine), target) if target is not None else None
     conversation = talk(engine, vad, voice, config, style, voice_profiles=profiles)
     turns = [_turn_report(t) for t in conversation.turns]
@@ -254,13 +259,22 @@ def _bench(argv: list[str]) -> int:
     p.add_argument("--turns", type=int, default=None, help="how many turns or repeats (soak: minutes)")
     p.add_argument("--avx2-only", action="store_true",
                    help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None,
+                   help="bench omni: where every part runs (the language model, encoder, adapter and codec)")
+    p.add_argument("--quants", default=None, help="bench omni: the files to measure, e.g. f16,q4_k_m (default all)")
     args = p.parse_args(argv)
+    extra = {k: v for k, v in (("device", args.device), ("quants", args.quants)) if v is not None}
+    if extra and args.name != "omni":
+        return _fail(f"--{next(iter(extra))} applies to bench omni only")
     if args.avx2_only:  # read when the libraries load, which is after this
         os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
     from core.bench.stats import cpu_features
 
-    result = BENCHES[args.name](turns=args.turns)
+    try:
+        result = BENCHES[args.name](turns=args.turns, **extra)
+    except ValueError as exc:  # a device or file the bench cannot use here: one line
+        return _fail(str(exc))
     result.setdefault("cpu", cpu_features())
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
@@ -268,20 +282,25 @@ def _bench(argv: list[str]) -> int:
 
 def _devices(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="voice-companion devices",
-                                description="List the microphones and speakers the app can use.")
-    p.add_argument("--json", action="store_true", help="print a JSON list of devices")
+                                description="List the microphones and speakers, and where each model runs.")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object: {"audio": [devices], "compute": the device plan}')
+    p.add_argument("--compute", default=None, choices=list(COMPUTE),
+                   help="the plan for this compute setting (default: the one in your settings)")
     args = p.parse_args(argv)
 
     from dataclasses import asdict
 
     from core.audio.devices import DeviceError, list_devices
+    from models.devices import plan_devices
 
     try:
         devices = list_devices()
     except DeviceError as exc:
         return _fail(str(exc))
+    plan = plan_devices(args.compute or _saved_compute())
     if args.json:
-        print(json.dumps([asdict(d) for d in devices]))
+        print(json.dumps({"audio": [asdict(d) for d in devices], "compute": plan.to_json()}))
         return 0
     width = max((len(d.name) for d in devices), default=0)
     for kind, title in (("input", "Microphones"), ("output", "Speakers")):
@@ -293,7 +312,17 @@ def _devices(argv: list[str]) -> int:
                   f"{d.default_rate:>6.0f} Hz  {d.host_api}")
     if devices:
         print("* = the system default")
+    print(f"Models (compute setting: {plan.compute}):")
+    for line in plan.lines():
+        print(f"  {line}")
     return 0
+
+
+def _saved_compute() -> str:
+    from core.settings import UserFiles
+
+    settings, _ = UserFiles().load_settings()
+    return settings.compute
 
 
 def _listen(argv: list[str]) -> int:

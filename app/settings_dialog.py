@@ -259,6 +259,14 @@ class SettingsDialog(QDialog):
             if reason:
                 _disable_item(self.compute_combo, i, reason)
         form.addRow("Compute &device", self.compute_combo)
+        # Where each model runs and in which number format, for the choice above (read-only).
+        self.device_plan = QLabel()
+        self.device_plan.setAccessibleName("Device plan")
+        self.device_plan.setWordWrap(True)
+        self.device_plan.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form.addRow("Models run on", self.device_plan)
+        self.compute_combo.currentIndexChanged.connect(self._show_device_plan)
+        self._show_device_plan()
         layout.addLayout(form)
         self.models = QTableWidget(0, 5)
         self.models.setHorizontalHeaderLabels(["Model", "Role", "Size", "Status", ""])
@@ -272,6 +280,12 @@ class SettingsDialog(QDialog):
         self.installer.finished.connect(self._install_finished)
         self.refresh_models()
         return page
+
+    def _show_device_plan(self) -> None:
+        from models.devices import plan_devices
+
+        compute = self.compute_combo.currentData() or "auto"
+        self.device_plan.setText("\n".join(plan_devices(compute).lines()))
 
     def _persona_tab(self) -> QWidget:
         page = QWidget()

@@ -23,28 +23,20 @@ def threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def gpu_layers() -> int:
-    """All of the chat model on the GPU when this llama.cpp build has CUDA or Metal, else none."""
-    import llama_cpp
+def compute_options(machine=None) -> dict[str, str | None]:
+    """Each compute choice with None when some model would run on that GPU here, else why none
+    would (each model's own reason, from its device plan)."""
+    from models.devices import COMPUTE, plan_devices
 
-    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
-
-
-def compute_options() -> dict[str, str | None]:
-    """Each compute choice with None when this machine and build can use it, else the reason."""
-    import sys
-
-    import llama_cpp
-
-    offload = llama_cpp.llama_supports_gpu_offload()
-    apple = sys.platform == "darwin"
-    return {
-        "auto": None,
-        "cuda": None if offload and not apple else "this llama.cpp build has no CUDA support "
-                "(setup builds it with CUDA when it finds an NVIDIA GPU)",
-        "metal": None if offload and apple else "Metal is only on Apple computers",
-        "cpu": None,
-    }
+    options: dict[str, str | None] = {}
+    for compute in COMPUTE:
+        plan = plan_devices(compute, machine)
+        placements = [getattr(plan, name) for name in ("chat_llm", "omni_llm", "omni_encoder", "asr")]
+        if compute in ("auto", "cpu") or any(p.on_gpu for p in placements):
+            options[compute] = None
+        else:
+            options[compute] = "; ".join(dict.fromkeys(p.why for p in placements if p.why))
+    return options
 
 
 def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
@@ -75,39 +67,43 @@ def load_turn_judge(store: ModelStore | None = None):
 @functools.lru_cache(maxsize=2)
 def _smart_turn(path):
     from core.audio.turn_end import SmartTurn
+    from models.devices import plan_devices
 
-    return SmartTurn(path)
+    return SmartTurn(path, providers=plan_devices("auto").turn_model.providers)
 
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:
+    from models.devices import plan_devices
+
     store = store or ModelStore()
-    return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx")
+    return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx", providers=plan_devices("auto").vad.providers)
 
 
 def load_cascade(store: ModelStore | None = None, llm: str | None = None, streaming: bool = True,
                  chat_config: ChatConfig | None = None, compute: str = "auto", asr: str | None = None) -> CascadeEngine:
-    """`compute`: "auto" uses a GPU where the build has one, "cpu" never does."""
+    """`compute`: the setting the device plan (models.devices) is made from."""
+    from models.devices import plan_devices
+
     store = store or ModelStore()
     paths = CascadePaths(
         asr_dir=store.ensure_role(asr or DEFAULT_ASR, "asr"),
         llm_file=store.ensure_role(llm or DEFAULT_LLM, "llm") / "model.gguf",
         tts_dir=store.ensure("piper-joe-medium"),
     )
-    config = chat_config or ChatConfig(threads=threads(), gpu_layers=0 if compute == "cpu" else gpu_layers())
-    return CascadeEngine.load(paths, config, streaming=streaming, threads=threads(),
-                              asr_device="auto" if compute in ("auto", "cuda") else "cpu")
+    return CascadeEngine.load(paths, chat_config or ChatConfig(threads=threads()), streaming=streaming,
+                              threads=threads(), plan=plan_devices(compute))
 
 
 def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m",
-              device: str | None = None):
-    """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use).
-    `device` overrides where torch runs the encoder and codec (default: cuda, mps, else cpu)."""
+              compute: str = "auto"):
+    """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use),
+    placed by the device plan for `compute`."""
+    from models.devices import plan_devices
     from models.omni.engine import load_engine
     from models.omni.install import omni_paths
 
     store = store or ModelStore()
-    gpu = gpu_layers() if backend == "llama" else 0
-    return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), gpu_layers=gpu, device=device)
+    return load_engine(omni_paths(store, backend, quant), backend, threads=threads(), plan=plan_devices(compute))
 
 
 def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:

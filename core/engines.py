@@ -35,7 +35,7 @@ def load_engine(name: str, llm: str | None = None, quant: str = "q4_k_m", comput
     if name == "cascade":
         return load_cascade(store, llm=llm, asr=asr, compute=compute)
     if name == "omni":
-        return load_omni(store, quant=quant, device="cpu" if compute == "cpu" else None)
+        return load_omni(store, quant=quant, compute=compute)
     if name == "omni-torch":
-        return load_omni(store, backend="torch", device="cpu" if compute == "cpu" else None)
+        return load_omni(store, backend="torch", compute=compute)
     raise ValueError(f"unknown engine {name!r} ({', '.join(ENGINES)})")

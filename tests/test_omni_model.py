@@ -100,6 +100,32 @@ def test_config_checks(tiny, tmp_path):
     assert read_config(bad).norm_eps == 1e-6
 
 
+@pytest.mark.parametrize("key, value", [
+    ("rotary_percentage", 0.25), ("parallel_residual", True), ("scale_embeddings", True),
+    ("lm_head_bias", True), ("shared_attention_norm", True), ("rope_condense_ratio", 2),
+    ("n_expert", 8), ("post_attention_norm", True), ("final_logit_softcapping", 30.0),
+    ("sliding_window_size", 64), ("bias", True)])
+def test_config_values_the_model_does_not_compute_are_refused_by_name(tiny, tmp_path, key, value):
+    """A config the model code would load and compute wrongly: one line naming the field."""
+    raw = yaml.safe_load((tiny["lm"] / "model_config.yaml").read_text())
+    bad = tmp_path / "model_config.yaml"
+    bad.write_text(yaml.safe_dump({**raw, key: value}))
+    with pytest.raises(CheckpointError, match=f"{key} is {value!r}; this engine implements only") as caught:
+        read_config(bad)
+    assert "\n" not in str(caught.value) and "model_config.yaml" in str(caught.value)
+
+
+@pytest.mark.parametrize("key, value", [("rotary_percentage", 1), ("rotary_percentage", "1.0"),
+                                        ("parallel_residual", False), ("sliding_window_size", 4096),
+                                        ("sliding_window_size", None)])
+def test_config_values_equal_to_what_the_model_computes_are_accepted(tiny, tmp_path, key, value):
+    raw = yaml.safe_load((tiny["lm"] / "model_config.yaml").read_text())
+    raw.pop("rotary_percentage")  # litgpt's default (1.0) when the file leaves it out
+    good = tmp_path / "model_config.yaml"
+    good.write_text(yaml.safe_dump({**raw, key: value}))
+    assert read_config(good) == TINY
+
+
 def test_encoder_and_codec_mismatches(tiny, tmp_path):
     torch.save({"model_state_dict": {}}, tmp_path / "small.pt")
     with pytest.raises(CheckpointError, match="not an openai-whisper checkpoint"):
@@ -318,3 +344,31 @@ def test_encoder_computes_only_the_kept_frames_in_its_last_block(tiny):
     hook.remove()
     assert shapes == [(1, 1500, 32), (1, 101, 32)]
     assert torch.allclose(kept, whole[:, :101], atol=1e-5, rtol=1e-5)
+
+
+# ---- the decoding hot path ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["separate", "joint"])
+def test_greedy_steps_read_the_logits_in_place_and_choose_as_the_copies_do(converted, reference, mode):
+    """Each step's choices are read from llama.cpp's own buffer (no 181120-wide copy per step)
+    and equal the arg-max over the copied logits, in both step modes (a separate step decodes the
+    second sequence after reading the first's, which that decode overwrites)."""
+    from models.omni.generate import AUDIO_STREAMS, TEXT_STREAM, greedy
+
+    features, steps, _ = reference
+    backend = LlamaBackend(converted["q8_0"], step_mode=mode)
+    try:
+        a, b = T.text_guided_batch(len(features))
+        prompts = [backend.embed(a.ids, features), backend.embed(b.ids, features)]
+        streams = [AUDIO_STREAMS, TEXT_STREAM]
+        backend.start(prompts)
+        copied = [backend.step([backend.embed(x)[0], backend.embed(y)[0]]) for x, y in steps]
+        wanted = [[[greedy(row, s) for s in wanted] for row, wanted in zip(rows, streams)] for rows in copied]
+        backend.start(prompts)
+        backend._logits = None  # a copy of a whole row would now fail
+        found = [backend.step_greedy([backend.embed(x)[0], backend.embed(y)[0]], streams) for x, y in steps]
+    finally:
+        backend.close()
+    assert [[c.tolist() for c in rows] for rows in found] == wanted
+    assert len({tuple(rows[0]) for rows in wanted}) > 1  # the steps choose differently: a real check

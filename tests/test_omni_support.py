@@ -11,10 +11,13 @@ TINY_ENCODER = EncoderConfig(n_state=32, n_head=2, n_layer=1)
 TINY_CODEC = dict(decoder_dim=64, encoder_dim=8)
 
 
-def write_tiny(root: Path, seed: int = 0) -> dict[str, Path]:
+def write_tiny(root: Path, seed: int = 0, dtype=None) -> dict[str, Path]:
+    """dtype: the number format every file stores (default float32)."""
+    import torch
+
     from models.omni.checkpoint import write_random_checkpoint
 
-    return write_random_checkpoint(root, TINY, TINY_ENCODER, TINY_CODEC, seed)
+    return write_random_checkpoint(root, TINY, TINY_ENCODER, TINY_CODEC, seed, dtype or torch.float32)
 
 
 def test_tiny_checkpoint_has_the_real_vocabulary_and_file_layout(tmp_path):

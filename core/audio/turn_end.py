@@ -29,7 +29,7 @@ _NORM_EPS = 1e-7
 
 
 class SmartTurn:
-    def __init__(self, model_path: Path, threads: int = 1) -> None:
+    def __init__(self, model_path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
         import onnxruntime
         from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -40,7 +40,7 @@ class SmartTurn:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
+                                                     providers=list(providers))  # see models.devices
         # Whisper's own log-mel (80 bins, 10 ms hop), over an 8 s window.
         self._features = FeatureExtractor(feature_size=80, sampling_rate=RATE, hop_length=160,
                                           chunk_length=WINDOW_S, n_fft=400)

@@ -18,13 +18,13 @@ RATE = 16000
 
 
 class SileroVad:
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
         quiet_onnxruntime()
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(model_path), sess_options=opts, providers=list(providers)  # see models.devices
         )
         self._sr = np.array(RATE, dtype=np.int64)
         self.reset()

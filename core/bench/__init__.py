@@ -44,10 +44,10 @@ def _style(turns: int | None) -> dict:
     return result
 
 
-def _omni(turns: int | None) -> dict:
-    from core.bench.omni import run
+def _omni(turns: int | None, device: str | None = None, quants: str | None = None) -> dict:
+    from core.bench.omni import QUANTS, run
 
-    return run(turns or 5)
+    return run(turns or 5, device=device or "cpu", quants=tuple(quants.split(",")) if quants else QUANTS)
 
 
 def _soak(turns: int | None) -> dict:

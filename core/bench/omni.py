@@ -4,6 +4,8 @@ GGUF at f16, q8_0, q4_k_m and q4_0 (with each one's logit error against f16); ti
 of a 3 s input to the first audio sample;
 encoder time (only the frames needed vs the original's 30 s window, with the features' error);
 codec decode real-time factor; how long a cancelled reply keeps the engine busy; peak memory.
+`device` (cpu, cuda, mps) places every part there as the app's device plan would for that
+setting, and the result names each part's device and number format ("devices").
 
 Each GGUF is measured in a process of its own, so its peak memory is its own. The converted
 files are kept under <data dir>/bench/ and reused by later runs.
@@ -236,7 +238,38 @@ def measure_cancel_wait(engine, delays=(0.2, 0.6, 1.0, 1.4, 1.8)) -> dict:
 # ---- the worker: one GGUF in a process of its own ----------------------------------------------
 
 
-def worker(folder: str, full: bool, turns: int) -> dict:
+COMPUTE = {"cpu": "cpu", "cuda": "cuda", "mps": "metal"}  # --device -> the compute setting
+
+
+def bench_plan(device: str):
+    """The device plan the bench runs by; refuses (one line) a device no part can use here."""
+    from models.devices import plan_devices
+
+    plan = plan_devices(COMPUTE[device])
+    if device != "cpu" and not any(p.on_gpu for p in (plan.omni_llm, plan.omni_encoder, plan.snac)):
+        raise ValueError(f"bench omni --device {device}: nothing can run there ({plan.omni_llm.why}; {plan.omni_encoder.why})")
+    return plan
+
+
+def placed(placement, quant: str | None = None) -> dict:
+    """What a result says of where a part ran and in which number format."""
+    out = {"device": placement.device, "number_format": quant or placement.number_format}
+    if placement.why:
+        out["why"] = placement.why
+    if placement.gpu_layers:
+        out["gpu_layers"] = "all" if placement.gpu_layers < 0 else placement.gpu_layers
+    if placement.flash_attention:
+        out["flash_attention"] = True
+    return out
+
+
+def _place(module, placement):
+    from models.devices import torch_dtype
+
+    return module.to(placement.device, torch_dtype(placement))
+
+
+def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
     import torch
     from tokenizers import Tokenizer
 
@@ -245,11 +278,14 @@ def worker(folder: str, full: bool, turns: int) -> dict:
     from models.omni.runtime import LlamaBackend
 
     torch.set_num_threads(_threads())
+    plan = bench_plan(device)
     result: dict = {}
     t0 = time.perf_counter()
     backends = {mode: None for mode in ("separate", "joint")}
     for mode in backends:
-        backend = LlamaBackend(Path(folder), threads=_threads(), step_mode=mode)
+        backend = LlamaBackend(Path(folder), threads=_threads(), step_mode=mode, gpu_layers=plan.omni_llm.gpu_layers,
+                               flash_attention=plan.omni_llm.flash_attention, adapter_device=plan.omni_adapter.device,
+                               adapter_dtype=getattr(torch, plan.omni_adapter.number_format))
         if mode == "separate":
             result["load_s"] = round(time.perf_counter() - t0, 2)
             # The logits after a prompt, for the quantization error against f16 (see `run`).
@@ -263,10 +299,13 @@ def worker(folder: str, full: bool, turns: int) -> dict:
         if mode == "joint":
             backend.close()
     result["peak_rss_mb_decoding"] = _vm_hwm_mb()
+    result["devices"] = {"omni_llm": placed(plan.omni_llm, backends["separate"].quant)}
     if full:
         # The engine's own path first, so its peak memory is what a user's turn costs; the
         # component benches after it decode more at once than the engine ever does.
-        encoder, codec = _random_encoder(), _random_codec()
+        encoder, codec = _place(_random_encoder(), plan.omni_encoder), _place(_random_codec(), plan.snac)
+        result["devices"] |= {"omni_encoder": placed(plan.omni_encoder), "omni_adapter": placed(plan.omni_adapter),
+                              "snac": placed(plan.snac)}
         tokenizer = Tokenizer.from_str(small_tokenizer_json())
         engine = OmniEngine(backends["separate"], encoder, codec, tokenizer, OmniOptions())
         engine.warm()
@@ -279,12 +318,14 @@ def worker(folder: str, full: bool, turns: int) -> dict:
         result["encoder"] = measure_encoder(encoder, repeats=3)
         result["codec"] = measure_codec(codec, repeats=3)
     result["peak_rss_mb"] = _vm_hwm_mb()
+    if device == "cuda":
+        result["gpu_peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
 
 
-def _run_worker(folder: Path, full: bool, turns: int) -> dict:
+def _run_worker(folder: Path, full: bool, turns: int, device: str) -> dict:
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "core.bench.omni", str(folder), "1" if full else "0", str(turns)],
+    done = subprocess.run([sys.executable, "-m", "core.bench.omni", str(folder), "1" if full else "0", str(turns), device],
                           cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -329,31 +370,39 @@ def _best(figures: dict) -> float:
     return max(figures["decode_separate"]["x_real_time"], figures["decode_joint"]["x_real_time"])
 
 
-def run(turns: int = 5) -> dict:
+def run(turns: int = 5, device: str = "cpu", quants: tuple[str, ...] = QUANTS) -> dict:
+    """quants: the files measured (f16 is the reference of the others' logit error); the engine
+    and its parts are measured on q4_k_m and q4_0 where they are among them."""
     import torch
 
     from models.omni.checkpoint import random_lm
     from models.omni.runtime import TorchBackend
     from models.registry.datadir import default_data_dir
 
+    unknown = set(quants) - set(QUANTS)
+    if unknown:
+        raise ValueError(f"bench omni --quants: {', '.join(sorted(unknown))}; choose from {', '.join(QUANTS)}")
+    plan = bench_plan(device)
     torch.set_num_threads(_threads())
     root = default_data_dir() / "bench"
     t0 = time.perf_counter()
     model = random_lm(_full_config(), SEED)
-    result: dict = {"bench": "omni", "threads": _threads(), "cpu_count": os.cpu_count(),
+    result: dict = {"bench": "omni", "device": device, "device_plan": plan.to_json(), "threads": _threads(),
+                    "cpu_count": os.cpu_count(),
                     "input_seconds": INPUT_SECONDS, "real_time_steps_per_s": round(REAL_TIME_STEPS, 2),
                     "model_build_s": round(time.perf_counter() - t0, 1), "conversion_s": {}}
     folders = {}
-    for quant in QUANTS:
+    for quant in quants:
         folders[quant], seconds = _converted(root, model, quant)
         result["conversion_s"][quant] = seconds if seconds is not None else "reused"
-    for quant in QUANTS:
-        result[f"gguf_{quant}"] = _run_worker(folders[quant], full=quant in ("q4_k_m", "q4_0"), turns=turns)
+    for quant in quants:
+        result[f"gguf_{quant}"] = _run_worker(folders[quant], full=quant in ("q4_k_m", "q4_0"), turns=turns,
+                                              device=device)
         result[f"gguf_{quant}"]["file_mb"] = round((folders[quant] / "model.gguf").stat().st_size / 1e6, 1)
     # Quantization error: each file's logits after the same prompt against the f16 file's,
     # relative (norm of the difference over the norm), and how often each stream's top token agrees.
-    reference = np.load(folders["f16"] / LOGITS_FILE)
-    for quant in QUANTS[1:]:
+    reference = np.load(folders["f16"] / LOGITS_FILE) if "f16" in folders else None
+    for quant in [q for q in quants if q != "f16" and reference is not None]:
         try:
             logits = np.load(folders[quant] / LOGITS_FILE)
         except OSError:
@@ -361,12 +410,13 @@ def run(turns: int = 5) -> dict:
             continue
         result[f"gguf_{quant}"]["logits_vs_f16"] = _logit_error(logits, reference)
     backend = TorchBackend(model)
-    result["torch_fp32"] = {"decode_batch_of_two": measure_steps(backend, steps=8, repeats=3),
+    result["torch_fp32"] = {"devices": {"omni_llm": {"device": "cpu", "number_format": "float32"}},
+                            "decode_batch_of_two": measure_steps(backend, steps=8, repeats=3),
                             "prefill": measure_prefill(backend, repeats=1)}
     result["peak_rss_mb_main_process"] = peak_rss_mb()
-    q4 = result["gguf_q4_k_m"]
+    q4 = result.get("gguf_q4_k_m", {"error": "not measured"})
     if "error" not in q4:
-        fast = result["gguf_q4_0"]
+        fast = result.get("gguf_q4_0", {"error": "not measured"})
         result["targets"] = {
             "q4_k_m_x_real_time >= 3 (batch of two)": _best(q4),
             "q4_0_x_real_time >= 3 (batch of two)": _best(fast) if "error" not in fast else None,
@@ -387,4 +437,4 @@ if __name__ == "__main__":  # the worker process: its own log records and crash 
     from models.registry.datadir import default_data_dir
 
     setup_logging(default_data_dir())
-    print(json.dumps(worker(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]))))
+    print(json.dumps(worker(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4])))

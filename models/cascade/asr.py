@@ -25,14 +25,13 @@ MIN_REST_S = 8  # a growing turn's last part is decoded with at least this much 
 
 
 class WhisperAsr:
-    def __init__(self, model_dir: Path, threads: int = 2, device: str = "auto", language: str = "en") -> None:
-        import ctranslate2
+    def __init__(self, model_dir: Path, threads: int = 2, device: str = "cpu", compute_type: str = "int8",
+                 language: str = "en") -> None:
+        """device, compute_type: CTranslate2's (see models.devices: cuda int8_float16, cpu int8)."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        compute_type = "int8_float16" if device == "cuda" else "int8"
+        self.device, self.compute_type = device, compute_type
         self.language = language
         self._model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
                                    cpu_threads=threads, num_workers=1)

@@ -27,6 +27,7 @@ class ChatConfig:
     repeat_penalty: float = 1.1  # small models loop without it
     threads: int = 2
     gpu_layers: int = 0
+    flash_attention: bool = False  # where the backend has the kernels (see models.devices)
     seed: int | None = None  # fixed for benchmarks; random in conversation
 
 
@@ -72,6 +73,7 @@ class ChatModel:
             n_threads=config.threads,
             n_threads_batch=config.threads,
             n_gpu_layers=config.gpu_layers,
+            flash_attn=config.flash_attention,
             verbose=False,
         )
 

@@ -24,6 +24,7 @@ from models.cascade.asr import WhisperAsr
 from models.cascade.chat import ChatConfig, ChatModel
 from models.cascade.speakable import ClauseSplitter, speakable
 from models.cascade.tts import PiperTts, trim_tail
+from models.devices import DevicePlan, Machine, Placement, plan_devices, start_on_device
 from models.engine import (
     POLL_S,
     Cancelled,
@@ -131,6 +132,8 @@ class CascadeEngine:
 
     def __init__(self, asr: WhisperAsr, chat: ChatModel, tts: PiperTts, streaming: bool = True) -> None:
         self.asr, self.chat, self.tts = asr, chat, tts
+        self.placements: dict[str, Placement] = {}  # where each model runs (see load)
+        self.notices: tuple[str, ...] = ()  # models that could not start on the GPU, and why
         self.streaming = streaming
         self.output_rate = tts.rate
         self.lease = ModelLease()
@@ -138,9 +141,19 @@ class CascadeEngine:
 
     @classmethod
     def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
-             threads: int = 2, asr_device: str = "auto") -> "CascadeEngine":
-        engine = cls(WhisperAsr(paths.asr_dir, threads=threads, device=asr_device), ChatModel(paths.llm_file, chat_config),
-                     PiperTts(paths.tts_dir, threads=threads), streaming=streaming)
+             threads: int = 2, plan: DevicePlan | None = None) -> "CascadeEngine":
+        """Each model where `plan` places it (default: the CPU); one that fails to start on a GPU
+        starts on the CPU, and `engine.notices` says why."""
+        plan = plan or plan_devices("cpu", Machine())
+        notices: list[str] = []
+        asr, asr_at = start_on_device("speech recognition", plan.asr,
+                                      lambda p: start_asr(paths.asr_dir, threads, p), notices)
+        chat, chat_at = start_on_device("the chat model", plan.chat_llm,
+                                        lambda p: start_chat(paths.llm_file, chat_config, p), notices)
+        tts, tts_at = start_on_device("the voice", plan.tts, lambda p: start_tts(paths.tts_dir, threads, p), notices)
+        engine = cls(asr, chat, tts, streaming=streaming)
+        engine.placements = {"asr": asr_at, "chat_llm": chat_at, "tts": tts_at}
+        engine.notices = tuple(notices)
         engine.warm()
         return engine
 
@@ -268,3 +281,28 @@ class CascadeEngine:
                 return
             finally:
                 clauses.task_done()  # this clause is synthesized (see _wait_synthesized)
+
+
+# Each start loads a model where the placement says and, on a GPU, runs it once: faster-whisper
+# finds out that CUDA's cuBLAS is missing only when it first computes.
+
+
+def start_asr(model_dir: Path, threads: int, placement: Placement) -> WhisperAsr:
+    asr = WhisperAsr(model_dir, threads=threads, device=placement.device, compute_type=placement.number_format)
+    if placement.on_gpu:
+        asr.transcribe(np.zeros(16000, np.float32))
+    return asr
+
+
+def start_chat(gguf: Path, config: ChatConfig, placement: Placement) -> ChatModel:
+    from dataclasses import replace
+
+    return ChatModel(gguf, replace(config, gpu_layers=placement.gpu_layers, flash_attention=placement.flash_attention))
+
+
+def start_tts(voice_dir: Path, threads: int, placement: Placement) -> PiperTts:
+    tts = PiperTts(voice_dir, threads=threads, providers=placement.providers)
+    if placement.on_gpu:
+        for _ in tts.synthesize("Hi."):
+            pass
+    return tts

@@ -34,7 +34,8 @@ LOUD = 0.01  # speech, for timing: from the first sample above this to the last
 
 
 class PiperTts:
-    def __init__(self, voice_dir: Path, threads: int = 2) -> None:
+    def __init__(self, voice_dir: Path, threads: int = 2, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+        """providers: onnxruntime's, in order of preference (see models.devices)."""
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
@@ -49,7 +50,7 @@ class PiperTts:
         options.inter_op_num_threads = 1
         config = json.loads((voice_dir / "voice.onnx.json").read_text(encoding="utf-8"))
         session = onnxruntime.InferenceSession(str(voice_dir / "voice.onnx"), sess_options=options,
-                                               providers=["CPUExecutionProvider"])
+                                               providers=list(providers or ("CPUExecutionProvider",)))
         self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         self.rate: int = self._voice.config.sample_rate
         self._dir = voice_dir

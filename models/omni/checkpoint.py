@@ -75,12 +75,18 @@ def load_lm(folder: Path) -> OmniLM:
     with torch.device("meta"):  # weights come from the file: allocating them first is waste
         model = OmniLM(config)
     model.load_state_dict(state, strict=not config.tie_word_embeddings, assign=True)
+    # The torch model is the float32 reference and the source of every conversion, whatever the
+    # file stores (float16 and bfloat16 re-uploads exist; numpy, which holds the table, has no bfloat16).
+    model.float()
     if config.tie_word_embeddings:
         model.lm_head.weight = model.transformer["wte"].weight
     return model.eval().requires_grad_(False)
 
 
-def load_encoder(path: Path) -> WhisperEncoder:
+def load_encoder(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> WhisperEncoder:
+    """The encoder of an openai-whisper checkpoint, its weights cast to `dtype` on `device`: the
+    released small.pt stores float16, which a CPU does not compute in (float32 there, see
+    models.devices)."""
     path = Path(path)
     checkpoint = _load_state(path)
     if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint or "dims" not in checkpoint:
@@ -99,11 +105,12 @@ def load_encoder(path: Path) -> WhisperEncoder:
     with torch.device("meta"):
         encoder = WhisperEncoder(config)
     encoder.load_state_dict(state, assign=True)
-    return encoder.eval().requires_grad_(False)
+    return encoder.to(device, dtype).eval().requires_grad_(False)
 
 
-def load_codec(folder: Path):
-    """SNAC through its own package, built from the folder's config and weights (no download)."""
+def load_codec(folder: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """SNAC through its own package, built from the folder's config and weights (no download),
+    in `dtype` on `device` whatever the file stores."""
     from snac import SNAC
 
     folder = Path(folder)
@@ -114,8 +121,8 @@ def load_codec(folder: Path):
         raise CheckpointError(f"{folder / CODEC_CONFIG}: not a SNAC config ({error})") from error
     state = _load_state(folder / CODEC_WEIGHTS)
     check_state(state, codec.state_dict(), folder / CODEC_WEIGHTS)
-    codec.load_state_dict(state)
-    return codec.eval().requires_grad_(False)
+    codec.load_state_dict(state)  # copies into the model's own float32 parameters
+    return codec.to(device, dtype).eval().requires_grad_(False)
 
 
 def load_tokenizer(path: Path):
@@ -145,10 +152,12 @@ def random_lm(config: OmniConfig, seed: int = 0) -> OmniLM:
     return model.eval().requires_grad_(False)
 
 
-def write_lm(folder: Path, model: OmniLM) -> None:
+def write_lm(folder: Path, model: OmniLM, dtype: torch.dtype = torch.float32) -> None:
+    """dtype: the number format the file stores (the published file is float32; fine-tunes and
+    re-uploads come in float16 or bfloat16)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items()}
     # The real file stores lm_head as a second copy of the table; so does this one.
     state["lm_head.weight"] = state["lm_head.weight"].clone()
     _save_torch(folder / LM_WEIGHTS, state)
@@ -156,20 +165,24 @@ def write_lm(folder: Path, model: OmniLM) -> None:
     _write_text(folder / TOKENIZER, small_tokenizer_json())
 
 
-def write_encoder(path: Path, config: EncoderConfig, seed: int = 0) -> WhisperEncoder:
+def write_encoder(path: Path, config: EncoderConfig, seed: int = 0, dtype: torch.dtype = torch.float32) -> WhisperEncoder:
+    """openai-whisper's checkpoint layout: `dims` and the whole model's state dict, the decoder's
+    keys too (a stand-in pair of them). Its released files store float16: pass dtype to match."""
     torch.manual_seed(seed)
     encoder = WhisperEncoder(config).eval().requires_grad_(False)
     dims = {"n_mels": config.n_mels, "n_audio_ctx": config.n_ctx, "n_audio_state": config.n_state,
             "n_audio_head": config.n_head, "n_audio_layer": config.n_layer, "n_vocab": 51865,
             "n_text_ctx": 448, "n_text_state": config.n_state, "n_text_head": config.n_head,
             "n_text_layer": config.n_layer}
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state = {f"encoder.{k}": v.to(dtype) for k, v in encoder.state_dict().items()}
+    state |= {"decoder.ln.weight": torch.ones(config.n_state, dtype=dtype),
+              "decoder.ln.bias": torch.zeros(config.n_state, dtype=dtype)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save_torch(Path(path), {"dims": dims, "model_state_dict": state})
     return encoder
 
 
-def write_codec(folder: Path, seed: int = 0, **overrides) -> None:
+def write_codec(folder: Path, seed: int = 0, dtype: torch.dtype = torch.float32, **overrides) -> None:
     """A random SNAC (24 kHz layout unless `overrides` shrink it) in the hub's file layout."""
     from snac import SNAC
 
@@ -179,7 +192,7 @@ def write_codec(folder: Path, seed: int = 0, **overrides) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / CODEC_CONFIG, config)
-    _save_torch(folder / CODEC_WEIGHTS, codec.state_dict())
+    _save_torch(folder / CODEC_WEIGHTS, {k: v.to(dtype) for k, v in codec.state_dict().items()})
 
 
 def small_tokenizer_json() -> str:
@@ -214,12 +227,14 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_random_checkpoint(root: Path, config: OmniConfig, encoder: EncoderConfig = EncoderConfig(),
-                            codec: dict | None = None, seed: int = 0) -> dict[str, Path]:
-    """The three asset folders of a random Mini-Omni under `root`; returns {asset: folder}."""
+                            codec: dict | None = None, seed: int = 0,
+                            dtype: torch.dtype = torch.float32) -> dict[str, Path]:
+    """The three asset folders of a random Mini-Omni under `root`, every file storing `dtype`;
+    returns {asset: folder}."""
     root = Path(root)
     folders = {"lm": root / "mini-omni", "encoder": root / "whisper-small", "codec": root / "snac-24khz"}
-    write_lm(folders["lm"], random_lm(config, seed))
-    write_encoder(folders["encoder"] / ENCODER_WEIGHTS, encoder, seed)
-    write_codec(folders["codec"], seed, **(codec or {}))
+    write_lm(folders["lm"], random_lm(config, seed), dtype)
+    write_encoder(folders["encoder"] / ENCODER_WEIGHTS, encoder, seed, dtype)
+    write_codec(folders["codec"], seed, dtype, **(codec or {}))
     return folders
 

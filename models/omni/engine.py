@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from models.devices import DevicePlan, Machine, Placement, plan_devices, start_on_device, torch_dtype
 from models.engine import (
     Cancelled,
     CancelToken,
@@ -72,6 +73,8 @@ class OmniEngine:
         self.output_rate = self.codec.rate
         self.lease = ModelLease()
         self.step_times: dict[str, float] = {}  # seconds per step of each llama.cpp step mode
+        self.placements: dict[str, Placement] = {}  # where each part runs (see load_engine)
+        self.notices: tuple[str, ...] = ()  # parts that could not start on the GPU, and why
 
     def warm(self) -> None:
         """Allocate every runtime's buffers with a short turn, so the first real one is as fast."""
@@ -167,36 +170,67 @@ class OmniPaths:
     converted_dir: Path | None = None  # a converted GGUF folder (llama.cpp backend)
 
 
-def torch_device(override: str | None = None) -> str:
-    """cuda, mps or cpu for the encoder and codec, unless told."""
-    if override:
-        return override
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, gpu_layers: int | None = None,
-                options: OmniOptions = OmniOptions(), warm: bool = True, device: str | None = None) -> OmniEngine:
-    """backend: "llama" (a converted GGUF) or "torch" (the fp32 reference); device: where torch runs
-    the encoder and codec (default: cuda, else mps, else cpu)."""
-    from models.omni.checkpoint import load_codec, load_encoder, load_lm, load_tokenizer
-    from models.omni.runtime import LlamaBackend, TorchBackend
+def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, plan: DevicePlan | None = None,
+                options: OmniOptions = OmniOptions(), warm: bool = True) -> OmniEngine:
+    """backend: "llama" (a converted GGUF) or "torch" (the float32 reference, on the CPU);
+    plan: where each part runs and in which number format (default: everything on the CPU).
+    A part that fails to start on a GPU starts on the CPU; `engine.notices` says so."""
+    from models.omni.checkpoint import load_tokenizer
+    from models.omni.runtime import TorchBackend
 
     torch.set_num_threads(threads)
-    device = torch_device(device)
+    plan = plan or plan_devices("cpu", Machine())
+    notices: list[str] = []
+    encoder, encoder_at = start_on_device("the speech encoder", plan.omni_encoder,
+                                          lambda p: start_encoder(paths.encoder_file, p), notices)
+    codec, codec_at = start_on_device("the audio codec", plan.snac, lambda p: start_codec(paths.codec_dir, p), notices)
     if backend == "torch":
+        from models.omni.checkpoint import load_lm
+
         lm: Backend = TorchBackend(load_lm(paths.lm_dir))
+        lm_at = adapter_at = Placement("cpu", "float32", "the torch backend is the float32 reference")
     elif backend == "llama":
         if paths.converted_dir is None:
             raise ValueError("the llama.cpp backend needs a converted model folder")
-        lm = LlamaBackend(paths.converted_dir, threads=threads, gpu_layers=gpu_layers)
+        # The adapter reads the encoder's output: it runs where the encoder ended up.
+        adapter_at = encoder_at
+        lm, lm_at = start_on_device("the Mini-Omni language model", plan.omni_llm,
+                                    lambda p: start_llama(paths.converted_dir, threads, p, adapter_at), notices)
     else:
         raise ValueError(f"backend {backend!r}: llama or torch")
-    engine = OmniEngine(lm, load_encoder(paths.encoder_file).to(device), load_codec(paths.codec_dir).to(device),
-                        load_tokenizer(paths.lm_dir / "tokenizer.json"), options)
+    engine = OmniEngine(lm, encoder, codec, load_tokenizer(paths.lm_dir / "tokenizer.json"), options)
+    engine.placements = {"omni_llm": lm_at, "omni_encoder": encoder_at, "omni_adapter": adapter_at, "snac": codec_at}
+    engine.notices = tuple(notices)
     if warm:
         engine.warm()
     return engine
+
+
+# Each start loads a part where the placement says and, on a GPU, runs it once, so what fails
+# there at first use (missing kernels or libraries, memory) fails here, where the CPU can take over.
+
+
+def start_encoder(path: Path, placement: Placement) -> WhisperEncoder:
+    from models.omni.checkpoint import load_encoder
+
+    encoder = load_encoder(path, placement.device, torch_dtype(placement))
+    if placement.on_gpu:
+        encoder.encode(np.zeros(RATE // 10, np.float32), 5, pad_to_30s=False)
+    return encoder
+
+
+def start_codec(folder: Path, placement: Placement):
+    from models.omni.checkpoint import load_codec
+
+    codec = load_codec(folder, placement.device, torch_dtype(placement))
+    if placement.on_gpu:
+        with torch.inference_mode():
+            codec.decode([torch.zeros(1, n, dtype=torch.long, device=placement.device) for n in (1, 2, 4)])
+    return codec
+
+
+def start_llama(folder: Path, threads: int, placement: Placement, adapter: Placement) -> Backend:
+    from models.omni.runtime import LlamaBackend
+
+    return LlamaBackend(folder, threads=threads, gpu_layers=placement.gpu_layers, flash_attention=placement.flash_attention,
+                        adapter_device=adapter.device, adapter_dtype=torch_dtype(adapter))

@@ -15,7 +15,7 @@ import numpy as np
 
 from models.engine import Cancelled
 from models.omni import tokens as T
-from models.omni.runtime import Backend
+from models.omni.runtime import Backend, greedy
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,19 @@ class Stop:
     steps: int
 
 
-def pick(logits: np.ndarray, stream: int) -> int:
-    """Greedy choice within one stream's slice; text ids are global, audio ids local."""
-    lo, hi = T.stream_columns(stream)
-    return int(np.argmax(logits[lo:hi])) + (lo if stream == T.TEXT else 0)
+AUDIO_STREAMS = tuple(range(T.N_AUDIO))
+TEXT_STREAM = (T.TEXT,)
+
+
+def greedy_step(backend: Backend, inputs: list[np.ndarray | None],
+                streams: list[tuple[int, ...]]) -> list[np.ndarray | None]:
+    """One step; each sequence's greedy ids in its `streams`. A backend with its own
+    `step_greedy` reads them where the logits are (llama.cpp: in place, no copy of the row)."""
+    own = getattr(backend, "step_greedy", None)
+    if own is not None:
+        return own(inputs, streams)
+    return [None if row is None else np.array([greedy(row, s) for s in wanted])
+            for row, wanted in zip(backend.step(inputs), streams)]
 
 
 def step_ids(audio_local: np.ndarray, text: int) -> np.ndarray:
@@ -54,6 +63,8 @@ def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: 
     except Cancelled:
         yield Stop("cancelled", 0)
         return
+    audio_ids = np.array([greedy(logits[0], i) for i in AUDIO_STREAMS])  # item 0's choices
+    text_id = greedy(logits[1], T.TEXT)  # item 1's
     history: list[np.ndarray] = []
     text_over = False
     pads = np.full(T.N_AUDIO, T.PAD_A)
@@ -63,8 +74,8 @@ def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: 
         if cancelled():
             yield Stop("cancelled", step)
             return
-        audio = np.array([pick(logits[0], i) if step >= T.delay(i) else T.PAD_A for i in range(T.N_AUDIO)])
-        text = T.PAD_T if text_over else pick(logits[1], T.TEXT)
+        audio = np.where([step >= T.delay(i) for i in AUDIO_STREAMS], audio_ids, T.PAD_A)
+        text = T.PAD_T if text_over else int(text_id)
         history.append(audio)
         ended = audio[T.N_AUDIO - 1] == T.EOA
         ready = T.frame_ready(step)
@@ -84,4 +95,7 @@ def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: 
         # Once the text has ended item 1's output is never read again: it stops stepping, and
         # the rest of the answer costs one sequence per step instead of two.
         guide = None if text_over else backend.embed(step_ids(pads, text))[0]
-        logits = backend.step([backend.embed(step_ids(audio, text))[0], guide])
+        chosen = greedy_step(backend, [backend.embed(step_ids(audio, text))[0], guide], [AUDIO_STREAMS, TEXT_STREAM])
+        audio_ids = chosen[0]
+        if chosen[1] is not None:
+            text_id = chosen[1][0]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models.engine import single_threaded, stop_if_cancelled
+from models.omni import tokens as T
 from models.omni.config import OmniConfig
 from models.omni.convert import ADAPTER_FILE, EMBEDDINGS_FILE, GGUF_FILE, read_meta
 from models.omni.inputs import stream_average
@@ -24,7 +25,7 @@ from models.omni.model import KVCache, OmniLM, SwiGLU
 log = logging.getLogger(__name__)
 
 _GGML_TYPE_F32 = 0
-_FLASH_ATTN_DISABLED = 0
+_FLASH_ATTN_DISABLED, _FLASH_ATTN_ENABLED = 0, 1
 # Positions per prefill call. A cancel is seen between calls; a 3 s turn (153 positions) in one
 # call took 360-366 ms on 2 cores, in parts of 80 377-385 ms, of 32 443-509 ms. Two parts for a
 # 3 s turn (a part ~0.25 s) roughly halve the wait a cancelled reply imposes on the next one.
@@ -48,6 +49,9 @@ class Backend(Protocol):
         """One more position per sequence ([C] each); their logits. A sequence given None is
         finished: it is not run again (None comes back), and only trailing ones may finish."""
         ...
+
+    # Optional, the decoding loop's hot path where a backend has one (see generate.greedy_step):
+    # def step_greedy(self, inputs, streams: list[tuple[int, ...]]) -> list[np.ndarray | None]
 
 
 # ---- torch --------------------------------------------------------------------------------
@@ -98,12 +102,6 @@ class TorchBackend:
 
 # ---- llama.cpp ----------------------------------------------------------------------------
 
-def gpu_offload_available() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
 class LlamaBackend:
     """A converted folder (see convert.py) on llama.cpp's low-level API.
 
@@ -113,8 +111,9 @@ class LlamaBackend:
     (joint on a GPU) and `calibrate()` then times both here and keeps the faster.
     """
 
-    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int | None = None, sequences: int = 2,
-                 step_mode: str = "auto", batch: int = 256) -> None:
+    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int = 0, sequences: int = 2,
+                 step_mode: str = "auto", batch: int = 256, adapter_device: str = "cpu",
+                 adapter_dtype: torch.dtype = torch.float32, flash_attention: bool = True) -> None:
         import llama_cpp
 
         folder = Path(folder)
@@ -122,11 +121,9 @@ class LlamaBackend:
         self._table = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")  # rows are paged in as used
         self._adapter = SwiGLU(self.config.whisper_adapter_dim, self.config.intermediate_size, self.config.n_embd)
         self._adapter.load_state_dict(torch.load(folder / ADAPTER_FILE, map_location="cpu", weights_only=True))
-        self._adapter.eval().requires_grad_(False)
+        self._adapter.to(adapter_device, adapter_dtype).eval().requires_grad_(False)
         quiet_llama()
         llama_cpp.llama_backend_init()
-        if gpu_layers is None:
-            gpu_layers = -1 if gpu_offload_available() else 0
         if step_mode == "auto":
             step_mode = "joint" if gpu_layers else "separate"
         if step_mode not in ("separate", "joint"):
@@ -144,6 +141,7 @@ class LlamaBackend:
         cparams.kv_unified = True  # one cache shared by the sequences, each may fill it
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
+        cparams.flash_attn_type = _FLASH_ATTN_ENABLED if flash_attention else _FLASH_ATTN_DISABLED
         if self.quant == "f32":
             # An f32 model is the exact check against torch: the f16 cache and the CPU flash
             # attention's f16 intermediates would be its largest errors (7e-4 relative).
@@ -154,6 +152,8 @@ class LlamaBackend:
             llama_cpp.llama_model_free(self._model)
             raise RuntimeError("llama.cpp could not create a context for the Mini-Omni model")
         self._llama = llama_cpp
+        # What llama.cpp was given, as the device plan asked (read by tests and benchmarks).
+        self.params = {"n_gpu_layers": mparams.n_gpu_layers, "flash_attn_type": cparams.flash_attn_type}
         self._sequences = sequences
         self.prefill_chunk = min(batch, PREFILL_CHUNK)
         # The file may be wider than the model (zero channels for k-quants, see convert.widened):
@@ -183,8 +183,9 @@ class LlamaBackend:
 
     @single_threaded
     def adapt(self, whisper_features):
+        weight = self._adapter.proj.weight
         with torch.inference_mode():
-            return self._adapter(whisper_features.float())[0].numpy()
+            return self._adapter(whisper_features.to(weight.device, weight.dtype))[0].float().cpu().numpy()
 
     @single_threaded
     def start(self, prompts, cancelled=None):
@@ -219,17 +220,32 @@ class LlamaBackend:
 
     @single_threaded
     def step(self, inputs):
+        return self._step(inputs, lambda seq, index: self._logits(index))
+
+    @single_threaded
+    def step_greedy(self, inputs, streams):
+        """As `step`, but returns each sequence's greedy id in each of its `streams` (local ids
+        for audio, global for text), read from llama.cpp's logits in place: no row of 181120 is
+        copied, and only the columns of the streams asked for are read."""
+        def choose(seq: int, index: int) -> np.ndarray:
+            logits = self._logits_view(index)
+            return np.array([greedy(logits, stream) for stream in streams[seq]])
+
+        return self._step(inputs, choose)
+
+    def _step(self, inputs, read: Callable[[int, int], np.ndarray]) -> list:
+        # A sequence's logits are read before the next decode, which overwrites them.
         if max(self._pos) >= self.config.block_size:
             raise ValueError("the context is full")
         active = _active(inputs)
         if self.step_mode == "joint":
             self._decode([(seq, row, True) for seq, row in enumerate(inputs[:active])])
-            out = [self._logits(i) for i in range(active)]
+            out = [read(seq, seq) for seq in range(active)]
         else:
             out = []
             for seq, row in enumerate(inputs[:active]):
                 self._decode([(seq, row, True)])
-                out.append(self._logits(0))
+                out.append(read(seq, 0))
         return out + [None] * (len(inputs) - active)
 
     @single_threaded
@@ -262,8 +278,18 @@ class LlamaBackend:
             raise RuntimeError(f"llama.cpp decode failed (code {code})")
 
     def _logits(self, index: int) -> np.ndarray:
+        return self._logits_view(index).copy()
+
+    def _logits_view(self, index: int) -> np.ndarray:
+        """llama.cpp's own logits buffer for output `index`; valid until the next decode."""
         pointer = self._llama.llama_get_logits_ith(self._ctx, index)
-        return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,)).copy()
+        return np.ctypeslib.as_array(pointer, shape=(self.config.padded_vocab_size,))
+
+
+def greedy(logits: np.ndarray, stream: int) -> int:
+    """Greedy choice within one stream's columns; text ids are global, audio ids local."""
+    lo, hi = T.stream_columns(stream)
+    return int(np.argmax(logits[lo:hi])) + (lo if stream == T.TEXT else 0)
 
 
 def _common_prefix(prompts: list[np.ndarray]) -> int:

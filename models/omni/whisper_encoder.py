@@ -156,8 +156,9 @@ class WhisperEncoder(nn.Module):
         frames computed, the first `frames` kept). False encodes just enough silence-padded
         audio for `frames`, a fraction of the cost for a short turn; the features differ
         slightly because attention then sees less trailing silence (bench omni reports how much).
-        fast: run the matrix products in bfloat16 (float16 on a GPU) where the hardware has it:
-        5x faster on a CPU with AVX512-BF16, features within about 1 % (relative L2) of float32.
+        fast: with float32 weights, run the matrix products in bfloat16 (float16 on a GPU) where
+        the hardware has it: 5x faster on a CPU with AVX512-BF16, features within about 1 %
+        (relative L2) of float32. Weights held in 16 bits compute in their own format either way.
         """
         limit = self.config.n_ctx
         if frames > limit:
@@ -166,9 +167,11 @@ class WhisperEncoder(nn.Module):
         padded = np.zeros(mel_frames * HOP, np.float32)
         clip = np.asarray(audio, np.float32)[: len(padded)]
         padded[: len(clip)] = clip
-        device = self.conv1.weight.device
-        half = half_precision(device.type) if fast else None
+        device, dtype = self.conv1.weight.device, self.conv1.weight.dtype
+        # Weights already in 16 bits (a GPU's placement) compute in them; float32 ones (a CPU's)
+        # multiply in the device's fast format inside autocast when asked.
+        half = half_precision(device.type) if fast and dtype == torch.float32 else None
         with torch.inference_mode():
-            mel = log_mel(torch.from_numpy(padded), self.config.n_mels).to(device)
+            mel = log_mel(torch.from_numpy(padded), self.config.n_mels).to(device, dtype)
             with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
                 return self(mel, frames, cancelled).float().cpu()
