@@ -22,6 +22,7 @@ from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core import erase
 from core.audio.devices import SystemDevices
+from core.autostart import set_autostart
 from core.events import (AudioStatus, CoreEvent, EngineReady, HistoryCleared, Mode, Notice, ReplyEnd, ReplyFinished, State,
                          StateChanged, TurnLatency, UserTranscript)
 from core.settings import HISTORY_KEPT, HistoryEntry, Settings, UserFiles, check_settings
@@ -98,6 +99,8 @@ class Runtime:
         self._typed = False  # the next transcript is a typed question's, already recorded
         self._conversation_open = threading.Event()  # set while a conversation exists
         self._jobs: queue.Queue = queue.Queue()
+        self._ptt_lock = threading.Lock()
+        self._ptt_down = False
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
         self._control.start()
 
@@ -117,6 +120,12 @@ class Runtime:
         file on disk stays as it was."""
         check_settings(settings)
         old, self.settings = self.settings, settings
+        if settings.start_at_login != old.start_at_login:
+            try:
+                set_autostart(settings.start_at_login)
+            except OSError as exc:
+                log.warning("could not change the autostart entry", exc_info=True)
+                self.on_event(Notice("warning", f"could not change starting at login ({exc.strerror or exc})"))
         try:
             self.files.save_settings(settings)
         except OSError as exc:
@@ -133,10 +142,21 @@ class Runtime:
     # The conversation is made, replaced and closed on the control thread; whatever the window
     # asks of it goes there too, in order, so it always reaches the conversation that is current.
 
+    # Push-to-talk comes from the window's key and button and from the global key's thread; a
+    # press seen by two of them (the window has the focus) is one press.
+
     def press(self) -> None:
+        with self._ptt_lock:
+            if self._ptt_down:
+                return
+            self._ptt_down = True
         self._jobs.put(lambda: self._session_call("press"))
 
     def release(self) -> None:
+        with self._ptt_lock:
+            if not self._ptt_down:
+                return
+            self._ptt_down = False
         self._jobs.put(lambda: self._session_call("release"))
 
     def stop_reply(self) -> None:
@@ -187,6 +207,11 @@ class Runtime:
         return done.wait(timeout)
 
     def shutdown(self) -> None:
+        """End the conversation: the reply stops at once, the jobs queued so far run, the control
+        thread ends, the devices are closed and every conversation thread has ended. The settings
+        and history are on disk already (each change is written when it happens)."""
+        if self.conversation is not None:
+            self.conversation.session.stop()  # silent now, not after the queued jobs
         self._jobs.put(None)
         self._control.join(timeout=30)
         self._conversation_open.clear()
