@@ -107,9 +107,33 @@ class GlobalKey:
         return self
 
     def stop(self) -> None:
+        """Stop listening; the listener's thread has ended when this returns (within 2 s)."""
         self._listener.stop()
+        self._end_recording()
         if self._listener.is_alive() and self._listener is not threading.current_thread():
             self._listener.join(timeout=2)
+            if self._listener.is_alive():
+                log.warning("the global key's listener did not end within 2 s")
+
+    def _end_recording(self) -> None:
+        """pynput (1.8) asks the X server to end the recording on the recording connection itself,
+        which its thread is blocked reading: the request leaves only when another key is pressed.
+        The RECORD extension lets any client disable a context, so a connection of our own ends it
+        at once."""
+        context = getattr(self._listener, "_context", None)
+        if context is None or not sys.platform.startswith("linux"):
+            return
+        import Xlib.display
+
+        try:
+            display = Xlib.display.Display()
+            try:
+                display.record_disable_context(context)
+                display.sync()
+            finally:
+                display.close()
+        except Exception:  # python-xlib's errors have no common base; the join below then waits
+            log.warning("could not end the global key's recording", exc_info=True)
 
     def _matches(self, key) -> bool:
         return key is not None and self._listener.canonical(key) == self._key
