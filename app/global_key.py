@@ -98,6 +98,7 @@ class GlobalKey:
         self._listener = keyboard.Listener(on_press=self._pressed, on_release=self._released)
         self._listener.name = "global-key"
         self._listener.daemon = True
+        self._key = self._listener.canonical(self._key)  # compared with the canonical form of each key
         self.ready = threading.Event()
 
     def start(self) -> "GlobalKey":
@@ -107,8 +108,12 @@ class GlobalKey:
         return self
 
     def stop(self) -> None:
-        """Stop listening; the listener's thread has ended when this returns (within 2 s)."""
+        """Stop listening (a key held now is released); the listener's thread has ended when this
+        returns (within 2 s)."""
         self._listener.stop()
+        if self._down:
+            self._down = False
+            self._on_release()
         self._end_recording()
         if self._listener.is_alive() and self._listener is not threading.current_thread():
             self._listener.join(timeout=2)

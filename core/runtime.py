@@ -120,6 +120,9 @@ class Runtime:
         file on disk stays as it was."""
         check_settings(settings)
         old, self.settings = self.settings, settings
+        if settings.mode != old.mode:
+            with self._ptt_lock:
+                self._ptt_down = False  # the session forgets a held key when the mode changes
         if settings.start_at_login != old.start_at_login:
             try:
                 set_autostart(settings.start_at_login)
