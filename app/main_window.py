@@ -133,15 +133,6 @@ class MainWindow(QMainWindow):
         self.view = ConversationView()
         root.addWidget(self.view, 1)
 
-        presence = QHBoxLayout()
-        self.presence = Presence()
-        presence.addWidget(self.presence)
-        presence.addStretch(1)
-        self.latency = QLabel("")
-        self.latency.setAccessibleName("Last response time")
-        self.latency.setToolTip("From the end of your speech to the first sound of the reply")
-        presence.addWidget(self.latency)
-        root.addLayout(presence)
 
         self.typed_row = QWidget()
         typed = QHBoxLayout(self.typed_row)
@@ -157,6 +148,8 @@ class MainWindow(QMainWindow):
         root.addWidget(self.typed_row)
 
         talk = QHBoxLayout()
+        self.presence = Presence()
+        talk.addWidget(self.presence)
         self.talk_button = QPushButton()
         self.talk_button.setMinimumHeight(self.fontMetrics().height() * 3)
         self.talk_button.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
@@ -179,9 +172,13 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(QUIT_KEY), self, activated=self.quit_app)
         # Hidden in the compact mode: all but the state, the presence and the talk controls.
         self.full_only = [self.always_button, self.ptt_mode_button, self.clear_button, self.settings_button,
-                          self.view, self.typed_row, self.latency]
+                          self.view, self.typed_row]
 
         self.setCentralWidget(central)
+        self.latency = QLabel("")
+        self.latency.setAccessibleName("Last response time")
+        self.latency.setToolTip("From the end of your speech to the first sound of the reply")
+        self.statusBar().addPermanentWidget(self.latency)
         self.resize(640, 720)
         QApplication.instance().installEventFilter(self)
 

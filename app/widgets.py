@@ -92,7 +92,7 @@ class Presence(QWidget):
         self._timer.timeout.connect(self._step)
 
     def sizeHint(self):  # noqa: N802
-        side = self.fontMetrics().height() * 5
+        side = self.fontMetrics().height() * 4
         return QSize(side, side)
 
     def set_state(self, state: str, deaf: bool = False) -> None:
@@ -126,14 +126,14 @@ class Presence(QWidget):
         centre = QRectF(self.rect()).center()
         colour = QColor(STATE_COLOURS["idle"] if self.deaf else STATE_COLOURS.get(self.state, "#888"))
         # Your voice: a soft ring from the disc's edge outward.
-        ring = side * (0.34 + 0.16 * self._you)
+        ring = side * (0.32 + 0.16 * self._you)
         halo = QColor(STATE_COLOURS["hearing"])
         halo.setAlphaF(0.15 + 0.45 * self._you)
         p.setPen(Qt.NoPen)
         p.setBrush(halo)
         p.drawEllipse(centre, ring, ring)
         # The companion's voice: the disc itself.
-        radius = side * (0.24 + 0.1 * self._voice)
+        radius = side * (0.2 + 0.1 * self._voice)
         p.setBrush(colour)
         p.drawEllipse(centre, radius, radius)
         if self.deaf:
@@ -292,6 +292,16 @@ class Bubble(QFrame):
         self.setAccessibleName(f"{who}: {line.text}")
         self.setAccessibleDescription(self.meta.text())
 
+    def fit(self, width: int) -> None:
+        """At most `width` wide; a short message only as wide as its text (a wrapping label
+        would otherwise take a narrow width of its own choosing)."""
+        self.setMaximumWidth(width)
+        margins = self.layout().contentsMargins()
+        room = width - margins.left() - margins.right()
+        words = max((self.text.fontMetrics().horizontalAdvance(part) for part in
+                     (self.text.text(), self.meta.text())), default=0)
+        self.text.setMinimumWidth(min(words + 2, room))
+
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.line.text)
 
@@ -301,6 +311,7 @@ class Bubble(QFrame):
         menu.exec(event.globalPos())
 
 
+BUBBLE_SHARE = 0.78  # of the view's width: the widest a bubble gets
 BUBBLE_STYLE = """
 QFrame#userBubble { background: palette(highlight); border-radius: 12px; }
 QFrame#userBubble QLabel { color: palette(highlighted-text); }
@@ -388,6 +399,15 @@ class ConversationView(QScrollArea):
     def add_notice(self, text: str) -> None:
         self._add(Line("notice", text))
 
+    def _bubble_width(self) -> int:
+        return max(200, int(self.viewport().width() * BUBBLE_SHARE))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        width = self._bubble_width()
+        for bubble in self.bubbles.values():
+            bubble.fit(width)
+
     def bubble(self, line: Line) -> Bubble:
         return self.bubbles[id(line)]
 
@@ -405,11 +425,12 @@ class ConversationView(QScrollArea):
         bubble = Bubble(line)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
-        if line.role == "user":
+        if line.role != "assistant":
             row.addStretch(1)
-        row.addWidget(bubble, 4 if line.role != "notice" else 1)
-        if line.role == "assistant":
+        row.addWidget(bubble)
+        if line.role != "user":
             row.addStretch(1)
+        bubble.fit(self._bubble_width())
         holder = QWidget()
         holder.setLayout(row)
         self.bubbles[id(line)] = bubble
@@ -417,7 +438,9 @@ class ConversationView(QScrollArea):
         self.placeholder.hide()
 
     def _refresh(self, line: Line) -> None:
-        self.bubbles[id(line)].refresh()
+        bubble = self.bubbles[id(line)]
+        bubble.refresh()
+        bubble.fit(self._bubble_width())
 
     def _remove(self, line: Line) -> None:
         self.lines.remove(line)

@@ -285,13 +285,17 @@ class Rig:
 
 
 class QuickEngine(FakeEngine):
-    """Answers at once: "answer to: <question>", one clause, 300 ms of audio."""
+    """Answers at once: "answer to: <question>", one clause, `seconds` of audio."""
+
+    def __init__(self, seconds: float = 0.3) -> None:
+        super().__init__()
+        self.seconds = seconds
 
     def respond(self, turn: UserTurn, style: Style, token: CancelToken):
         self.calls.append(turn)
         yield TranscriptFinal(turn.text or "")
         yield ReplyText(f"answer to: {turn.text}")
-        yield ReplyAudio(np.full(4800, 0.1, np.float32), 16000)
+        yield ReplyAudio(np.full(int(16000 * self.seconds), 0.1, np.float32), 16000)
         yield ReplyDone(EndReason.COMPLETE)
 
 

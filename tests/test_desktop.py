@@ -38,10 +38,10 @@ def files(tmp_path):
 def make_window(qtbot, vad, files):
     windows = []
 
-    def make(devices: FakeDevices, settings: Settings | None = None) -> MainWindow:
+    def make(devices: FakeDevices, settings: Settings | None = None, seconds: float = 0.3) -> MainWindow:
         if settings is not None:
             files.save_settings(settings)
-        window = MainWindow(lambda post: Runtime(post, files, load_engine=lambda _s: QuickEngine(), vad=vad,
+        window = MainWindow(lambda post: Runtime(post, files, load_engine=lambda _s: QuickEngine(seconds), vad=vad,
                                                  devices=devices, device_poll_s=0.05))
         qtbot.addWidget(window)
         window.show()
@@ -196,9 +196,11 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(qtbot, make_windo
 def test_quit_stops_speech_ends_every_thread_and_releases_the_devices(qtbot, make_window, files):
     before = set(threading.enumerate())
     devices = FakeDevices(inputs=["Fake microphone"])
-    window = make_window(devices, Settings(close_to_tray=True))
+    window = make_window(devices, Settings(close_to_tray=True), seconds=30.0)
     window.runtime.say("Tell me a story.")
     qtbot.waitUntil(lambda: window.state.state == "speaking", timeout=10000)
+    playback = window.runtime.conversation.playback
+    qtbot.waitUntil(lambda: playback.played > playback.device_rate * 10, timeout=30000)  # a third of it heard
     ours = set(threading.enumerate()) - before
     assert {"runtime-control", "audio-worker"} <= {t.name for t in ours}
     window.set_muted(True)
@@ -210,4 +212,6 @@ def test_quit_stops_speech_ends_every_thread_and_releases_the_devices(qtbot, mak
     assert window.runtime.conversation is None
     assert files.load_settings()[0] == window.runtime.settings
     assert [e.role for e in files.load_history()[0]] == ["user", "assistant"]
-    assert files.load_history()[0][-1].interrupted  # cut short by the quit, as far as it was heard
+    last = files.load_history()[0][-1]
+    said = "answer to: Tell me a story."
+    assert last.interrupted and last.text and said.startswith(last.text) and last.text != said  # as far as heard
