@@ -26,6 +26,10 @@ class EventBridge(QObject):
         self._timer.timeout.connect(self.drain)
         self._timer.start()
 
+    def stop(self) -> None:
+        """No more draining (the window is closing); what is left is dropped."""
+        self._timer.stop()
+
     def post(self, event: object) -> None:
         """Any thread: hand an event to the GUI."""
         self._queue.put(event)

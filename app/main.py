@@ -38,6 +38,8 @@ def run_app(argv: list[str]) -> int:
     if missing and SetupDialog(store, missing).exec() != QDialog.Accepted:
         return 1
     window = MainWindow(lambda post: Runtime(post, files, store))
+    # With a tray the companion outlives its window; it ends with Quit (MainWindow.quit_app).
+    app.setQuitOnLastWindowClosed(window.tray is None)
     window.show()
     window.runtime.start(greet=bool(missing))
     return app.exec()
@@ -79,7 +81,7 @@ def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> 
         if not window.runtime.wait_ready(300):
             raise RuntimeError("the models did not load")
         window.runtime.speak(load_voice(SAMPLE))
-        speaking = lambda: window.state.state == "speaking" and window.output_meter.db > -40  # noqa: E731
+        speaking = lambda: window.state.state == "speaking" and window.presence.output_db > -40  # noqa: E731
         if not _wait(app, speaking, 60):
             raise RuntimeError("no reply was spoken")
         _wait(app, lambda: False, 0.4)  # a little of the reply on screen and in the meters

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from app.install import Installer
-from app.main_window import PTT_KEYS, open_folder
+from app.global_key import global_key_unavailable, key_conflict
+from app.main_window import open_folder
+from app.widgets import KeyCapture
 from app.tasks import Task
 from app.widgets import LevelMeter
 from core.companion import compute_options, engine_options
@@ -78,6 +80,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._voice_tab(), "&Voice")
         self.tabs.addTab(self._engine_tab(), "&Engine")
         self.tabs.addTab(self._persona_tab(), "&Persona")
+        self.tabs.addTab(self._desktop_tab(), "Des&ktop")
         self.tabs.addTab(self._data_tab(), "&Data")
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -149,12 +152,49 @@ class SettingsDialog(QDialog):
         self.end_of_turn.setToolTip("A turn that sounds finished ends after a short silence; one that "
                                     "sounds unfinished (\"I was thinking about, um\") waits up to this long.")
         form.addRow("&End of turn at most after", self.end_of_turn)
-        self.key_combo = QComboBox()
-        for key in PTT_KEYS:
-            self.key_combo.addItem(key, key)
-        self.key_combo.setAccessibleName("Push to talk key")
-        form.addRow("Push-to-talk &key", self.key_combo)
         return page
+
+    def _desktop_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.key_capture = KeyCapture(lambda name, mods: key_conflict(name, mods, self.global_box.isChecked()))
+        self.key_capture.setAccessibleName("Push to talk key: press to change")
+        self.key_capture.refused.connect(lambda reason: self.show_message(f"Not that key: {reason}.", error=True))
+        self.key_capture.captured.connect(lambda name: self.show_message(f"Push to talk: hold {name}."))
+        form.addRow("Push-to-talk &key", self.key_capture)
+        self.global_box = QCheckBox("The key works in every window, not only in this one")
+        self.global_box.setAccessibleName("Global push to talk key")
+        self.global_box.toggled.connect(self._global_toggled)
+        form.addRow("", self.global_box)
+        self.global_note = QLabel()
+        self.global_note.setWordWrap(True)
+        form.addRow("", self.global_note)
+        self.tray_box = QCheckBox("Closing the window keeps the companion running in the tray")
+        self.tray_box.setAccessibleName("Close to tray")
+        form.addRow("", self.tray_box)
+        self.login_box = QCheckBox("Start at login")
+        self.login_box.setAccessibleName("Start at login")
+        self.login_box.setToolTip("Adds Voice Companion to your desktop's autostart programs")
+        form.addRow("", self.login_box)
+        from app.tray import Tray
+
+        if not Tray.available():
+            self.tray_box.setEnabled(False)
+            self.tray_box.setToolTip("This desktop has no tray: closing the window quits")
+        return page
+
+    def _global_toggled(self, on: bool) -> None:
+        """Say why a global key cannot work here, or why the chosen key cannot be global."""
+        why = global_key_unavailable()
+        if why is not None:
+            self.global_box.setChecked(False)
+            self.global_box.setEnabled(False)
+            self.global_note.setText(why + ".")
+            return
+        conflict = key_conflict(self.key_capture.key, global_key=True) if on else None
+        self.global_note.setText(f"Choose another key: {conflict}." if conflict else
+                                 "While this is on, the companion watches for this one key in every window "
+                                 "(X11); no other key is kept or sent anywhere.")
 
     def _voice_tab(self) -> QWidget:
         page = QWidget()
@@ -390,7 +430,11 @@ class SettingsDialog(QDialog):
         self.sensitivity.setValue(round(s.vad_sensitivity * 100))
         self.sensitivity_label.setText(f"{self.sensitivity.value()}%")
         self.end_of_turn.setValue(s.end_of_turn_ms)
-        _select(self.key_combo, s.push_to_talk_key)
+        self.key_capture.set_key(s.push_to_talk_key)
+        self.global_box.setChecked(s.global_push_to_talk)
+        self._global_toggled(s.global_push_to_talk)
+        self.tray_box.setChecked(s.close_to_tray)
+        self.login_box.setChecked(s.start_at_login)
         _select(self.engine_combo, s.engine)
         _select(self.chat_combo, s.chat_model)
         _select(self.asr_combo, s.asr_model)
@@ -416,7 +460,9 @@ class SettingsDialog(QDialog):
             input_device=self.input_combo.currentData(), output_device=self.output_combo.currentData(),
             echo_cancellation=self.echo_box.isChecked(), noise_suppression=self.noise_box.isChecked(),
             gain_control=self.gain_box.isChecked(), vad_sensitivity=self.sensitivity.value() / 100,
-            end_of_turn_ms=self.end_of_turn.value(), push_to_talk_key=self.key_combo.currentData(),
+            end_of_turn_ms=self.end_of_turn.value(), push_to_talk_key=self.key_capture.key,
+            global_push_to_talk=self.global_box.isChecked(), close_to_tray=self.tray_box.isChecked(),
+            start_at_login=self.login_box.isChecked(),
             engine=self.engine_combo.currentData(), chat_model=self.chat_combo.currentData() or self.settings.chat_model,
             asr_model=self.asr_combo.currentData() or self.settings.asr_model,
             compute=self.compute_combo.currentData(), persona=self.persona.toPlainText().strip(),
@@ -425,8 +471,13 @@ class SettingsDialog(QDialog):
         )
 
     def apply(self) -> bool:
+        settings = self.current()
+        conflict = key_conflict(settings.push_to_talk_key, global_key=settings.global_push_to_talk)
+        if conflict is not None:
+            self.show_message(f"Could not apply the settings: {conflict}.", error=True)
+            return False
         try:
-            self.settings = self.current()
+            self.settings = settings
             self.runtime.apply(self.settings)
         except (ValueError, OSError) as exc:
             log.warning("could not apply the settings", exc_info=True)

@@ -3,14 +3,15 @@
 with the same interface so whoever drives it cannot tell the difference."""
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
 import numpy as np
 
-from core.audio.devices import Microphone, Speaker
+from core.audio.devices import DeviceError, SystemDevices
 from core.audio.echo import EchoCanceller
-from core.audio.live import LiveAudio
+from core.audio.live import LiveAudio, SilentInput, SilentOutput
 from core.audio.meter import LevelMeter
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
@@ -21,20 +22,28 @@ from core.session import Session
 from core.turns import TurnConfig
 from models.engine import Engine, Style
 
+log = logging.getLogger(__name__)
 RELEARN_SECONDS = 2.0  # barge-in stays held this long after LiveAudio last says the canceller is relearning
 
 
 class LiveConversation:
+    """On real devices. A microphone or speaker that cannot be found or opened does not stop it:
+    `SilentInput` / `SilentOutput` stand in, `missing` says what is missing and why, and typed
+    questions are still answered (aloud when there is a speaker, in text always)."""
+
     def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
                  input_device: str | None = None, output_device: str | None = None,
                  config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False, judge=None) -> None:
+                 high_pass_filter: bool = True, gain_control: bool = False, judge=None,
+                 devices: SystemDevices | None = None) -> None:
         def notice(message: str) -> None:  # device trouble reaches the user like any other event
             on_event(Notice("warning", message))
 
-        self.mic = Microphone(input_device, on_notice=notice)
-        self.speaker = Speaker(output_device, on_notice=notice)
+        devices = devices or SystemDevices()
+        self.missing: dict[str, str] = {}  # "microphone" / "speaker" -> why it is missing
+        self.mic = self._device(lambda: devices.microphone(input_device, notice), SilentInput, "microphone")
+        self.speaker = self._device(lambda: devices.speaker(output_device, notice), SilentOutput, "speaker")
         self.playback = PlaybackQueue(self.speaker.rate)
         switches = (echo_cancellation, noise_suppression, high_pass_filter, gain_control)
         echo = EchoCanceller(echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
@@ -45,10 +54,41 @@ class LiveConversation:
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
         self.meter = LevelMeter(self.playback, on_event)
 
+    def _device(self, open_device, stand_in, label: str):
+        try:
+            return open_device()
+        except DeviceError as exc:
+            log.warning("no %s", label, exc_info=True)
+            self.missing[label] = str(exc)
+            return stand_in()
+
+    def _started(self, device, stand_in, label: str):
+        """`device` started; one that does not open is replaced by its stand-in, started."""
+        try:
+            return device.start()
+        except DeviceError as exc:
+            log.warning("the %s did not open", label, exc_info=True)
+            self.missing[label] = str(exc)
+            return stand_in().start()
+
     def start(self) -> "LiveConversation":
-        self.audio.start(self.meter.wrap(self.session.feed),
+        self.mic = self.audio.mic = self._started(self.mic, SilentInput, "microphone")
+        rate = self.speaker.rate  # the playback queue is made for it; a stand-in keeps it
+        self.speaker = self.audio.speaker = self._started(self.speaker, lambda: SilentOutput(rate=rate), "speaker")
+        self.audio.start(self.meter.wrap(self.session.feed), started=True,
                          on_echo_path_change=lambda: self.session.hold_barge_in(RELEARN_SECONDS))
         return self
+
+    def set_muted(self, muted: bool) -> None:
+        self.audio.muted = muted
+
+    @property
+    def microphone_name(self) -> str | None:
+        return self.mic.device.name if self.mic.device is not None else None
+
+    @property
+    def speaker_name(self) -> str | None:
+        return self.speaker.device.name if self.speaker.device is not None else None
 
     def stop(self) -> None:
         self.session.close()
@@ -90,6 +130,13 @@ class SimulatedConversation:
             name="simulated-audio", daemon=True)
         self._thread.start()
         return self
+
+    missing: dict[str, str] = {}  # the simulated room has both devices
+    microphone_name = "simulated microphone"
+    speaker_name = "simulated speaker"
+
+    def set_muted(self, muted: bool) -> None:
+        self.loop.muted = muted
 
     def speak(self, audio: np.ndarray, after_ms: int = 20) -> float:
         """The user says `audio` (16 kHz) starting `after_ms` from now; returns its length in seconds."""

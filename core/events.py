@@ -94,4 +94,13 @@ class HistoryCleared:
     the window empties its view."""
 
 
-CoreEvent = CoreEvent | Levels | EngineReady | HistoryCleared
+@dataclass(frozen=True)
+class AudioStatus:
+    """The conversation's devices and the microphone mute, sent whenever any of them changes."""
+
+    microphone: str | None  # the device's name; None: there is none (typed questions still work)
+    speaker: str | None  # None: replies are shown as text only
+    muted: bool  # the microphone is muted: nothing it hears reaches the conversation
+
+
+CoreEvent = CoreEvent | Levels | EngineReady | HistoryCleared | AudioStatus

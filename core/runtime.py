@@ -21,7 +21,9 @@ from core.companion import DEFAULT_ASR, DEFAULT_LLM, engine_voice_profile, load_
 from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core import erase
-from core.events import (CoreEvent, EngineReady, HistoryCleared, Mode, Notice, ReplyEnd, ReplyFinished, State,
+from core.audio.devices import SystemDevices
+from core.autostart import set_autostart
+from core.events import (AudioStatus, CoreEvent, EngineReady, HistoryCleared, Mode, Notice, ReplyEnd, ReplyFinished, State,
                          StateChanged, TurnLatency, UserTranscript)
 from core.settings import HISTORY_KEPT, HistoryEntry, Settings, UserFiles, check_settings
 from core.style.presets import PresetError, PresetStore, parse_preset
@@ -35,6 +37,12 @@ from models.registry.userfile import take_notices
 DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", DEFAULT_ASR, DEFAULT_LLM, "piper-joe-medium")
 log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
+DEVICE_POLL_S = 3.0  # how often a conversation missing a device looks for one
+NO_MICROPHONE = ("No microphone ({reason}). Type a question below: it is answered {how}. To talk, plug in "
+                 "a microphone or headset, choose one in Settings → Audio, or allow this app to use the "
+                 "microphone in your system's privacy settings; it is picked up as soon as it appears.")
+NO_SPEAKER = ("No speaker ({reason}): replies are shown as text only. One is picked up as soon as it "
+              "appears, or choose one in Settings → Audio.")
 
 _ENGINE_KEYS = ("engine", "chat_model", "asr_model", "compute")
 _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_suppression", "gain_control")
@@ -49,15 +57,22 @@ class Runtime:
     def __init__(self, on_event: Callable[[CoreEvent], None], files: UserFiles | None = None,
                  store: ModelStore | None = None, simulated: bool = False,
                  room: RoomConfig | None = RoomConfig(),
-                 load_engine: Callable[[Settings], Engine] | None = None, vad: SileroVad | None = None) -> None:
+                 load_engine: Callable[[Settings], Engine] | None = None, vad: SileroVad | None = None,
+                 devices: SystemDevices | None = None, device_poll_s: float = DEVICE_POLL_S) -> None:
         """`simulated`: a simulated laptop room instead of audio devices (see `speak`).
-        `load_engine(settings)` and `vad` replace loading from the registry (tests share one)."""
+        `load_engine(settings)` and `vad` replace loading from the registry (tests share one);
+        `devices` the machine's audio devices. A conversation without a microphone or speaker
+        looks for one every `device_poll_s` seconds, on the control thread."""
         self.on_event = on_event
         self.files = files or UserFiles()
         self.store = store or ModelStore(self.files.root)
         self.presets = PresetStore(self.files.presets)
         self.simulated = simulated
         self.room = room
+        self.devices = devices or SystemDevices()
+        self.device_poll_s = device_poll_s
+        self._device_signature: object = None  # what the device list looked like when the audio opened
+        self.muted = False  # the microphone's hard mute; kept across reopened conversations
         self._startup_notices = []
         try:
             self.files.secure()
@@ -84,6 +99,8 @@ class Runtime:
         self._typed = False  # the next transcript is a typed question's, already recorded
         self._conversation_open = threading.Event()  # set while a conversation exists
         self._jobs: queue.Queue = queue.Queue()
+        self._ptt_lock = threading.Lock()
+        self._ptt_down = False
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
         self._control.start()
 
@@ -103,6 +120,15 @@ class Runtime:
         file on disk stays as it was."""
         check_settings(settings)
         old, self.settings = self.settings, settings
+        if settings.mode != old.mode:
+            with self._ptt_lock:
+                self._ptt_down = False  # the session forgets a held key when the mode changes
+        if settings.start_at_login != old.start_at_login:
+            try:
+                set_autostart(settings.start_at_login)
+            except OSError as exc:
+                log.warning("could not change the autostart entry", exc_info=True)
+                self.on_event(Notice("warning", f"could not change starting at login ({exc.strerror or exc})"))
         try:
             self.files.save_settings(settings)
         except OSError as exc:
@@ -119,14 +145,36 @@ class Runtime:
     # The conversation is made, replaced and closed on the control thread; whatever the window
     # asks of it goes there too, in order, so it always reaches the conversation that is current.
 
+    # Push-to-talk comes from the window's key and button and from the global key's thread; a
+    # press seen by two of them (the window has the focus) is one press.
+
     def press(self) -> None:
+        with self._ptt_lock:
+            if self._ptt_down:
+                return
+            self._ptt_down = True
         self._jobs.put(lambda: self._session_call("press"))
 
     def release(self) -> None:
+        with self._ptt_lock:
+            if not self._ptt_down:
+                return
+            self._ptt_down = False
         self._jobs.put(lambda: self._session_call("release"))
 
     def stop_reply(self) -> None:
         self._jobs.put(lambda: self._session_call("stop"))
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute or unmute the microphone: while muted, silence replaces what it hears before echo
+        cancellation, voice activity and recognition."""
+        self._jobs.put(lambda: self._set_muted(muted))
+
+    def _set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        if self.conversation is not None:
+            self.conversation.set_muted(muted)
+            self._audio_status()
 
     def say(self, text: str) -> bool:
         """A typed question, answered aloud; False (with a notice) while the models still load."""
@@ -162,6 +210,11 @@ class Runtime:
         return done.wait(timeout)
 
     def shutdown(self) -> None:
+        """End the conversation: the reply stops at once, the jobs queued so far run, the control
+        thread ends, the devices are closed and every conversation thread has ended. The settings
+        and history are on disk already (each change is written when it happens)."""
+        if self.conversation is not None:
+            self.conversation.session.stop()  # silent now, not after the queued jobs
         self._jobs.put(None)
         self._control.join(timeout=30)
         self._conversation_open.clear()
@@ -239,7 +292,11 @@ class Runtime:
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
+            polling = self.conversation is not None and bool(self.conversation.missing)
+            try:
+                job = self._jobs.get(timeout=self.device_poll_s if polling else None)
+            except queue.Empty:
+                job = self._poll_devices
             if job is None:
                 return
             try:
@@ -273,6 +330,8 @@ class Runtime:
             self._conversation_open.clear()
             self.conversation.stop()
             self.conversation = None
+            if not self.simulated:  # no stream of ours is open: PortAudio may list devices anew
+                self.devices.rescan()
         if reload_engine:
             self.on_event(StateChanged(State.IDLE))
             self.on_event(Notice("info", "loading the models"))
@@ -291,6 +350,8 @@ class Runtime:
         if reopen_audio:
             self.conversation = self._open(new, style, history)
             self._conversation_open.set()
+            self._tell_missing_devices()
+            self._audio_status()
         session = self.conversation.session
         session.set_turn_config(new.turn_config())
         session.set_mode(Mode(new.mode))
@@ -318,11 +379,47 @@ class Runtime:
                                                  settings.turn_config(), style, Mode(settings.mode),
                                                  room=self.room, **switches)
         else:
+            self._device_signature = self.devices.signature()
             conversation = LiveConversation(self._engine, self._vad, self._on_conversation_event,
                                             settings.input_device, settings.output_device,
-                                            settings.turn_config(), style, Mode(settings.mode), **switches)
+                                            settings.turn_config(), style, Mode(settings.mode),
+                                            devices=self.devices, **switches)
         conversation.session.history = list(history)
+        conversation.set_muted(self.muted)
         return conversation.start()
+
+    # ---- devices --------------------------------------------------------------------------------
+
+    def _tell_missing_devices(self) -> None:
+        missing = self.conversation.missing
+        if "microphone" in missing:
+            how = "in text" if "speaker" in missing else "aloud and in text"
+            self.on_event(Notice("warning", NO_MICROPHONE.format(reason=missing["microphone"], how=how)))
+        if "speaker" in missing:
+            self.on_event(Notice("warning", NO_SPEAKER.format(reason=missing["speaker"])))
+
+    def _audio_status(self) -> None:
+        c = self.conversation
+        self.on_event(AudioStatus(None if "microphone" in c.missing else c.microphone_name,
+                                  None if "speaker" in c.missing else c.speaker_name, self.muted))
+
+    def _poll_devices(self) -> None:
+        """Control thread, while the conversation lacks a device: when the machine's devices look
+        different, reopen the audio (between replies, so nothing is cut off) to pick them up."""
+        conversation = self.conversation
+        if conversation is None or not conversation.missing:
+            return
+        signature = self.devices.signature()
+        if signature == self._device_signature:
+            return
+        if conversation.session.state != State.LISTENING:
+            return  # a turn or a reply is under way: look again at the next poll
+        log.info("the audio devices changed; reopening the audio")
+        before = dict(conversation.missing)
+        self._reconfigure(None, self.settings)
+        for label in before.keys() - self.conversation.missing.keys():
+            name = self.conversation.microphone_name if label == "microphone" else self.conversation.speaker_name
+            self.on_event(Notice("info", f"{label} found: {name}"))
 
     # ---- history ------------------------------------------------------------------------------
 

@@ -67,6 +67,10 @@ class Settings:
     speed: float | None = None
     pitch: float | None = None
     voice_reference: str | None = None  # clip file name in the voices folder (overrides the preset)
+    global_push_to_talk: bool = False  # the key works while other windows have the focus (X11)
+    close_to_tray: bool = True  # closing the window keeps the companion running in the tray
+    tray_notice_shown: bool = False  # the one-time "still running in the tray" notice was shown
+    start_at_login: bool = False  # an XDG autostart entry (core/autostart.py)
 
     def turn_config(self) -> TurnConfig:
         # Sensitivity is the inverse of the speech probability that counts as voiced.

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.audio.devices import DeviceError, DeviceInfo
+from core.audio.live import SilentInput, SilentOutput
 from core.audio.playback import PlaybackQueue
+from core.audio.sim import VoiceTrack
 from core.events import CoreEvent, ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig
@@ -279,3 +282,93 @@ class Rig:
 
     def live_reply_threads(self) -> list[str]:
         return [t.name for t in threading.enumerate() if t.name.startswith("reply-") and t.is_alive()]
+
+
+class QuickEngine(FakeEngine):
+    """Answers at once: "answer to: <question>", one clause, `seconds` of audio."""
+
+    def __init__(self, seconds: float = 0.3) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def respond(self, turn: UserTurn, style: Style, token: CancelToken):
+        self.calls.append(turn)
+        yield TranscriptFinal(turn.text or "")
+        yield ReplyText(f"answer to: {turn.text}")
+        yield ReplyAudio(np.full(int(16000 * self.seconds), 0.1, np.float32), 16000)
+        yield ReplyDone(EndReason.COMPLETE)
+
+
+def _info(name: str, inputs: int, outputs: int) -> DeviceInfo:
+    return DeviceInfo(0, name, "fake", inputs, outputs, 16000.0, inputs > 0, outputs > 0)
+
+
+class FakeMicrophone(SilentInput):
+    """Silence, and whatever the test says into it (16 kHz), at the pace of a real device."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.device = _info(name, 1, 0)
+        self.voice = VoiceTrack()
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def say(self, audio: np.ndarray) -> int:
+        """The user speaks `audio` from the next frame on; returns the sample position it ends at."""
+        at = self.position + 160
+        self.voice.add(audio, at)
+        return at + len(audio)
+
+    @property
+    def position(self) -> int:
+        return self._taken
+
+    def read(self, n: int) -> np.ndarray:
+        start = self._taken
+        out = super().read(n)
+        return out + self.voice.frame(start, len(out))
+
+
+class FakeSpeaker(SilentOutput):
+    def __init__(self) -> None:
+        super().__init__()
+        self.device = _info("Fake speaker", 0, 2)
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeDevices:
+    """The machine's devices: `inputs` names the microphones plugged in (none at first)."""
+
+    def __init__(self, inputs: list[str], speaker: bool = True) -> None:
+        self.inputs = inputs
+        self.has_speaker = speaker
+        self.mics: list[FakeMicrophone] = []
+        self.speakers: list[FakeSpeaker] = []
+        self.rescans = 0
+
+    def list(self) -> list[DeviceInfo]:
+        return [_info(n, 1, 0) for n in self.inputs] + ([_info("Fake speaker", 0, 2)] if self.has_speaker else [])
+
+    def signature(self) -> object:
+        return tuple(self.inputs), self.has_speaker
+
+    def rescan(self) -> None:
+        self.rescans += 1
+
+    def microphone(self, name, on_notice) -> FakeMicrophone:
+        if not self.inputs:
+            raise DeviceError("no input device found")
+        self.mics.append(FakeMicrophone(self.inputs[0]))
+        return self.mics[-1]
+
+    def speaker(self, name, on_notice) -> SilentOutput:
+        if not self.has_speaker:
+            raise DeviceError("no output device found")
+        out = FakeSpeaker()
+        self.speakers.append(out)
+        return out

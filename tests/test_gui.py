@@ -78,6 +78,15 @@ def _finished_reply(window):
     return lines[-1] if lines and not lines[-1].live else None
 
 
+def _wait_heard(qtbot, window, after_ms: int = 300) -> None:
+    """Until the simulated room has played all the user said, and `after_ms` more: the room runs
+    in real time but falls behind the clock on a loaded machine, and a key released by the clock
+    would cut the question short."""
+    conversation = window.runtime.conversation
+    end = conversation.track.end + 16 * after_ms
+    qtbot.waitUntil(lambda: conversation.loop.ticks * 160 >= end, timeout=30000)
+
+
 def test_push_to_talk_turn_is_spoken_and_shown(qtbot, make_window, speak, files):
     window = make_window(Settings(mode="push-to-talk"))
     probe = StallProbe()
@@ -85,8 +94,8 @@ def test_push_to_talk_turn_is_spoken_and_shown(qtbot, make_window, speak, files)
     question = speak("What is the capital of France?")
     qtbot.keyPress(window, Qt.Key_Space)  # the held key
     qtbot.waitUntil(lambda: window.state.state == "hearing", timeout=2000)
-    seconds = window.runtime.speak(question)
-    qtbot.wait(int(seconds * 1000) + 300)
+    window.runtime.speak(question)
+    _wait_heard(qtbot, window)
     qtbot.keyRelease(window, Qt.Key_Space)
     qtbot.waitUntil(lambda: window.state.state == "speaking", timeout=20000)
     # Replies appear while they are spoken.
@@ -103,15 +112,16 @@ def test_push_to_talk_turn_is_spoken_and_shown(qtbot, make_window, speak, files)
     saved = json.loads(files.history_file.read_text())["entries"]
     assert [e["role"] for e in saved[-2:]] == ["user", "assistant"]
     assert saved[-1]["latency_ms"] > 0
-    # Meters moved while it spoke.
-    assert window.output_meter.db > -90
+    # The presence indicator heard it speak.
+    assert window.presence.output_db > -90
 
 
 def test_push_to_talk_button(qtbot, make_window, speak):
     window = make_window(Settings(mode="push-to-talk"))
     qtbot.mousePress(window.talk_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state.state == "hearing", timeout=2000)
-    qtbot.wait(int(window.runtime.speak(speak("What is the capital of Japan?")) * 1000) + 300)
+    window.runtime.speak(speak("What is the capital of Japan?"))
+    _wait_heard(qtbot, window)
     qtbot.mouseRelease(window.talk_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: _finished_reply(window) is not None, timeout=40000)
     assert "japan" in [line.text for line in window.view.lines if line.role == "user"][-1].lower()
@@ -126,7 +136,8 @@ def test_always_listening_barge_in_marks_the_reply_interrupted(qtbot, make_windo
     qtbot.wait(1500)  # well into the reply
     window.runtime.speak(speak("Wait, stop, what time is it?"))
     qtbot.waitUntil(lambda: any(line.interrupted for line in _assistant_lines(window)), timeout=10000)
-    assert "(interrupted" in window.view.toHtml()
+    interrupted = next(line for line in _assistant_lines(window) if line.interrupted)
+    assert "interrupted" in window.view.bubble(interrupted).meta.text()
     # The interruption became the next turn.
     def interruption_heard():
         users = [line.text.lower() for line in window.view.lines if line.role == "user"]

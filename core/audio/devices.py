@@ -386,3 +386,38 @@ class Speaker(_DeviceStream):
         self.ring.read_into(outdata[:, 0])
         if outdata.shape[1] > 1:
             outdata[:, 1:] = outdata[:, :1]
+
+
+class SystemDevices:
+    """The machine's audio devices as the runtime sees them: listed, opened, and watched for
+    change. Tests give the runtime their own (a machine without a microphone, then with one).
+
+    PortAudio reads the device list once; `rescan` makes it read again, which is safe only while
+    none of our streams is open. `signature` is cheap and opens nothing: on Linux the sound card
+    nodes and the sound server's sockets, so a microphone plugged in or a sound server started
+    changes it; elsewhere it never changes (the list is read again when the audio is reopened)."""
+
+    def list(self) -> list[DeviceInfo]:
+        return list_devices()
+
+    def signature(self) -> object:
+        import os
+        import sys
+
+        if not sys.platform.startswith("linux"):
+            return None
+        cards = sorted(os.listdir("/dev/snd")) if os.path.isdir("/dev/snd") else []
+        runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+        servers = [os.path.exists(os.path.join(runtime_dir, name)) for name in ("pulse/native", "pipewire-0")]
+        return cards, servers, os.environ.get("PULSE_SERVER")
+
+    def rescan(self) -> None:
+        sd = _sounddevice()
+        sd._terminate()
+        sd._initialize()
+
+    def microphone(self, name: str | None, on_notice: Callable[[str], None]) -> "Microphone":
+        return Microphone(name, on_notice=on_notice)
+
+    def speaker(self, name: str | None, on_notice: Callable[[str], None]) -> "Speaker":
+        return Speaker(name, on_notice=on_notice)

@@ -5,6 +5,11 @@ speaker up from the playback queue (keeping only a few blocks queued, so a stop 
 remembers exactly what it handed the speaker as the echo canceller's far-end reference, cleans
 each microphone frame against it and feeds the session both cleanings: the fully suppressed one
 for voice activity, the linear one for speech recognition. The device callbacks only copy.
+
+A muted microphone's samples are replaced by silence as they are taken, before echo cancellation,
+voice activity and recognition see them. Without a microphone `SilentInput` stands in (silence at
+the pace of a device, so the session's clock goes on and typed questions are answered); without a
+speaker `SilentOutput` takes the replies at the pace they would be heard and drops them.
 """
 from __future__ import annotations
 
@@ -63,8 +68,83 @@ class EchoSettling:
             self._since = None
 
 
+class SilentInput:
+    """A microphone that is not there: silence at 16 kHz, delivered as fast as a device would."""
+
+    device = None
+    rate = RATE
+    latency = 0.0
+    overruns = 0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._started = clock()
+        self._taken = 0
+
+    def start(self) -> "SilentInput":
+        self._started, self._taken = self._clock(), 0
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    @property
+    def available(self) -> int:
+        return int((self._clock() - self._started) * self.rate) - self._taken
+
+    def wait(self, n: int, timeout: float) -> bool:
+        short = n - self.available
+        if short > 0:
+            time.sleep(min(timeout, short / self.rate))
+        return self.available >= n
+
+    def read(self, n: int) -> np.ndarray:
+        n = max(0, min(n, self.available))
+        self._taken += n
+        return np.zeros(n, np.float32)
+
+
+class SilentOutput:
+    """A speaker that is not there: takes audio in real time and drops it, so a reply ends when
+    it would have been heard and its text appears as it would have been spoken."""
+
+    device = None
+    latency = 0.0
+    underruns = 0
+
+    def __init__(self, rate: int = 48000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._started = clock()
+        self._written = 0
+
+    def start(self) -> "SilentOutput":
+        self._started, self._written = self._clock(), 0
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    def _played(self) -> int:
+        return int((self._clock() - self._started) * self.rate)
+
+    @property
+    def queued(self) -> int:
+        return max(0, self._written - self._played())
+
+    def write(self, samples: np.ndarray) -> int:
+        self._written = max(self._written, self._played()) + len(samples)
+        return len(samples)
+
+    def flush(self) -> None:
+        self._written = self._played()
+
+    def finish_audio(self) -> None:
+        pass
+
+
 class LiveAudio:
-    def __init__(self, playback: PlaybackQueue, mic: Microphone, speaker: Speaker,
+    def __init__(self, playback: PlaybackQueue, mic: Microphone | SilentInput, speaker: Speaker | SilentOutput,
                  echo: EchoCanceller | None) -> None:
         self.playback = playback
         self.mic = mic
@@ -75,16 +155,18 @@ class LiveAudio:
         self.frames = 0
         self.worker_lag_max = 0.0  # seconds the worker ever fell behind the microphone
         self.settling = EchoSettling()
+        self.muted = False  # read by the worker each pass; set from any thread
 
     def start(self, feed: Callable[[np.ndarray, float, np.ndarray], None],
-              on_echo_path_change: Callable[[], None] | None = None) -> "LiveAudio":
+              on_echo_path_change: Callable[[], None] | None = None, started: bool = False) -> "LiveAudio":
         """`on_echo_path_change` is called when a device is replaced, and when the speaker first
         plays (a new canceller has never heard the room either), and again every 100 ms
         until the canceller has learned the new echo path (see EchoSettling): meanwhile its
-        leftovers must not count as the user's speech."""
+        leftovers must not count as the user's speech. `started`: the devices are running already."""
         self._on_path_change = on_echo_path_change or (lambda: None)
-        self.mic.start()
-        self.speaker.start()
+        if not started:
+            self.mic.start()
+            self.speaker.start()
         self._thread = threading.Thread(target=self._run, args=(feed,), name="audio-worker", daemon=True)
         self._thread.start()
         return self
@@ -122,6 +204,8 @@ class LiveAudio:
             if not self.mic.wait(block, timeout=0.1):
                 continue
             captured = self.mic.read(self.mic.available)
+            if self.muted:  # a hard mute: nothing the microphone heard goes any further
+                captured = np.zeros_like(captured)
             now = time.perf_counter()
             self.worker_lag_max = max(self.worker_lag_max, len(captured) / mic_rate - 0.01)
             # Top the speaker up: what goes out now is the far end the microphone will hear.

@@ -107,6 +107,7 @@ class SimulatedRoomLoop:
         self.heard: list[np.ndarray] = []  # what the session was fed (after cancellation)
         self.heard_linear: list[np.ndarray] = []  # the canceller's linear output: for recognition
         self.ticks = 0
+        self.muted = False  # the microphone hears nothing (the user's mute); set from any thread
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -143,6 +144,8 @@ class SimulatedRoomLoop:
             far = self._far_queue.popleft() if self._far_queue else np.zeros(FRAME, np.float32)
             voice = track.frame(tick * FRAME)
             mic = self.room.mic_frame(far, voice) if self.room is not None else voice
+            if self.muted:
+                mic = np.zeros(FRAME, np.float32)
             clean = self.echo.process_both(mic, far) if self.echo is not None else CleanedFrame(mic, mic)
             if self.record:
                 self.heard.append(clean.suppressed)
