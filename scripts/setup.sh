@@ -81,11 +81,17 @@ if command -v apt-get >/dev/null 2>&1; then
         command -v pacmd >/dev/null 2>&1 || need+=(pulseaudio-utils)
         # The natural-speech test material speaks with espeak-ng's voices besides Piper's.
         command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+        # The desktop tests run the real window under Xvfb, with a tray host and another X client
+        # holding the focus, and send the global push-to-talk key with xdotool.
+        command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+        command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+        command -v xterm >/dev/null 2>&1 || need+=(xterm)
+        command -v trayer >/dev/null 2>&1 || need+=(trayer)
     fi
     # Qt's own needs (the window, and the offscreen rendering the tests and screenshots use) ...
     ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)
     # ... and, on a desktop with X11, its xcb platform plugin's.
-    if [[ -n "${DISPLAY:-}" ]]; then
+    if [[ -n "${DISPLAY:-}" || "$extras" == "[test]" ]]; then
         ldconfig -p 2>/dev/null | grep -q 'libxcb-cursor.so.0' || need+=(libxcb-cursor0 libxkbcommon-x11-0
             libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
             libxcb-xinerama0 libxcb-xkb1 libgl1)
