@@ -300,7 +300,11 @@ class Session:
                 voiced_end = self._timeline.pos
             voiced_end = min(voiced_end, self._timeline.pos)
             self._detector.reset()
-            self._start_reply(self._user_turn(voiced_end), committed=True,
+            # The key is the turn's boundary: everything up to the release is heard (voice
+            # activity can end before a soft last word such as "France"); where speech ended
+            # still dates the response.
+            turn = UserTurn(audio=self._turn_audio(self._timeline.pos), history=tuple(self.history))
+            self._start_reply(turn, committed=True,
                               last_voiced_at=self._timeline.time_of(voiced_end), voiced_end=voiced_end)
 
     def hold_barge_in(self, seconds: float) -> None:

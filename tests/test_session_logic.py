@@ -259,6 +259,23 @@ def test_push_to_talk_and_stop(thread_errors):
     assert not thread_errors and not rig.live_reply_threads()
 
 
+def test_push_to_talk_hears_everything_up_to_the_release(thread_errors):
+    """The key is the boundary: a last word voice activity misses (a soft "France") is still in
+    the turn, and the response is dated from where speech ended."""
+    rig = Rig()
+    rig.session.set_mode(Mode.PUSH_TO_TALK)
+    rig.session.press()
+    rig.say_for(700)
+    rig.quiet_for(400)  # the soft last word: held, not voiced
+    rig.session.release()
+    rig.run(50)
+    turn = rig.engine.calls[0].turn
+    assert len(turn.audio) >= 16000 * (700 + 400) // 1000 - 160  # not cut 100 ms after the voiced part
+    reply = rig.session._reply
+    assert reply.last_voiced_at <= rig.clock() - 0.35  # from the end of the voiced part
+    assert not thread_errors
+
+
 def test_an_engine_error_is_shown_once_and_the_next_turn_works(thread_errors):
     rig = Rig()
     script = rig.engine.script
