@@ -160,6 +160,8 @@ class SteadyWriter:
     def __init__(self, text: str, words_per_second: float) -> None:
         self.text, self.interval = text, 1.0 / words_per_second
 
+    prompt_use = None  # no prompt cache to report
+
     def build_messages(self, history, question, persona=None, instruction=None):
         return []
 
