@@ -220,6 +220,8 @@ class Rig:
         self.played = 0
         self.thread_errors: list[BaseException] = []
         self.auto_engine = True
+        # Threads of other tests (a real session a failed test left behind) are not this rig's.
+        self._foreign = set(threading.enumerate())
 
     # ---- the user --------------------------------------------------------------------------
 
@@ -259,7 +261,7 @@ class Rig:
         while True:
             busy = []
             for thread in threading.enumerate():
-                if not thread.name.startswith("reply-"):
+                if not thread.name.startswith("reply-") or thread in self._foreign:
                     continue
                 call = next((c for c in self.engine.calls if c.thread == thread.name), None)
                 if call is not None and call.closed:
@@ -281,7 +283,8 @@ class Rig:
         return [e for e in self.events if isinstance(e, ReplyFinished)]
 
     def live_reply_threads(self) -> list[str]:
-        return [t.name for t in threading.enumerate() if t.name.startswith("reply-") and t.is_alive()]
+        return [t.name for t in threading.enumerate()
+                if t.name.startswith("reply-") and t.is_alive() and t not in self._foreign]
 
 
 class QuickEngine(FakeEngine):

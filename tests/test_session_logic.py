@@ -379,3 +379,18 @@ def test_random_schedules_keep_every_invariant(actions):
         check_invariants(rig, errors)
     finally:
         threading.excepthook = previous
+
+
+def test_a_reply_thread_left_by_another_test_is_not_the_rigs(thread_errors):
+    """A real session that an earlier failed test left running has threads named like the rig's."""
+    gone = threading.Event()
+    stray = threading.Thread(target=gone.wait, name="reply-1", daemon=True)
+    stray.start()
+    try:
+        rig = Rig()
+        rig.session.say("first")
+        rig.run(2000)
+        assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+        assert not rig.live_reply_threads()
+    finally:
+        gone.set()
