@@ -57,6 +57,7 @@ def test_spoken_turn_on_real_streams_survives_losing_the_speaker(pulse, stack, s
         assert done.wait(90), f"the reply did not finish; state {session.state}"
     finally:
         audio.stop()
+        session.close()  # its reply's threads end here, whatever the test found
     assert any("speaker" in n and "default" in n for n in notices), notices
     assert [f.reason for f in finished] == ["complete"], finished  # its own echo never cut it off
     assert session.interruptions == 0
