@@ -14,7 +14,9 @@ resident memory and thread count after the warm-up and at the end, and the CPU i
 from __future__ import annotations
 
 import gc
+import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -42,6 +44,7 @@ BARGE_AFTER_S = 1.5  # ... this far into its sound
 STYLE_EVERY = 5  # a new preset every 5 turns
 WARM_UP_MINUTES = 5.0  # memory and threads are compared from here on
 STALL_S = 120.0  # the engine gave no sound for this long (wall clock): stuck
+PROGRESS_MINUTES = 5  # a progress line on stderr this often (simulated minutes)
 
 
 def rss_mb() -> float:
@@ -179,6 +182,12 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         if not warm and clock() >= WARM_UP_MINUTES * 60:
             gc.collect()
             warm.update(rss_mb=rss_mb(), threads=threading.active_count(), at_s=clock())
+        if tick % (PROGRESS_MINUTES * 60 * 100) == 0 and tick:
+            # A line on stderr every few simulated minutes: a run stopped early still tells.
+            print(json.dumps({"soak_minutes": round(clock() / 60, 1), "wall_s": round(time.perf_counter() - t0, 1),
+                              "turn": plan.index, "turns": len(plan.turns), "replies_ended": len(finished),
+                              "rss_mb": round(rss_mb(), 1), "threads": threading.active_count()}),
+                  file=sys.stderr, flush=True)
 
     quiet = {"ticks": 0}
 
