@@ -127,3 +127,13 @@ def pulse(tmp_path_factory):
         subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=30)
         patch.undo()
         _reinit_portaudio()
+
+
+@pytest.fixture
+def files(tmp_path):
+    """The user's files for a window under test, in a fresh folder with its presets folder made."""
+    from core.settings import UserFiles
+
+    files = UserFiles(tmp_path / "user")
+    files.presets.mkdir(parents=True)
+    return files

@@ -14,7 +14,7 @@ from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from app.widgets import ConversationView
 from core.runtime import Runtime
-from core.settings import Settings, UserFiles
+from core.settings import Settings
 from tests.fakes import FakeDevices, QuickEngine
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,13 +25,6 @@ def vad():
     from core.companion import load_vad
 
     return load_vad()
-
-
-@pytest.fixture
-def files(tmp_path):
-    files = UserFiles(tmp_path / "user")
-    files.presets.mkdir(parents=True)
-    return files
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from core.runtime import Runtime
 from core.events import Mode
-from core.settings import Settings, UserFiles
+from core.settings import Settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,13 +43,6 @@ class StallProbe:
 
     def restart(self) -> None:
         self.last, self.worst, self.worst_wall = None, 0.0, 0.0
-
-
-@pytest.fixture
-def files(tmp_path):
-    files = UserFiles(tmp_path / "user")
-    files.presets.mkdir(parents=True)
-    return files
 
 
 @pytest.fixture
