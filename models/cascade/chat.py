@@ -105,12 +105,14 @@ class ChatModel:
         system_text = "\n\n".join(p for p in (persona, SPOKEN_STYLE, instruction) if p)
         budget = self.config.history_budget_tokens - self.count_tokens(system_text) - self.count_tokens(question)
         texts = [msg.text + (" (you were interrupted here)" if msg.interrupted else "") for msg in history]
-        costs = [self.count_tokens(t) + 8 for t in texts]  # 8: the template's tokens per message
-        start, total = 0, sum(costs)
-        while total > budget and start < len(history):
-            step = min(HISTORY_PAGE - start % HISTORY_PAGE, len(history) - start)
-            total -= sum(costs[start:start + step])
-            start += step
+        # The newest messages that fit (only those are tokenized), then the start rounded up to a page.
+        fits = len(history)
+        while fits > 0:
+            budget -= self.count_tokens(texts[fits - 1]) + 8  # 8: the template's tokens per message
+            if budget < 0:
+                break
+            fits -= 1
+        start = min(len(history), -(-fits // HISTORY_PAGE) * HISTORY_PAGE)
         kept = [{"role": msg.role, "content": text} for msg, text in zip(history[start:], texts[start:])]
         # A history must not start with an assistant line cut from its question.
         while kept and kept[0]["role"] != "user":
