@@ -251,7 +251,11 @@ def _data(argv: list[str]) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    from core.bench import BENCHES
+    try:  # the benchmarks are a separate package with their own dependencies (jiwer)
+        from bench import BENCHES
+        from bench.stats import cpu_features
+    except ImportError as exc:
+        return _fail(f"the benchmarks are not installed ({exc.name}): pip install -e '.[bench]' from the source tree")
 
     p = argparse.ArgumentParser(prog="voice-companion bench", description="Measure; prints one JSON object.")
     p.add_argument("name", choices=sorted(BENCHES))
@@ -269,8 +273,6 @@ def _bench(argv: list[str]) -> int:
     if args.avx2_only:  # read when the libraries load, which is after this
         os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
-    from core.bench.stats import cpu_features
-
     try:
         result = BENCHES[args.name](turns=args.turns, **extra)
     except ValueError as exc:  # a device or file the bench cannot use here: one line

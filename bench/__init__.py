@@ -8,19 +8,19 @@ log = logging.getLogger(__name__)
 
 
 def _latency(turns: int | None) -> dict:
-    from core.bench.latency import run
+    from bench.latency import run
 
     return run(turns or 12)
 
 
 def _chat(turns: int | None) -> dict:
-    from core.bench.chat import run
+    from bench.chat import run
 
     return run(turns or 3)
 
 
 def _duplex(turns: int | None) -> dict:
-    from core.bench.duplex import run
+    from bench.duplex import run
 
     return run(turns)
 
@@ -28,15 +28,15 @@ def _duplex(turns: int | None) -> dict:
 def _style(turns: int | None) -> dict:
     import importlib
 
-    from core.bench import style_emotion, style_prosody
-    from core.bench.stats import peak_rss_mb
+    from bench import style_emotion, style_prosody
+    from bench.stats import peak_rss_mb
     from core.companion import load_cascade
 
     engine = load_cascade()
     result = {"bench": "style", "prosody": style_prosody.measure(engine, repeats=turns or 1),
               "emotions": style_emotion.measure(engine)}
     try:  # voice matching lands in its own module; measured when it is present
-        result["voice_matching"] = importlib.import_module("core.bench.style_voice").measure(engine)
+        result["voice_matching"] = importlib.import_module("bench.style_voice").measure(engine)
     except ModuleNotFoundError:
         log.warning("voice matching not measured", exc_info=True)
         result["voice_matching"] = "not built yet"
@@ -45,25 +45,25 @@ def _style(turns: int | None) -> dict:
 
 
 def _omni(turns: int | None, device: str | None = None, quants: str | None = None) -> dict:
-    from core.bench.omni import QUANTS, run
+    from bench.omni import QUANTS, run
 
     return run(turns or 5, device=device or "cpu", quants=tuple(quants.split(",")) if quants else QUANTS)
 
 
 def _soak(turns: int | None) -> dict:
-    from core.bench.soak import run
+    from bench.soak import run
 
     return run(minutes=float(turns or 60))  # --turns: the conversation's minutes
 
 
 def _hearing(turns: int | None) -> dict:
-    from core.bench.hearing import run
+    from bench.hearing import run
 
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
 def _natural(turns: int | None) -> dict:
-    from core.bench.listening import run
+    from bench.listening import run
 
     return run(seed=turns or 0)  # --turns: the natural set's seed
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from core.bench.stats import summary
+from bench.stats import summary
 from core.companion import threads
 from models.cascade.chat import ChatConfig, ChatModel
 from models.cascade.speakable import speakable

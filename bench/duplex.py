@@ -19,7 +19,7 @@ from core.audio.measure import echo_reduction_db
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
-from core.bench.stats import peak_rss_mb, summary, word_error
+from bench.stats import peak_rss_mb, summary, word_error
 from core.companion import load_turn_judge, load_cascade, load_vad
 from core.events import ReplyFinished
 from core.session import Session

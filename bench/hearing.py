@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from core.bench.stats import summary, word_error
+from bench.stats import summary, word_error
 from core.turns import TurnConfig, TurnDetector, TurnEventKind
 
 RATE = 16000
@@ -78,7 +78,7 @@ def measure(asr, vad, turns) -> dict:
 
 
 def run(seed: int = 0) -> dict:
-    from core.bench.natural import natural_set
+    from bench.natural import natural_set
     from core.companion import load_vad, threads
     from models.cascade.asr import WhisperAsr
     from models.registry import ModelStore

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from core.audio.io import load_voice
-from core.bench.stats import peak_rss_mb, summary
+from bench.stats import peak_rss_mb, summary
 from core.companion import DEFAULT_LLM, load_cascade, load_vad
 from core.talk import talk_once
 from core.turns import TurnConfig

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from core.bench.hearing import plain_decode
-from core.bench.stats import peak_rss_mb, summary, word_error
+from bench.hearing import plain_decode
+from bench.stats import peak_rss_mb, summary, word_error
 
 RATE = 16000
 
@@ -74,7 +74,7 @@ def measure(engine, vad, turns, room=None) -> dict:
 
 
 def run(seed: int = 0) -> dict:
-    from core.bench.natural import natural_set
+    from bench.natural import natural_set
     from core.companion import load_cascade, load_vad
 
     turns = natural_set(seed)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bench.stats import peak_rss_mb, summary
+from bench.stats import peak_rss_mb, summary
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
 
 def _run_worker(folder: Path, full: bool, turns: int, device: str) -> dict:
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "core.bench.omni", str(folder), "1" if full else "0", str(turns), device],
+    done = subprocess.run([sys.executable, "-m", "bench.omni", str(folder), "1" if full else "0", str(turns), device],
                           cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}

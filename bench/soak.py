@@ -29,7 +29,7 @@ from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VirtualClock
-from core.bench.stats import cpu_features, summary
+from bench.stats import cpu_features, summary
 from core.companion import load_turn_judge
 from core.events import ReplyEnd, ReplyFinished, State, StateChanged
 from core.session import Session
@@ -136,7 +136,7 @@ class _Speaker:
 
 
 def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
-    from core.bench.natural import natural_conversation
+    from bench.natural import natural_conversation
 
     conversation = natural_conversation(minutes=minutes, seed=seed)
     rng = np.random.default_rng(seed)
@@ -232,7 +232,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
 def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
     """Typed questions cut off at once, alternately by the stop button and by speech over them,
     at random short delays; then one spoken question, which must be answered."""
-    from core.bench.natural import natural_conversation
+    from bench.natural import natural_conversation
 
     rng = np.random.default_rng(seed)
     question = natural_conversation(n_turns=1, seed=seed, background=False).turns[0].audio

@@ -5,6 +5,7 @@ import logging
 import resource
 import sys
 
+import jiwer  # the bench extra; imported here so a missing extra fails when the benchmarks load
 import numpy as np
 
 
@@ -30,8 +31,6 @@ def peak_rss_mb() -> float:
 
 def word_error(reference: str | list[str], hypothesis: str | list[str]) -> float:
     """Word error rate (0..1) ignoring case, punctuation and spacing; lists are pooled."""
-    import jiwer
-
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
                           jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     return jiwer.wer(reference, hypothesis, reference_transform=norm, hypothesis_transform=norm)

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import soxr
 
-from core.bench.stats import peak_rss_mb, summary, word_error
+from bench.stats import peak_rss_mb, summary, word_error
 from core.style.pitch import compare_tracks, f0_track
 from core.style.prosody import ENGINE, StreamingProsody, apply_prosody
 

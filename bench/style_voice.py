@@ -17,7 +17,7 @@ from dataclasses import asdict
 import numpy as np
 import soxr
 
-from core.bench.stats import summary, word_error
+from bench.stats import summary, word_error
 from core.style.voice_match import (
     StreamingVoiceMatcher,
     VoiceMapping,

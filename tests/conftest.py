@@ -66,7 +66,7 @@ def speak(stack):
     return speak
 
 
-from core.bench.stats import word_error  # noqa: E402  (the tests' shared measure)
+from bench.stats import word_error  # noqa: E402  (the tests' shared measure)
 
 __all__ = ["word_error"]
 

@@ -203,8 +203,8 @@ def test_a_growing_turn_is_recognised_as_it_grows(engine):
     one decode of the whole turn."""
     import numpy as np
 
-    from core.bench.hearing import pause_points
-    from core.bench.natural import SCRIPTS, SPEAKERS, Kind, natural_turn
+    from bench.hearing import pause_points
+    from bench.natural import SCRIPTS, SPEAKERS, Kind, natural_turn
     from core.companion import load_vad
     from models.cascade.asr import MIN_REST_S, RATE
 

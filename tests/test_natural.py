@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from core.bench import natural
-from core.bench.natural import (
+from bench import natural
+from bench.natural import (
     FAR_ROOM, RATE, Kind, Pause, PiperSpeaker, Register, Say, active_rms, lay_out, natural_conversation,
     natural_set, natural_turn, parse_script, pcm16_from_wav, plan_turn, recorded_turns, words_of,
 )

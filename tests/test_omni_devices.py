@@ -191,7 +191,7 @@ def test_a_failure_on_the_cpu_is_not_hidden():
 
 def test_bench_omni_refuses_a_device_nothing_can_use_in_one_line(capsys):
     from app.cli import main
-    from core.bench.omni import bench_plan, placed
+    from bench.omni import bench_plan, placed
 
     assert main(["bench", "omni", "--device", "cuda"]) == 2  # this host: CPU-only torch and llama.cpp
     err = capsys.readouterr().err

@@ -157,7 +157,7 @@ def test_a_natural_dialogue_is_answered_turn_by_turn(stack):
     of input that once started, dropped and restarted replies until two of them decoded in one
     llama.cpp context at once. Every turn the session takes is answered, in order, and no model
     is ever entered by two threads (the guards would end a reply with an error)."""
-    from core.bench.natural import SPEAKERS, lay_out, natural_turn, Conversation
+    from bench.natural import SPEAKERS, lay_out, natural_turn, Conversation
     from core.talk import talk
 
     engine, vad = stack
