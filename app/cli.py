@@ -59,7 +59,9 @@ def _talk(argv: list[str]) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
 
     from core.audio.io import AudioInputError, load_voice, save_wav
-    from core.companion import engine_voice_profile, has_speech, load_vad
+    from core.style.voice_clips import engine_voice_profile
+    from core.turns import has_speech
+    from core.audio.vad import load_vad
     from core.engines import load_engine
     import numpy as np
 
@@ -345,7 +347,9 @@ def _listen(argv: list[str]) -> int:
     import threading
 
     from core.audio.devices import DeviceError
-    from core.companion import load_cascade, load_turn_judge, load_vad
+    from core.engines import load_cascade
+    from core.audio.turn_end import load_turn_judge
+    from core.audio.vad import load_vad
     from core.conversation import LiveConversation
     from core.events import (AssistantText, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                              UserTranscript)

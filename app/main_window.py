@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
                                QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton,
                                QVBoxLayout, QWidget)
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, 
 from app.bridge import EventBridge
 from app.global_key import GlobalKey, global_key_unavailable, key_conflict
 from app.tray import Tray
-from app.widgets import ConversationView, Presence, StateIndicator
+from app.widgets import ConversationView, Presence, StateIndicator, open_folder
 from core.events import (AssistantText, AudioStatus, EngineReady, HistoryCleared, Levels, Notice, ReplyFinished,
                          StateChanged, TurnLatency, UserTranscript)
 from core.logs import log_folder
@@ -34,12 +34,6 @@ def qt_key(name: str) -> Qt.Key:
     """The Qt key a push-to-talk key name stands for ("F8" -> Qt.Key_F8); Space when unknown."""
     sequence = QKeySequence.fromString(name, QKeySequence.PortableText)
     return sequence[0].key() if sequence.count() == 1 else Qt.Key_Space
-
-
-def open_folder(folder: Path) -> bool:
-    """Show `folder` in the system's file manager (made first if need be); False if none opened."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
 class MainWindow(QMainWindow):

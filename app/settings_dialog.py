@@ -16,11 +16,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 
 from app.install import Installer
 from app.global_key import global_key_unavailable, key_conflict
-from app.main_window import open_folder
-from app.widgets import KeyCapture
+from app.widgets import KeyCapture, open_folder
 from app.tasks import Task
 from app.widgets import LevelMeter
-from core.companion import compute_options, engine_options
+from core.engines import compute_options, engine_options
 from core.engines import ENGINES
 from core.logs import log_folder
 from core.runtime import Runtime

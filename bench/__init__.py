@@ -30,7 +30,7 @@ def _style(turns: int | None) -> dict:
 
     from bench import style_emotion, style_prosody
     from bench.stats import peak_rss_mb
-    from core.companion import load_cascade
+    from core.engines import load_cascade
 
     engine = load_cascade()
     result = {"bench": "style", "prosody": style_prosody.measure(engine, repeats=turns or 1),

@@ -7,7 +7,7 @@ import re
 import time
 
 from bench.stats import summary
-from core.companion import threads
+from core.engines import threads
 from models.cascade.chat import ChatConfig, ChatModel
 from models.cascade.speakable import speakable
 from models.engine import CancelToken

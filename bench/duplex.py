@@ -20,7 +20,9 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
 from bench.stats import peak_rss_mb, summary, word_error
-from core.companion import load_turn_judge, load_cascade, load_vad
+from core.audio.turn_end import load_turn_judge
+from core.engines import load_cascade
+from core.audio.vad import load_vad
 from core.events import ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig

@@ -79,7 +79,8 @@ def measure(asr, vad, turns) -> dict:
 
 def run(seed: int = 0) -> dict:
     from bench.natural import natural_set
-    from core.companion import load_vad, threads
+    from core.audio.vad import load_vad
+    from core.engines import threads
     from models.cascade.asr import WhisperAsr
     from models.registry import ModelStore
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from core.audio.io import load_voice
 from bench.stats import peak_rss_mb, summary
-from core.companion import DEFAULT_LLM, load_cascade, load_vad
+from core.engines import DEFAULT_LLM, load_cascade
+from core.audio.vad import load_vad
 from core.talk import talk_once
 from core.turns import TurnConfig
 from models.cascade.engine import CascadeEngine

@@ -75,7 +75,8 @@ def measure(engine, vad, turns, room=None) -> dict:
 
 def run(seed: int = 0) -> dict:
     from bench.natural import natural_set
-    from core.companion import load_cascade, load_vad
+    from core.engines import load_cascade
+    from core.audio.vad import load_vad
 
     turns = natural_set(seed)
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop, VirtualClock
 from bench.stats import cpu_features, summary
-from core.companion import load_turn_judge
+from core.audio.turn_end import load_turn_judge
 from core.events import ReplyEnd, ReplyFinished, State, StateChanged
 from core.session import Session
 from core.style.presets import PresetStore
@@ -293,7 +293,8 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
 
 
 def run(minutes: float = 60.0, rounds: int = 300) -> dict:
-    from core.companion import load_cascade, load_vad
+    from core.engines import load_cascade
+    from core.audio.vad import load_vad
 
     errors: list[str] = []
     previous = threading.excepthook

@@ -17,7 +17,10 @@ from typing import Callable
 import numpy as np
 
 from core.audio.room import RoomConfig
-from core.companion import DEFAULT_ASR, DEFAULT_LLM, engine_voice_profile, load_turn_judge, load_vad
+from core.engines import DEFAULT_ASR, DEFAULT_LLM
+from core.style.voice_clips import engine_voice_profile
+from core.audio.turn_end import load_turn_judge
+from core.audio.vad import load_vad
 from core.conversation import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core import erase

@@ -20,7 +20,7 @@ from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
 from core.audio.sim import FRAME, SimulatedRoomLoop
 from core.audio.vad import SileroVad
-from core.companion import load_turn_judge
+from core.audio.turn_end import load_turn_judge
 from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                          UserTranscript)
 from core.session import Session

@@ -17,6 +17,12 @@ import collections
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from core.audio.vad import SileroVad
 
 
 @dataclass(frozen=True)
@@ -179,3 +185,18 @@ class TurnDetector:
                 self._holding = False
                 events.append(TurnEvent(TurnEventKind.RELEASE, self._pos))
         return events
+
+
+def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:
+    """Whether a whole recording holds at least one turn's worth of speech."""
+    if len(audio) == 0 or float(np.max(np.abs(audio))) < 1e-3:  # below -60 dBFS: silence
+        return False
+    vad.reset()
+    detector = TurnDetector(config)
+    try:
+        for prob in vad.push(audio):
+            if detector.push(prob):
+                return True
+        return False
+    finally:
+        vad.reset()

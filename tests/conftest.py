@@ -33,7 +33,7 @@ onnxruntime.set_seed(VOICE_SEED)
 
 def fresh_voice():
     """A new instance of the packaged voice, seeded: the same renderings whatever ran before."""
-    from core.companion import ModelStore
+    from models.registry import ModelStore
     from models.cascade.tts import PiperTts
 
     onnxruntime.set_seed(VOICE_SEED)
@@ -43,7 +43,8 @@ def fresh_voice():
 @pytest.fixture(scope="session")
 def stack():
     """The default cascade engine and voice activity model, loaded once."""
-    from core.companion import load_cascade, load_vad
+    from core.engines import load_cascade
+    from core.audio.vad import load_vad
 
     return load_cascade(), load_vad()
 

@@ -28,7 +28,7 @@ def test_speech_recognition_of_a_spoken_question(engine, speak):
 
 def test_the_faster_recognizer_hears_a_spoken_question(speak):
     """Whisper tiny.en, the recognizer to choose in the settings, from its model pack."""
-    from core.companion import threads
+    from core.engines import threads
     from models.cascade.asr import WhisperAsr
     from models.registry import ModelStore
 
@@ -205,7 +205,7 @@ def test_a_growing_turn_is_recognised_as_it_grows(engine):
 
     from bench.hearing import pause_points
     from bench.natural import SCRIPTS, SPEAKERS, Kind, natural_turn
-    from core.companion import load_vad
+    from core.audio.vad import load_vad
     from models.cascade.asr import MIN_REST_S, RATE
 
     turn = natural_turn(SCRIPTS[Kind.LONG][0], SPEAKERS[0], np.random.default_rng(2))

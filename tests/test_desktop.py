@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def vad():
-    from core.companion import load_vad
+    from core.audio.vad import load_vad
 
     return load_vad()
 

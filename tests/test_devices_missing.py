@@ -55,7 +55,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def vad():
-    from core.companion import load_vad
+    from core.audio.vad import load_vad
 
     return load_vad()
 

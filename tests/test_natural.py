@@ -28,7 +28,7 @@ def onnx_seed_restored():
 
 @pytest.fixture(scope="module")
 def vad():
-    from core.companion import load_vad
+    from core.audio.vad import load_vad
 
     return load_vad()
 

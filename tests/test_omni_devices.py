@@ -62,7 +62,7 @@ def test_without_a_gpu_every_choice_says_why(monkeypatch):
         assert all(not getattr(plan, n).on_gpu and getattr(plan, n).why for n in LLAMA + TORCH + ("asr", "tts"))
     with pytest.raises(ValueError, match="choose one of auto, cuda, metal, cpu"):
         plan_devices("gpu", CPU_ONLY)
-    from core.companion import compute_options
+    from core.engines import compute_options
 
     options = compute_options(CPU_ONLY)
     assert options["auto"] is None and options["cpu"] is None

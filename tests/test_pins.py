@@ -52,7 +52,7 @@ def one_error_line(capsys) -> str:
 
 def test_pin_then_install_then_the_engine_can_run(unpinned, capsys):
     from app.cli import main
-    from core.companion import engine_options
+    from core.engines import engine_options
 
     assert main(["models", "install", "mini-omni"]) == 2
     assert "voice-companion models pin mini-omni" in one_error_line(capsys)

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from core.companion import load_turn_judge
+from core.audio.turn_end import load_turn_judge
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from core.audio.playback import FADE_MS, PlaybackQueue
-from core.companion import has_speech
+from core.turns import has_speech
 
 
 def test_speech_is_voiced_and_silence_or_noise_is_not(stack, speak):

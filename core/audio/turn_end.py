@@ -12,6 +12,7 @@ judge runs on a thread of its own and the session reads its verdict on a later f
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import weakref
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models.engine import single_threaded
+from models.registry import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +116,16 @@ class TurnJudge:
                 continue
             with self._lock:
                 self._answer = (key, probability)
+
+
+def load_turn_judge(store: ModelStore | None = None) -> TurnJudge:
+    """A judge of whether a pause ends the turn (Smart Turn v3.2), on a thread of its own; the
+    model is loaded once per process and the session that gets the judge closes it."""
+    return TurnJudge(_smart_turn((store or ModelStore()).ensure("smart-turn-v3.2") / "smart-turn.onnx"))
+
+
+@functools.lru_cache(maxsize=2)
+def _smart_turn(path: Path) -> SmartTurn:
+    from models.devices import plan_devices
+
+    return SmartTurn(path, providers=plan_devices("auto").turn_model.providers)

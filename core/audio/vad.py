@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from models.registry import ModelStore
 from models.registry.offline import quiet_onnxruntime
 
 WINDOW = 512  # samples at 16 kHz
@@ -48,3 +49,11 @@ class SileroVad:
         probs = [self.window_probability(buf[i * WINDOW : (i + 1) * WINDOW]) for i in range(n)]
         self._pending = buf[n * WINDOW :]
         return probs
+
+
+def load_vad(store: ModelStore | None = None) -> SileroVad:
+    """Silero VAD from the installed models, on the CPU (it is called every frame)."""
+    from models.devices import plan_devices
+
+    store = store or ModelStore()
+    return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx", providers=plan_devices("auto").vad.providers)

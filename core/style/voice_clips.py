@@ -11,6 +11,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,10 @@ from core.audio.io import load_voice, save_wav
 from core.style.voice_match import VoiceProfile, analyze_reference
 from models.registry.atomic import PRIVATE_FILE, make_private_dir, write_json
 from models.registry.userfile import DamagedFile, keep_aside, parse_json, post_notice
+
+if TYPE_CHECKING:
+    from models.cascade.engine import CascadeEngine
+    from models.registry import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +107,24 @@ def clip_profile(folder: Path, name: str) -> VoiceProfile:
         log.warning("the stored profile of %s is unreadable; measuring it again", name, exc_info=True)
     profile = analyze_reference(load_voice(folder / name, max_seconds=60), RATE)
     write_json(cached, profile.to_json())
+    return profile
+
+
+def engine_voice_profile(engine: CascadeEngine, store: ModelStore | None = None) -> VoiceProfile:
+    """The packaged voice's own profile (what voice matching maps from), measured once (seconds of
+    CPU) and kept beside the voice in the user's data folder."""
+    from core.style.voice_match import profile_of_voice
+    from models.registry import ModelStore
+
+    store = store or ModelStore()
+    cache = store.root / "voices" / "piper-joe-medium.profile.json"
+    try:
+        return parse_json(cache, VoiceProfile.from_json)
+    except FileNotFoundError:
+        log.info("measuring the voice's profile once, into %s", cache)
+    except (OSError, DamagedFile):  # measured from the packaged voice: nothing of the user's is lost
+        log.warning("the voice profile %s is unreadable; measuring it again", cache, exc_info=True)
+    profile = profile_of_voice(engine.tts)
+    make_private_dir(cache.parent)
+    write_json(cache, profile.to_json())
     return profile

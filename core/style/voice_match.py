@@ -27,6 +27,7 @@ import numpy as np
 import pyworld
 import soxr
 
+from core.audio.vad import load_vad
 from core.style.pitch import TRACKER, track
 
 WORK_RATE = 16000  # analysis rate: the voice activity model's, and enough for formants and tilt
@@ -204,8 +205,6 @@ def _loudest_window_dbfs(x: np.ndarray) -> float:
 
 def _speech_windows(x: np.ndarray) -> np.ndarray:
     """Which 32 ms windows hold speech, by the packaged Silero model."""
-    from core.companion import load_vad  # imported here: core.companion brings in every engine
-
     vad = load_vad()
     vad.reset()
     return np.asarray(vad.push(x.astype(np.float32))) > 0.5
