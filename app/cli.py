@@ -66,7 +66,7 @@ def _talk(argv: list[str]) -> int:
     import numpy as np
 
     from core.events import ReplyEnd
-    from core.talk import talk
+    from core.file_conversation import talk
     from core.turns import TurnConfig
 
     try:
@@ -350,7 +350,7 @@ def _listen(argv: list[str]) -> int:
     from core.engines import load_cascade
     from core.audio.turn_end import load_turn_judge
     from core.audio.vad import load_vad
-    from core.conversation import LiveConversation
+    from core.wiring import LiveConversation
     from core.events import (AssistantText, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                              UserTranscript)
     from core.turns import TurnConfig

@@ -27,7 +27,7 @@ def run_app(argv: list[str]) -> int:
 
     from app.main_window import MainWindow
     from app.setup_dialog import SetupDialog
-    from core.runtime import Runtime, missing_assets
+    from core.app_backend import Runtime, missing_assets
     from core.settings import UserFiles
     from models.registry import ModelStore
 
@@ -65,7 +65,7 @@ def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> 
     from app.settings_dialog import SettingsDialog
     from app.theme import apply_theme
     from core.audio.io import load_voice
-    from core.runtime import Runtime
+    from core.app_backend import Runtime
     from core.settings import UserFiles
 
     app = _application([])

@@ -21,7 +21,7 @@ from app.widgets import ConversationView, Presence, StateIndicator, open_folder
 from core.events import (AssistantText, AudioStatus, EngineReady, HistoryCleared, Levels, Notice, ReplyFinished,
                          StateChanged, TurnLatency, UserTranscript)
 from core.logs import log_folder
-from core.runtime import Runtime
+from core.app_backend import Runtime
 
 log = logging.getLogger(__name__)
 

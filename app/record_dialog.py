@@ -5,7 +5,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.widgets import LevelMeter
-from core.audio.check import Recorder
+from core.audio.device_check import Recorder
 
 COUNTDOWN_S = 3
 MIN_S, MAX_S = 10, 30

@@ -22,7 +22,7 @@ from app.widgets import LevelMeter
 from core.engines import compute_options, engine_options
 from core.engines import ENGINES
 from core.logs import log_folder
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.settings import END_OF_TURN_RANGE, Settings
 from core.style.emotion import EMOTIONS
 from core.style.presets import PresetError, parse_preset
@@ -687,7 +687,7 @@ class SettingsDialog(QDialog):
     # ---- device checks ------------------------------------------------------------------------
 
     def play_tone(self) -> None:
-        from core.audio.check import play_tone
+        from core.audio.device_check import play_tone
 
         device = self.output_combo.currentData()
         self.tone_button.setEnabled(False)
@@ -699,7 +699,7 @@ class SettingsDialog(QDialog):
         self._tasks.append(Task(lambda: play_tone(device), played, self).start())
 
     def test_microphone(self, on: bool) -> None:
-        from core.audio.check import Recorder
+        from core.audio.device_check import Recorder
 
         if on:
             self.recorder = Recorder(self.input_combo.currentData(), max_seconds=120).start()

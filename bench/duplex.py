@@ -18,7 +18,7 @@ from core.audio.io import load_voice
 from core.audio.measure import echo_reduction_db
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.audio.simulated import FRAME, SimulatedRoomLoop, VoiceTrack
 from bench.stats import peak_rss_mb, summary, word_error
 from core.audio.turn_end import load_turn_judge
 from core.engines import load_cascade

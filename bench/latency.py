@@ -10,7 +10,7 @@ from core.audio.io import load_voice
 from bench.stats import peak_rss_mb, summary
 from core.engines import DEFAULT_LLM, load_cascade
 from core.audio.vad import load_vad
-from core.talk import talk_once
+from core.file_conversation import talk_once
 from core.turns import TurnConfig
 from models.cascade.engine import CascadeEngine
 

@@ -23,7 +23,7 @@ RATE = 16000
 
 def measure(engine, vad, turns, room=None) -> dict:
     from core.audio.room import RoomConfig
-    from core.talk import talk
+    from core.file_conversation import talk
 
     rows = []
     for turn in turns:

@@ -275,7 +275,7 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
 
     from models.omni.checkpoint import small_tokenizer_json
     from models.omni.engine import OmniEngine, OmniOptions
-    from models.omni.runtime import LlamaBackend
+    from models.omni.lm_backends import LlamaBackend
 
     torch.set_num_threads(_threads())
     plan = bench_plan(device)
@@ -376,7 +376,7 @@ def run(turns: int = 5, device: str = "cpu", quants: tuple[str, ...] = QUANTS) -
     import torch
 
     from models.omni.checkpoint import random_lm
-    from models.omni.runtime import TorchBackend
+    from models.omni.lm_backends import TorchBackend
     from models.registry.datadir import default_data_dir
 
     unknown = set(quants) - set(QUANTS)

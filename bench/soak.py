@@ -28,7 +28,7 @@ import numpy as np
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.sim import FRAME, SimulatedRoomLoop, VirtualClock
+from core.audio.simulated import FRAME, SimulatedRoomLoop, VirtualClock
 from bench.stats import cpu_features, summary
 from core.audio.turn_end import load_turn_judge
 from core.events import ReplyEnd, ReplyFinished, State, StateChanged
@@ -239,7 +239,7 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
     burst = question[: RATE // 2]
     playback = PlaybackQueue(DEVICE_RATE)
     loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller(), record=False)
-    from core.audio.sim import VoiceTrack
+    from core.audio.simulated import VoiceTrack
 
     track = VoiceTrack()
     finished: list[ReplyFinished] = []

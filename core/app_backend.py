@@ -21,7 +21,7 @@ from core.engines import DEFAULT_ASR, DEFAULT_LLM
 from core.style.voice_clips import engine_voice_profile
 from core.audio.turn_end import load_turn_judge
 from core.audio.vad import load_vad
-from core.conversation import LiveConversation, SimulatedConversation
+from core.wiring import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
 from core import erase
 from core.audio.devices import SystemDevices

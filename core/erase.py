@@ -8,7 +8,7 @@ Each returns the names of the files it removed. What each removes:
 - `forget_everything`: settings, history, the user's presets, every voice clip and profile, the
   logs and crash reports, damaged copies kept aside, temp files. The models stay (they are the
   app's, not the user's, and take long to install again).
-The running app's copy in memory is the caller's to clear (core/runtime.py does).
+The running app's copy in memory is the caller's to clear (core/app_backend.py does).
 """
 from __future__ import annotations
 

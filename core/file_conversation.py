@@ -18,7 +18,7 @@ import soxr
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.sim import FRAME, SimulatedRoomLoop
+from core.audio.simulated import FRAME, SimulatedRoomLoop
 from core.audio.vad import SileroVad
 from core.audio.turn_end import load_turn_judge
 from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,

@@ -11,11 +11,11 @@ import numpy as np
 
 from core.audio.devices import DeviceError, SystemDevices
 from core.audio.echo import EchoCanceller
-from core.audio.live import LiveAudio, SilentInput, SilentOutput
-from core.audio.meter import LevelMeter
+from core.audio.device_worker import LiveAudio, SilentInput, SilentOutput
+from core.audio.levels import LevelReporter
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.sim import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.audio.simulated import FRAME, SimulatedRoomLoop, VoiceTrack
 from core.audio.vad import SileroVad
 from core.events import CoreEvent, Mode, Notice
 from core.session import Session
@@ -52,7 +52,7 @@ class LiveConversation:
         self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
                                duplex=echo_cancellation, judge=judge)
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
-        self.meter = LevelMeter(self.playback, on_event)
+        self.meter = LevelReporter(self.playback, on_event)
 
     def _device(self, open_device, stand_in, label: str):
         try:
@@ -119,7 +119,7 @@ class SimulatedConversation:
         self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
                                duplex=echo_cancellation, judge=judge)
         self.loop = SimulatedRoomLoop(self.playback, room, echo)
-        self.meter = LevelMeter(self.playback, on_event)
+        self.meter = LevelReporter(self.playback, on_event)
         self.track = VoiceTrack()
         self._thread: threading.Thread | None = None
 

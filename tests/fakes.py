@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.audio.devices import DeviceError, DeviceInfo
-from core.audio.live import SilentInput, SilentOutput
+from core.audio.device_worker import SilentInput, SilentOutput
 from core.audio.playback import PlaybackQueue
-from core.audio.sim import VoiceTrack
+from core.audio.simulated import VoiceTrack
 from core.events import CoreEvent, ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig

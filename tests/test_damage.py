@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import models.registry  # noqa: F401  (first: the catalog and models.omni.assets import each other)
 from core.audio.io import save_wav
 from core.events import Notice
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.settings import HISTORY_SCHEMA, HistoryEntry, Settings, UserFiles
 from core.style import voice_clips
 from core.style.presets import PresetStore, parse_preset

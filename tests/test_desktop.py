@@ -13,7 +13,7 @@ from PySide6.QtGui import QGuiApplication
 from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from app.widgets import ConversationView
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.settings import Settings
 from tests.fakes import FakeDevices, QuickEngine
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.audio.io import load_voice
 from core.events import AudioStatus, Levels, Notice, ReplyEnd, ReplyFinished, State, StateChanged
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.settings import Settings, UserFiles
 from tests.fakes import FakeDevices, QuickEngine
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer, Qt
 
 from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.events import Mode
 from core.settings import Settings
 

@@ -12,7 +12,7 @@ import soundfile
 
 from core.audio.devices import Microphone, Speaker
 from core.audio.echo import EchoCanceller
-from core.audio.live import LiveAudio
+from core.audio.device_worker import LiveAudio
 from core.audio.playback import PlaybackQueue
 from core.events import Notice, ReplyFinished
 from core.session import Session
@@ -90,7 +90,7 @@ def test_listen_command_holds_a_conversation(pulse, speak, tmp_path):
 
 
 def test_echo_settling_waits_for_the_canceller_then_ends():
-    from core.audio.live import SETTLE_MAX_S, SETTLE_WINDOW, EchoSettling
+    from core.audio.device_worker import SETTLE_MAX_S, SETTLE_WINDOW, EchoSettling
 
     rng = np.random.default_rng(0)
     near = rng.normal(0, 0.1, (400, 160)).astype(np.float32)

@@ -168,7 +168,7 @@ def opened(monkeypatch):
 def window(qtbot, tmp_path):
     """The main window over a runtime that is never started: no models, no audio."""
     from app.main_window import MainWindow
-    from core.runtime import Runtime
+    from core.app_backend import Runtime
     from core.settings import UserFiles
 
     files = UserFiles(tmp_path / "user")

@@ -11,7 +11,7 @@ from models.omni.checkpoint import load_codec, load_encoder, load_lm, load_token
 from models.omni.config import CheckpointError, read_config
 from models.omni.convert import convert, split_qkv
 from models.omni.model import KVCache
-from models.omni.runtime import LlamaBackend, TorchBackend
+from models.omni.lm_backends import LlamaBackend, TorchBackend
 from test_omni_support import TINY, write_tiny
 
 

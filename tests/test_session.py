@@ -7,10 +7,10 @@ import numpy as np
 import soxr
 
 from core.audio.playback import PlaybackQueue
-from core.audio.sim import SimulatedRoomLoop
+from core.audio.simulated import SimulatedRoomLoop
 from core.events import AssistantText, ReplyFinished, StateChanged
 from core.session import Session
-from core.talk import talk_once
+from core.file_conversation import talk_once
 from core.turns import TurnConfig
 from tests.conftest import word_error
 
@@ -158,7 +158,7 @@ def test_a_natural_dialogue_is_answered_turn_by_turn(stack):
     llama.cpp context at once. Every turn the session takes is answered, in order, and no model
     is ever entered by two threads (the guards would end a reply with an error)."""
     from bench.natural import SPEAKERS, lay_out, natural_turn, Conversation
-    from core.talk import talk
+    from core.file_conversation import talk
 
     engine, vad = stack
     rng = np.random.default_rng(5)

@@ -21,7 +21,7 @@ import pytest
 
 import models.registry  # noqa: F401  (first: the catalog and models.omni.assets import each other)
 from core.events import Notice, UserTranscript
-from core.runtime import Runtime
+from core.app_backend import Runtime
 from core.settings import HistoryEntry, Settings, UserFiles
 from core.style import voice_clips
 from core.style.presets import PresetStore, parse_preset

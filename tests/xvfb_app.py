@@ -25,7 +25,7 @@ def main(data_dir: str) -> int:
     from app.main_window import MainWindow
     from core.audio.io import load_voice
     from core.events import AudioStatus, ReplyFinished, State, StateChanged
-    from core.runtime import Runtime
+    from core.app_backend import Runtime
     from core.settings import Settings, UserFiles
 
     app = _application([])

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from core.audio.devices import Microphone, Speaker
-from core.audio.meter import FLOOR_DB, peak_db
+from core.audio.levels import FLOOR_DB, peak_db
 from core.audio.resample import StreamResampler
 
 log = logging.getLogger(__name__)

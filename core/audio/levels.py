@@ -1,4 +1,4 @@
-"""Input and output level meters, read off the audio worker's path without slowing it down."""
+"""Input and output levels for the meters, read off the audio worker's path without slowing it down."""
 from __future__ import annotations
 
 import math
@@ -20,7 +20,7 @@ def peak_db(samples: np.ndarray) -> float:
     return level_db(float(np.max(np.abs(samples))) if len(samples) else 0.0)
 
 
-class LevelMeter:
+class LevelReporter:
     """Wraps the session's feed: each 10 ms frame updates the input peak, and every `period_ms`
     the highest input and output peaks since the last report go out as one `Levels` event."""
 

@@ -39,7 +39,7 @@ from models.engine import (
 from models.omni import tokens as T
 from models.omni.codec import SeededCodec, StreamingDecoder
 from models.omni.generate import Step, Stop, step_ids, text_guided
-from models.omni.runtime import Backend
+from models.omni.lm_backends import Backend
 from models.omni.whisper_encoder import RATE, WhisperEncoder
 
 
@@ -176,7 +176,7 @@ def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, plan
     plan: where each part runs and in which number format (default: everything on the CPU).
     A part that fails to start on a GPU starts on the CPU; `engine.notices` says so."""
     from models.omni.checkpoint import load_tokenizer
-    from models.omni.runtime import TorchBackend
+    from models.omni.lm_backends import TorchBackend
 
     torch.set_num_threads(threads)
     plan = plan or plan_devices("cpu", Machine())
@@ -230,7 +230,7 @@ def start_codec(folder: Path, placement: Placement):
 
 
 def start_llama(folder: Path, threads: int, placement: Placement, adapter: Placement) -> Backend:
-    from models.omni.runtime import LlamaBackend
+    from models.omni.lm_backends import LlamaBackend
 
     return LlamaBackend(folder, threads=threads, gpu_layers=placement.gpu_layers, flash_attention=placement.flash_attention,
                         adapter_device=adapter.device, adapter_dtype=torch_dtype(adapter))

@@ -15,7 +15,7 @@ import numpy as np
 
 from models.engine import Cancelled
 from models.omni import tokens as T
-from models.omni.runtime import Backend, greedy
+from models.omni.lm_backends import Backend, greedy
 
 
 @dataclass(frozen=True)
