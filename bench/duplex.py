@@ -18,7 +18,7 @@ from core.audio.io import load_voice
 from core.audio.measure import echo_reduction_db
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.simulated import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.audio.simulated import SimulatedRoomLoop, VoiceTrack
 from bench.stats import peak_rss_mb, summary, word_error
 from core.audio.turn_end import load_turn_judge
 from core.engines import load_cascade
@@ -26,10 +26,10 @@ from core.audio.vad import load_vad
 from core.events import ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig
+from core.audio.format import FRAME, RATE
 
 QUESTIONS = Path(__file__).resolve().parents[2] / "assets" / "questions"
 DEVICE_RATE = 48000
-RATE = 16000
 LONG_ASKS = [
     "Tell me a long story about a fox who wanted to fly.",
     "Describe a walk through a busy market on a sunny morning.",

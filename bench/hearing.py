@@ -17,8 +17,8 @@ import numpy as np
 
 from bench.stats import summary, word_error
 from core.turns import TurnConfig, TurnDetector, TurnEventKind
+from core.audio.format import RATE
 
-RATE = 16000
 TAIL = RATE // 10  # the session's 100 ms after the last voiced window
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from bench.hearing import plain_decode
 from bench.stats import peak_rss_mb, summary, word_error
+from core.audio.format import RATE
 
-RATE = 16000
 
 
 def measure(engine, vad, turns, room=None) -> dict:

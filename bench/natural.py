@@ -39,9 +39,8 @@ import soxr
 from core.audio.measure import frame_power
 from core.audio.room import EchoPath, RoomConfig, make_rir
 from models.registry.atomic import replacing
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
-FRAME = RATE // 100  # 10 ms
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "natural"
 RENDER_VERSION = 1  # part of every cache key: bump it when rendering changes what a key's audio is
 

@@ -28,7 +28,7 @@ import numpy as np
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.simulated import FRAME, SimulatedRoomLoop, VirtualClock
+from core.audio.simulated import SimulatedRoomLoop, VirtualClock
 from bench.stats import cpu_features, summary
 from core.audio.turn_end import load_turn_judge
 from core.events import ReplyEnd, ReplyFinished, State, StateChanged
@@ -36,8 +36,8 @@ from core.session import Session
 from core.style.presets import PresetStore
 from core.style.resolve import style_from_preset
 from core.turns import TurnConfig
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
 DEVICE_RATE = 48000
 BARGE_EVERY = 4  # every 4th reply is cut into ...
 BARGE_AFTER_S = 1.5  # ... this far into its sound

@@ -29,6 +29,7 @@ from core.style.voice_match import (
     pitch_distance_st,
     profile_of_voice,
 )
+from core.audio.format import RATE
 
 REFERENCE_TEXT = (  # about 20 s: a clip of a few sentences, as a user would record
     "I usually take the early train into town, because it is quiet and I can read for an hour. "
@@ -50,7 +51,7 @@ WORLD_SPEAKERS = {  # VoiceMapping settings, applied around the packaged voice's
 TAPE_SPEED = 1.2
 SPEAKERS = WORLD_SPEAKERS | {"tape_speed": {"f0_shift_st": round(12 * math.log2(TAPE_SPEED), 2),
                                             "formant_ratio": TAPE_SPEED}}
-ASR_RATE = 16000
+ASR_RATE = RATE  # the recogniser's
 
 
 def measure(engine, runs: int = 3) -> dict:

@@ -18,7 +18,7 @@ import soxr
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.simulated import FRAME, SimulatedRoomLoop
+from core.audio.simulated import SimulatedRoomLoop
 from core.audio.vad import SileroVad
 from core.audio.turn_end import load_turn_judge
 from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
@@ -26,9 +26,9 @@ from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, Stat
 from core.session import Session
 from core.turns import TurnConfig
 from models.engine import Engine, Message, Style
+from core.audio.format import FRAME, RATE
 
 DEVICE_RATE = 48000
-RATE = 16000
 
 
 @dataclass

@@ -62,8 +62,8 @@ from models.engine import (
     TranscriptFinal,
     UserTurn,
 )
+from core.audio.format import RATE
 
-RATE = 16000
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
 HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budget reads
 # Beyond that the oldest are dropped this many at once: an engine that keeps its prompt's start

@@ -15,7 +15,8 @@ from core.audio.device_worker import LiveAudio, SilentInput, SilentOutput
 from core.audio.levels import LevelReporter
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.simulated import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.audio.format import FRAME
+from core.audio.simulated import SimulatedRoomLoop, VoiceTrack
 from core.audio.vad import SileroVad
 from core.events import CoreEvent, Mode, Notice
 from core.session import Session

@@ -37,6 +37,9 @@ class Message:
     interrupted: bool = False  # an assistant reply cut short: text is what was actually heard
 
 
+SPEECH_RATE = 16000  # samples per second of a user turn's audio: what every engine is handed
+
+
 @dataclass(frozen=True)
 class UserTurn:
     """What the user said: 16 kHz mono float32 audio, or typed text (then audio is empty)."""
@@ -44,7 +47,7 @@ class UserTurn:
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     text: str | None = None
     history: tuple[Message, ...] = ()
-    rate: int = 16000
+    rate: int = SPEECH_RATE
     verbatim: str | None = None  # no question: say exactly this (a greeting); not part of the history
 
 

@@ -36,9 +36,8 @@ from models.engine import (
     UserTurn,
     single_threaded,
 )
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
-FRAME = RATE // 100
 WINDOW = 512
 SETTLE_S = 10.0  # a reply thread that is neither waiting nor gone by then is stuck: a deadlock
 

@@ -15,7 +15,8 @@ import pytest
 import soundfile
 import soxr
 
-from core.audio.io import (MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE, RATE, AudioInputError, _decode_mono,
+from core.audio.format import RATE
+from core.audio.io import (MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE, AudioInputError, _decode_mono,
                            load_voice)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ Real voices from the packaged TTS on both sides, real models, real time."""
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
-from core.audio.simulated import FRAME, SimulatedRoomLoop, VoiceTrack
+from core.audio.format import FRAME
+from core.audio.simulated import SimulatedRoomLoop, VoiceTrack
 from core.events import ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig

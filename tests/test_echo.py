@@ -9,9 +9,8 @@ import soxr
 from core.audio.echo import EchoCanceller, to_int16
 from core.audio.measure import echo_reduction_db
 from core.audio.room import RoomConfig, SimulatedRoom
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
-FRAME = 160
 REPLY = ("The weather today is mild, with a light breeze from the west and a few clouds in the "
          "afternoon. Later in the evening, rain may arrive along the coast.")
 QUESTION = "Could you remind me what time the train leaves tomorrow morning?"

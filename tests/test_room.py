@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from core.audio.room import EchoPath, RoomConfig, SimulatedRoom, make_rir, soft_clip
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
-FRAME = 160
 
 
 def white(seconds: float, seed: int = 0, level: float = 0.1) -> np.ndarray:

@@ -12,10 +12,10 @@ import numpy as np
 from core.audio.devices import Microphone, Speaker
 from core.audio.levels import FLOOR_DB, peak_db
 from core.audio.resample import StreamResampler
+from core.audio.format import RATE
 
 log = logging.getLogger(__name__)
 
-RATE = 16000
 
 
 def tone(rate: int, seconds: float = 0.6, hz: float = 440.0, level: float = 0.25) -> np.ndarray:

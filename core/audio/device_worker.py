@@ -24,9 +24,8 @@ from core.audio.devices import Microphone, Speaker
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.resample import FrameSplitter, StreamResampler
+from core.audio.format import FRAME, RATE
 
-RATE = 16000
-FRAME = RATE // 100  # 10 ms
 SPEAKER_AHEAD_MS = 30  # audio kept queued at the speaker: enough against scheduling jitter
 SETTLE_WINDOW = 50  # frames (0.5 s) of far-end sound over which the canceller's echo reduction is judged
 SETTLED_DB = 15.0  # echo reduction at which the canceller has learned the new path

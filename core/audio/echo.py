@@ -31,10 +31,9 @@ import numpy as np
 from livekit import rtc
 
 from core.audio.linear_echo import LinearEchoCanceller
+from core.audio.format import FRAME_MS, RATE
 
-RATE = 16000
 MAX_DELAY_HINT_MS = 500
-FRAME_MS = 10
 # Far frames waiting for their mic frame in the linear canceller, which pairs them one to one.
 # Real devices render a few frames ahead of capture; more than this is a stall: drop the oldest.
 FAR_QUEUE_FRAMES = 50

@@ -15,8 +15,8 @@ import soundfile
 import soxr
 
 from models.registry.atomic import fsync_file, replacing
+from core.audio.format import RATE
 
-RATE = 16000
 MAX_SECONDS = 600
 MIN_RATE = 8000  # below this speech is not intelligible enough to recognise
 MAX_RATE = 192_000

@@ -43,9 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from core.audio.format import FRAME_MS, RATE
 
-RATE = 16000
-FRAME_MS = 10
 
 FAR_ACTIVE = 1e-7  # mean square of a far frame (-70 dBFS) below which nothing plays: nothing to learn
 WARMUP_FRAMES = 50  # far-end frames adapted at full step: there is no echo estimate to judge by yet

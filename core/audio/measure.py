@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+from core.audio.format import FRAME_MS
 
-FRAME_MS = 10
 ACTIVE_BELOW_PEAK_DB = 40.0  # frames this far under the loudest echo frame count as far-end silence
 
 

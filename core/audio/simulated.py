@@ -20,10 +20,8 @@ from core.audio.echo import CleanedFrame, EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.resample import FrameSplitter, StreamResampler
 from core.audio.room import RoomConfig, SimulatedRoom
+from core.audio.format import FRAME, FRAME_MS, RATE
 
-FRAME_MS = 10
-RATE = 16000
-FRAME = RATE * FRAME_MS // 1000
 
 
 class PacedClock:

@@ -22,10 +22,10 @@ import numpy as np
 
 from models.engine import single_threaded
 from models.registry import ModelStore
+from core.audio.format import RATE
 
 log = logging.getLogger(__name__)
 
-RATE = 16000
 WINDOW_S = 8  # the model hears the last 8 s of the turn, zeros before a shorter one
 _NORM_EPS = 1e-7
 

@@ -12,10 +12,10 @@ import onnxruntime
 
 from models.registry import ModelStore
 from models.registry.offline import quiet_onnxruntime
+from core.audio.format import RATE
 
 WINDOW = 512  # samples at 16 kHz
 CONTEXT = 64
-RATE = 16000
 
 
 class SileroVad:

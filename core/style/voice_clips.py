@@ -19,6 +19,7 @@ from core.audio.io import load_voice, save_wav
 from core.style.voice_match import VoiceProfile, analyze_reference
 from models.registry.atomic import PRIVATE_FILE, make_private_dir, write_json
 from models.registry.userfile import DamagedFile, keep_aside, parse_json, post_notice
+from core.audio.format import RATE
 
 if TYPE_CHECKING:
     from models.cascade.engine import CascadeEngine
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RATE = 16000
 PROFILE_SUFFIX = ".profile.json"
 
 

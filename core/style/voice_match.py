@@ -29,8 +29,9 @@ import soxr
 
 from core.audio.vad import load_vad
 from core.style.pitch import TRACKER, track
+from core.audio.format import RATE
 
-WORK_RATE = 16000  # analysis rate: the voice activity model's, and enough for formants and tilt
+WORK_RATE = RATE  # analysis rate: the voice activity model's, and enough for formants and tilt
 MIN_SECONDS, MAX_SECONDS = 5.0, 30.0
 MIN_SPEECH_SECONDS = 3.0  # of voice activity
 MIN_VOICED_SECONDS = 1.0  # of frames with a pitch, inside the voice activity

@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 
 from models.engine import single_threaded, stop_if_cancelled
+from models.engine import SPEECH_RATE as RATE
 
-RATE = 16000
 HOP = 160  # mel frames are 10 ms
 FULL_FRAMES = 3000  # Whisper's 30 s window
 MIN_FRAMES = 1000  # below a 10 s window Whisper base starts repeating itself on short turns

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.engine import single_threaded, stop_if_cancelled
+from models.engine import SPEECH_RATE as RATE
 
-RATE = 16000
 N_FFT = 400
 HOP = 160
 N_MELS = 80
