@@ -253,7 +253,7 @@ class LevelMeter(QWidget):
 
 @dataclass
 class Line:
-    role: str  # "user", "assistant", "notice"
+    role: str  # "user" or "assistant"
     text: str
     interrupted: bool = False
     latency_ms: float | None = None
@@ -268,7 +268,7 @@ class Bubble(QFrame):
     def __init__(self, line: Line, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.line = line
-        self.setObjectName({"user": "userBubble", "assistant": "replyBubble"}.get(line.role, "noticeBubble"))
+        self.setObjectName("userBubble" if line.role == "user" else "replyBubble")
         self.setFocusPolicy(Qt.StrongFocus)  # reachable with Tab; the menu key copies
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
@@ -323,7 +323,6 @@ BUBBLE_STYLE = """
 QFrame#userBubble { background: palette(highlight); border-radius: 12px; }
 QFrame#userBubble QLabel { color: palette(highlighted-text); }
 QFrame#replyBubble { background: palette(base); border: 1px solid palette(mid); border-radius: 12px; }
-QFrame#noticeBubble QLabel { color: palette(placeholder-text); font-style: italic; }
 """
 
 
@@ -402,9 +401,6 @@ class ConversationView(QScrollArea):
         """Forget every line shown (the history was erased)."""
         for line in list(self.lines):
             self._remove(line)
-
-    def add_notice(self, text: str) -> None:
-        self._add(Line("notice", text))
 
     def _bubble_width(self) -> int:
         return max(200, int(self.viewport().width() * BUBBLE_SHARE))
