@@ -129,7 +129,7 @@ def test_the_push_to_talk_key_is_set_by_pressing_it_and_conflicts_are_refused(qt
     dialog = SettingsDialog(window.runtime, window)
     qtbot.addWidget(dialog)
     dialog.show()
-    capture = dialog.key_capture
+    capture = dialog.desktop.key_capture
     assert capture.key == "Space"
     for key, modifiers, reason in ((Qt.Key_Escape, Qt.NoModifier, "stops the reply"),
                                    (Qt.Key_M, Qt.ControlModifier, "Ctrl+M mutes"),
@@ -177,11 +177,11 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(qtbot, make_windo
     assert not window.runtime.settings.start_at_login and not entry.exists()
     dialog = SettingsDialog(window.runtime, window)
     qtbot.addWidget(dialog)
-    dialog.login_box.setChecked(True)
+    dialog.desktop.login_box.setChecked(True)
     assert dialog.apply()
     text = entry.read_text()
     assert text.startswith("[Desktop Entry]") and "Exec=" in text and "Type=Application" in text
-    dialog.login_box.setChecked(False)
+    dialog.desktop.login_box.setChecked(False)
     assert dialog.apply()
     assert not entry.exists()
 

@@ -178,15 +178,15 @@ def test_settings_changes_reach_the_session(qtbot, make_window, files):
     window = make_window()
     dialog = SettingsDialog(window.runtime, window)
     qtbot.addWidget(dialog)
-    dialog.end_of_turn.setValue(900)
-    dialog.sensitivity.setValue(70)
-    dialog.noise_box.setChecked(False)
-    dialog.emotion_combo.setCurrentIndex(dialog.emotion_combo.findData("cheerful"))
-    dialog.pitch.setValue(3)
-    dialog.speed.setValue(120)
-    dialog.persona.setPlainText("You are Ada, a patient tutor.")
-    assert dialog.asr_combo.findData("whisper-base") >= 0
-    dialog.asr_combo.setCurrentIndex(dialog.asr_combo.findData("whisper-tiny-en"))
+    dialog.audio.end_of_turn.setValue(900)
+    dialog.audio.sensitivity.setValue(70)
+    dialog.audio.noise_box.setChecked(False)
+    dialog.voice.emotion_combo.setCurrentIndex(dialog.voice.emotion_combo.findData("cheerful"))
+    dialog.voice.pitch.setValue(3)
+    dialog.voice.speed.setValue(120)
+    dialog.persona.persona.setPlainText("You are Ada, a patient tutor.")
+    assert dialog.engine.asr_combo.findData("whisper-base") >= 0
+    dialog.engine.asr_combo.setCurrentIndex(dialog.engine.asr_combo.findData("whisper-tiny-en"))
     assert dialog.apply()
     assert window.runtime.wait_ready(120)
     session = window.runtime.conversation.session
@@ -212,43 +212,43 @@ def test_preset_crud_and_a_malformed_import(qtbot, make_window, tmp_path, monkey
     qtbot.addWidget(dialog)
     presets = window.runtime.presets
     names = iter(["Mine", "Mine renamed", "Mine copy"])
-    monkeypatch.setattr("app.settings_dialog.QInputDialog.getText", lambda *a, **k: (next(names), True))
-    monkeypatch.setattr("app.settings_dialog.QMessageBox.question", lambda *a, **k: dialog_yes())
+    monkeypatch.setattr("app.settings_tabs.voice.QInputDialog.getText", lambda *a, **k: (next(names), True))
+    monkeypatch.setattr("app.settings_tabs.voice.QMessageBox.question", lambda *a, **k: dialog_yes())
 
     def dialog_yes():
         from PySide6.QtWidgets import QMessageBox
         return QMessageBox.Yes
 
-    dialog.pitch.setValue(-4)
-    dialog.save_preset_as()
+    dialog.voice.pitch.setValue(-4)
+    dialog.voice.save_preset_as()
     assert presets.get("Mine").pitch == -4
-    assert dialog.selected_preset() == "Mine"
-    dialog.rename_preset()
+    assert dialog.voice.selected_preset() == "Mine"
+    dialog.voice.rename_preset()
     assert "Mine" not in presets.names() and presets.get("Mine renamed").pitch == -4
-    dialog.duplicate_preset()
+    dialog.voice.duplicate_preset()
     assert presets.get("Mine copy").pitch == -4
     exported = tmp_path / "out.json"
-    dialog.export_preset(str(exported))
+    dialog.voice.export_preset(str(exported))
     assert json.loads(exported.read_text())["name"] == "Mine copy"
     # Built-ins cannot be renamed or deleted.
-    dialog.refresh_presets("Calm")
-    assert not dialog.preset_buttons["Delete"].isEnabled() and not dialog.preset_buttons["Rename"].isEnabled()
+    dialog.voice.refresh_presets("Calm")
+    assert not dialog.voice.preset_buttons["Delete"].isEnabled() and not dialog.voice.preset_buttons["Rename"].isEnabled()
     # A malformed preset is refused with a message and changes nothing.
     before = {name: presets.get(name) for name in presets.names()}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema": "voice-companion/preset", "version": 1, "name": "Loud", "speed": 9}))
-    dialog.import_preset(str(bad))
+    dialog.voice.import_preset(str(bad))
     assert "speed" in dialog.message.text()
     assert {name: presets.get(name) for name in presets.names()} == before
     # Apply a preset: its values fill the controls and reach the session on Apply.
-    dialog.refresh_presets("Mine copy")
-    dialog.apply_preset()
-    assert dialog.pitch.value() == -4
+    dialog.voice.refresh_presets("Mine copy")
+    dialog.voice.apply_preset()
+    assert dialog.voice.pitch.value() == -4
     assert dialog.apply() and window.runtime.wait_ready(60)
     assert window.runtime.settings.preset == "Mine copy"
     assert window.runtime.conversation.session.style.pitch_semitones == pytest.approx(-4)
-    dialog.refresh_presets("Mine renamed")
-    dialog.delete_preset()
+    dialog.voice.refresh_presets("Mine renamed")
+    dialog.voice.delete_preset()
     assert "Mine renamed" not in presets.names()
 
 
@@ -260,18 +260,18 @@ def test_voice_clip_import_and_refusal(qtbot, make_window, speak, tmp_path):
     qtbot.addWidget(dialog)
     short = tmp_path / "short.wav"
     save_wav(short, speak("Hello there."), 16000)
-    dialog.import_voice_clip(str(short))
-    qtbot.waitUntil(lambda: dialog.record_button.isEnabled(), timeout=20000)
-    assert "at least" in dialog.message.text() and dialog.voice_reference is None
+    dialog.voice.import_voice_clip(str(short))
+    qtbot.waitUntil(lambda: dialog.voice.record_button.isEnabled(), timeout=20000)
+    assert "at least" in dialog.message.text() and dialog.voice.voice_reference is None
     long = tmp_path / "reader.wav"
     text = ("The north wind and the sun were disputing which was the stronger, when a traveller came "
             "along wrapped in a warm cloak. They agreed that the one who first made the traveller take "
             "his cloak off should be considered stronger than the other.")
     save_wav(long, speak(text), 16000)
-    dialog.import_voice_clip(str(long))
-    qtbot.waitUntil(lambda: dialog.record_button.isEnabled(), timeout=30000)
-    assert dialog.voice_reference is not None, dialog.message.text()
-    assert (window.runtime.files.voices / dialog.voice_reference).exists()
+    dialog.voice.import_voice_clip(str(long))
+    qtbot.waitUntil(lambda: dialog.voice.record_button.isEnabled(), timeout=30000)
+    assert dialog.voice.voice_reference is not None, dialog.message.text()
+    assert (window.runtime.files.voices / dialog.voice.voice_reference).exists()
     assert dialog.apply() and window.runtime.wait_ready(120)
     assert window.runtime.conversation.session.voice_profiles is not None
 
