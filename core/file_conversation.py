@@ -26,7 +26,7 @@ from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, Stat
 from core.session import Session
 from core.turns import TurnConfig
 from models.engine import Engine, Message, Style
-from core.audio.format import FRAME, RATE
+from core.audio.format import FRAME, FRAME_MS, RATE
 
 DEVICE_RATE = 48000
 
@@ -106,7 +106,7 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
         with lock:
             if isinstance(event, StateChanged) and event.state == State.THINKING:
                 taken[0] += 1
-                user.wait(config.reopen_ms // 10)
+                user.wait(config.reopen_ms // FRAME_MS)
                 pending.setdefault("at", len(user.played) * FRAME / RATE)
             elif isinstance(event, UserTranscript):
                 pending["transcript"] = event.text

@@ -65,6 +65,7 @@ from models.engine import (
 from core.audio.format import RATE
 
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
+CLOSE_WAIT_S = 5.0  # close() waits this long for the last reply's thread (it leaves within one step)
 HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budget reads
 # Beyond that the oldest are dropped this many at once: an engine that keeps its prompt's start
 # fixed for several turns (the chat model drops history a page of 8 messages at a time) keeps
@@ -330,7 +331,7 @@ class Session:
         with self._lock:
             thread = self._last_thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+            thread.join(timeout=CLOSE_WAIT_S)
 
     # ---- turn logic (session lock held) ---------------------------------------------------
 

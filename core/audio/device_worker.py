@@ -24,13 +24,16 @@ from core.audio.devices import Microphone, Speaker
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.resample import FrameSplitter, StreamResampler
-from core.audio.format import FRAME, RATE
+from core.audio.format import FRAME, FRAME_MS, RATE
 
 SPEAKER_AHEAD_MS = 30  # audio kept queued at the speaker: enough against scheduling jitter
 SETTLE_WINDOW = 50  # frames (0.5 s) of far-end sound over which the canceller's echo reduction is judged
 SETTLED_DB = 15.0  # echo reduction at which the canceller has learned the new path
 SETTLE_MAX_S = 8.0  # a hold ends by then however the canceller does (the user may be talking)
 FAR_ACTIVE_RMS = 0.003  # a far frame quieter than this (-50 dBFS) says nothing about the echo
+MIC_WAIT_S = 0.1  # the worker's longest wait for a frame, so it sees a stop or a device change
+ECHO_TAIL_S = 0.3  # the echo reaches the microphone up to this long after the sound was played
+RELEARN_REPEAT_FRAMES = 10  # while the canceller relearns, barge-in is held again every 100 ms
 
 
 class EchoSettling:
@@ -199,18 +202,18 @@ class LiveAudio:
                 speaker_rate = self.speaker.rate
                 to_speaker = StreamResampler(self.playback.device_rate, speaker_rate)
                 far_to_16k, far_frames = StreamResampler(self.playback.device_rate, RATE), FrameSplitter(FRAME)
-            block = mic_rate // 100
-            if not self.mic.wait(block, timeout=0.1):
+            block = mic_rate * FRAME_MS // 1000
+            if not self.mic.wait(block, timeout=MIC_WAIT_S):
                 continue
             captured = self.mic.read(self.mic.available)
             if self.muted:  # a hard mute: nothing the microphone heard goes any further
                 captured = np.zeros_like(captured)
             now = time.perf_counter()
-            self.worker_lag_max = max(self.worker_lag_max, len(captured) / mic_rate - 0.01)
+            self.worker_lag_max = max(self.worker_lag_max, len(captured) / mic_rate - FRAME_MS / 1000)
             # Top the speaker up: what goes out now is the far end the microphone will hear.
             ahead = speaker_rate * SPEAKER_AHEAD_MS // 1000
             while self.speaker.queued < ahead:
-                out = self.playback.read(self.playback.device_rate // 100)
+                out = self.playback.read(self.playback.device_rate * FRAME_MS // 1000)
                 self.speaker.write(to_speaker.process(out))
                 if np.sqrt(np.mean(out**2)) >= FAR_ACTIVE_RMS:
                     far_loud_at = time.perf_counter()
@@ -234,7 +237,6 @@ class LiveAudio:
                     clean = self.echo.capture_both(frame)
                     feed(clean.suppressed, now, clean.linear)
                     if self.settling.active:
-                        # the echo reaches the microphone up to a few hundred ms after it is played
-                        self.settling.push(frame, clean.suppressed, now - far_loud_at < 0.3, now)
-                        if self.settling.active and self.frames % 10 == 0:
+                        self.settling.push(frame, clean.suppressed, now - far_loud_at < ECHO_TAIL_S, now)
+                        if self.settling.active and self.frames % RELEARN_REPEAT_FRAMES == 0:
                             self._on_path_change()
