@@ -130,7 +130,8 @@ def _talk(argv: list[str]) -> int:
             lat = turn["latency_ms"]
             if lat:
                 stages = ", ".join(f"{k} {v:.0f} ms" for k, v in lat.items() if k != "response")
-                print(f"{prefix}latency:   {lat['response']:.0f} ms from the end of your speech to the first reply sound ({stages})")
+                response = f"{lat['response']:.0f} ms from the end of your speech to the first reply sound"
+                print(f"{prefix}latency:   {response} ({stages})")
         print(f"wrote {args.out} (the conversation, {report['summary']['seconds']:.1f} s) and {replies_wav} (the replies)")
     return 0
 

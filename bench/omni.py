@@ -107,7 +107,7 @@ def _random_encoder():
     torch.manual_seed(SEED)
     encoder = WhisperEncoder(EncoderConfig()).eval().requires_grad_(False)
     with torch.no_grad():  # whisper-like scales: unit-ish activations through 12 layers
-        for name, p in encoder.named_parameters():
+        for p in encoder.parameters():
             if p.ndim >= 2:
                 p.normal_(0, 0.02)
     return encoder

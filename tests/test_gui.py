@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,7 +145,7 @@ def test_always_listening_barge_in_marks_the_reply_interrupted(qtbot, make_windo
     try:
         qtbot.waitUntil(interruption_heard, timeout=20000)
     except Exception:
-        raise AssertionError(f"lines: {window.view.lines}")
+        raise AssertionError(f"lines: {window.view.lines}") from None
     assert window.runtime.history[-1].role in ("user", "assistant")
     assert any(e.interrupted for e in window.runtime.history)
 

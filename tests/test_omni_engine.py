@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from models.engine import CancelToken, ReplyAudio, ReplyDone, ReplyText, Style, TranscriptFinal, UserTurn
+from models.engine import CancelToken, ReplyAudio, ReplyDone, Style, TranscriptFinal, UserTurn
 from models.omni import tokens as T
 from models.omni.config import OmniConfig
 from models.omni.generate import Step, Stop, text_guided
@@ -197,7 +197,7 @@ from test_registry import REVISION, fake_hub, sha256_bytes  # noqa: E402,F401  (
 
 
 @pytest.fixture
-def published(tmp_path, fake_hub, monkeypatch):
+def published(tmp_path, fake_hub, monkeypatch):  # noqa: F811  (the fixture imported above)
     """A small random Mini-Omni on the local hub stand-in, catalogued with its real hashes."""
     from models.omni.assets import CODEC, DESCRIPTIONS, ENCODER, LM, FilePin, RepoPin
     from models.registry import catalog, cli
