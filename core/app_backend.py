@@ -12,14 +12,15 @@ import logging
 import queue
 import threading
 from dataclasses import replace
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from core.audio.room import RoomConfig
 from core.engines import DEFAULT_ASR, DEFAULT_LLM
 from core.style.voice_clips import engine_voice_profile
-from core.audio.turn_end import load_turn_judge
+from core.style.voice_match import VoiceProfile
+from core.audio.turn_end import TurnJudge, load_turn_judge
 from core.audio.vad import load_vad
 from core.wiring import LiveConversation, SimulatedConversation
 from core.engines import load_engine as load_named_engine
@@ -33,7 +34,7 @@ from core.style.presets import PresetError, PresetStore, parse_preset
 from core.style.resolve import style_from_preset
 from core.style.voice_clips import clip_profile
 from core.audio.vad import SileroVad
-from models.engine import Engine, Message, Style
+from models.engine import Capabilities, Engine, Message, Style
 from models.registry import ModelStore, RegistryError
 from models.registry.userfile import take_notices
 
@@ -92,16 +93,15 @@ class Runtime:
         self._startup_notices += take_notices()
         self._history_unsaved = False  # a failed history write was told; the next one is told again only after a success
         self.conversation: LiveConversation | SimulatedConversation | None = None
-        self.capabilities = None
-        self._engine = None
-        self._engine_key: tuple | None = None
+        self.capabilities: Capabilities | None = None
+        self._engine: Engine | None = None
+        self._engine_key: tuple[object, ...] | None = None
         self._vad = vad
-        if load_engine is not None:
-            self._load_engine = load_engine
+        self._load_engine: Callable[[Settings], Engine] = load_engine or self._load_named_engine
         self._history_lock = threading.Lock()
         self._typed = False  # the next transcript is a typed question's, already recorded
         self._conversation_open = threading.Event()  # set while a conversation exists
-        self._jobs: queue.Queue = queue.Queue()
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._ptt_lock = threading.Lock()
         self._ptt_down = False
         self._control = threading.Thread(target=self._work, name="runtime-control", daemon=True)
@@ -140,7 +140,7 @@ class Runtime:
                                             "they apply until the app closes"))
         self._jobs.put(lambda: self._reconfigure(old, settings))
 
-    def update(self, **changes) -> Settings:
+    def update(self, **changes: Any) -> Settings:
         settings = replace(self.settings, **changes)
         self.apply(settings)
         return settings
@@ -198,7 +198,7 @@ class Runtime:
         if self._ready():
             self._record(HistoryEntry("user", text))
             self._typed = True
-            self.conversation.session.say(text)
+            self._current.session.say(text)
 
     def speak(self, audio: np.ndarray) -> float:
         """Simulated room only: the user says `audio` (16 kHz) into the microphone now."""
@@ -268,7 +268,7 @@ class Runtime:
 
     # ---- style ------------------------------------------------------------------------------
 
-    def style_for(self, settings: Settings) -> tuple[Style, object]:
+    def style_for(self, settings: Settings) -> tuple[Style, VoiceProfile | None]:
         """The Style the engine gets, and the target voice profile when a clip is to be matched."""
         try:
             preset = self.presets.get(settings.preset)
@@ -308,15 +308,21 @@ class Runtime:
                 log.exception("a control job failed")
                 self.on_event(Notice("error", f"{type(exc).__name__}: {exc}"))
 
+    @property
+    def _current(self) -> LiveConversation | SimulatedConversation:
+        """The open conversation, where one is known to be open (after `_ready`, on the control thread)."""
+        assert self.conversation is not None
+        return self.conversation
+
     def _ready(self) -> bool:
         if self.conversation is None:
             self.on_event(Notice("info", "still loading the models; one moment"))
             return False
         return True
 
-    def _session_call(self, name: str, *args) -> None:
+    def _session_call(self, name: str, *args: object) -> None:
         if self._ready():
-            getattr(self.conversation.session, name)(*args)
+            getattr(self._current.session, name)(*args)
 
     def _reconfigure(self, old: Settings | None, new: Settings) -> None:
         engine_key = tuple(getattr(new, k) for k in _ENGINE_KEYS)
@@ -349,23 +355,23 @@ class Runtime:
             self._vad = load_vad(self.store)
         profiles = None
         if target is not None and self.can_match_voice:
-            profiles = (engine_voice_profile(self._engine, self.store), target)
+            profiles = (engine_voice_profile(self._engine, self.store), target)  # type: ignore[arg-type]  # it has .tts
         if reopen_audio:
             self.conversation = self._open(new, style, history)
             self._conversation_open.set()
             self._tell_missing_devices()
             self._audio_status()
-        session = self.conversation.session
+        session = self._current.session
         session.set_turn_config(new.turn_config())
         session.set_mode(Mode(new.mode))
         session.set_style(style)
         session.voice_profiles = profiles
 
-    def _load_engine(self, settings: Settings):
+    def _load_named_engine(self, settings: Settings) -> Engine:
         return load_named_engine(settings.engine, llm=settings.chat_model, asr=settings.asr_model,
                                  compute=settings.compute, store=self.store)
 
-    def _judge(self):
+    def _judge(self) -> TurnJudge | None:
         """The end-of-turn model, or None (turns then end on silence alone) with a notice."""
         try:
             return load_turn_judge(self.store)
@@ -374,19 +380,23 @@ class Runtime:
             self.on_event(Notice("warning", f"turns end on silence alone: {exc}"))
             return None
 
-    def _open(self, settings: Settings, style: Style, history: list[Message]):
+    def _open(self, settings: Settings, style: Style,
+              history: list[Message]) -> LiveConversation | SimulatedConversation:
         switches = dict(echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
-                        gain_control=settings.gain_control, judge=self._judge())
+                        gain_control=settings.gain_control)
+        judge = self._judge()
+        assert self._engine is not None and self._vad is not None  # loaded before any conversation opens
+        conversation: LiveConversation | SimulatedConversation
         if self.simulated:
             conversation = SimulatedConversation(self._engine, self._vad, self._on_conversation_event,
                                                  settings.turn_config(), style, Mode(settings.mode),
-                                                 room=self.room, **switches)
+                                                 room=self.room, judge=judge, **switches)
         else:
             self._device_signature = self.devices.signature()
             conversation = LiveConversation(self._engine, self._vad, self._on_conversation_event,
                                             settings.input_device, settings.output_device,
                                             settings.turn_config(), style, Mode(settings.mode),
-                                            devices=self.devices, **switches)
+                                            devices=self.devices, judge=judge, **switches)
         conversation.session.history = list(history)
         conversation.set_muted(self.muted)
         return conversation.start()
@@ -394,7 +404,7 @@ class Runtime:
     # ---- devices --------------------------------------------------------------------------------
 
     def _tell_missing_devices(self) -> None:
-        missing = self.conversation.missing
+        missing = self._current.missing
         if "microphone" in missing:
             how = "in text" if "speaker" in missing else "aloud and in text"
             self.on_event(Notice("warning", NO_MICROPHONE.format(reason=missing["microphone"], how=how)))
@@ -402,7 +412,7 @@ class Runtime:
             self.on_event(Notice("warning", NO_SPEAKER.format(reason=missing["speaker"])))
 
     def _audio_status(self) -> None:
-        c = self.conversation
+        c = self._current
         self.on_event(AudioStatus(None if "microphone" in c.missing else c.microphone_name,
                                   None if "speaker" in c.missing else c.speaker_name, self.muted))
 
@@ -420,8 +430,8 @@ class Runtime:
         log.info("the audio devices changed; reopening the audio")
         before = dict(conversation.missing)
         self._reconfigure(None, self.settings)
-        for label in before.keys() - self.conversation.missing.keys():
-            name = self.conversation.microphone_name if label == "microphone" else self.conversation.speaker_name
+        for label in before.keys() - self._current.missing.keys():
+            name = self._current.microphone_name if label == "microphone" else self._current.speaker_name
             self.on_event(Notice("info", f"{label} found: {name}"))
 
     # ---- history ------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
     known = {a.id for a in store.assets()}
     omni = (LM, ENCODER, CODEC)
     unpinned = [a for a in omni if a not in known]
+    reason: str | None
     if unpinned:
         reason = ("this version could not pin Mini-Omni's files; read their hashes from Hugging Face "
                   f"first: voice-companion models pin {' '.join(unpinned)}")

@@ -70,9 +70,6 @@ class Notice:
     message: str
 
 
-CoreEvent = StateChanged | UserTranscript | AssistantText | TurnLatency | ReplyFinished | Notice
-
-
 @dataclass(frozen=True)
 class Levels:
     """Meter readings, a few times a second: dBFS peaks of what the microphone heard (after echo
@@ -103,4 +100,5 @@ class AudioStatus:
     muted: bool  # the microphone is muted: nothing it hears reaches the conversation
 
 
-CoreEvent = CoreEvent | Levels | EngineReady | HistoryCleared | AudioStatus
+CoreEvent = (StateChanged | UserTranscript | AssistantText | TurnLatency | ReplyFinished | Notice | Levels
+             | EngineReady | HistoryCleared | AudioStatus)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
 
 import numpy as np
 import soxr
@@ -23,7 +24,8 @@ from core.audio.vad import SileroVad
 from core.audio.turn_end import load_turn_judge
 from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
                          UserTranscript)
-from core.session import Session
+from core.session import Judge, Session
+from core.style.chain import VoiceProfiles
 from core.turns import TurnConfig
 from models.engine import Engine, Message, Style
 from core.audio.format import FRAME, FRAME_MS, RATE
@@ -51,7 +53,7 @@ class Conversation:
     replies: np.ndarray  # the replies alone on the same timeline, 16 kHz
     history: list[Message]
     underruns: int
-    prepared: dict  # replies prepared at pauses: prepared, used, thrown_away
+    prepared: dict[str, int]  # replies prepared at pauses: prepared, used, thrown_away
     taken: int  # times the session took a turn (a turn it reopened counts again)
     rate: int = RATE
 
@@ -90,8 +92,9 @@ class _UserSide:
 
 def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
          style: Style = Style(), history: list[Message] | None = None, timeout: float = 120.0,
-         on_event=None, room: RoomConfig | None = RoomConfig(), voice_profiles: tuple | None = None,
-         max_turns: int | None = None, judge=None) -> Conversation:
+         on_event: Callable[[CoreEvent], None] | None = None, room: RoomConfig | None = RoomConfig(),
+         voice_profiles: VoiceProfiles | None = None, max_turns: int | None = None,
+         judge: Judge | Literal[False] | None = None) -> Conversation:
     """Play `voice` (16 kHz mono) into a session through a simulated room, in real time, with the
     speaker's echo cancelled, answering every turn; `timeout` bounds the wait for each reply.
     `judge`: whether a pause ends the turn (default: Smart Turn; False: silence alone)."""
@@ -99,7 +102,7 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     turns: list[TurnResult] = []
     taken = [0]
     user = _UserSide(voice)
-    pending: dict = {}  # the turn being answered: transcript, text, latency
+    pending: dict[str, Any] = {}  # the turn being answered: transcript, text, latency
     ticks = {"quiet": 0, "waiting": 0}
 
     def listen(event: CoreEvent) -> None:
@@ -181,8 +184,9 @@ def _cut_replies(turns: list[TurnResult], played: np.ndarray, config: TurnConfig
 
 def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
               style: Style = Style(), history: list[Message] | None = None,
-              timeout: float = 120.0, on_event=None, room: RoomConfig | None = RoomConfig(),
-              voice_profiles: tuple | None = None, judge=None) -> TurnResult:
+              timeout: float = 120.0, on_event: Callable[[CoreEvent], None] | None = None,
+              room: RoomConfig | None = RoomConfig(), voice_profiles: VoiceProfiles | None = None,
+              judge: Judge | Literal[False] | None = None) -> TurnResult:
     """The first turn of `voice` and its spoken reply."""
     conversation = talk(engine, vad, voice, config, style, history, timeout, on_event, room, voice_profiles,
                         max_turns=1, judge=judge)

@@ -13,6 +13,7 @@ user's files, the log folder is 0700 and its files 0600.
 from __future__ import annotations
 
 import faulthandler
+import io
 import logging
 import os
 import sys
@@ -20,7 +21,8 @@ import threading
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import TextIO
+from types import TracebackType
+from typing import TextIO, cast
 
 from models.registry.atomic import PRIVATE_FILE, make_private_dir
 
@@ -96,9 +98,9 @@ def setup_logging(data_dir: Path) -> Path:
 class _PrivateRotatingFileHandler(RotatingFileHandler):
     """Every file it opens, the first and each one after a rollover, is made 0600."""
 
-    def _open(self):
-        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
-                    opener=_private_opener)
+    def _open(self) -> io.TextIOWrapper:
+        return cast(io.TextIOWrapper, open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+                                           opener=_private_opener))
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -106,7 +108,8 @@ def _private_opener(path: str, flags: int) -> int:
 
 
 def _our_handler() -> RotatingFileHandler | None:
-    return next((h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME), None)
+    return next((h for h in logging.getLogger().handlers
+                 if isinstance(h, RotatingFileHandler) and h.get_name() == HANDLER_NAME), None)
 
 
 def _open_crash_file(folder: Path) -> TextIO:
@@ -128,7 +131,7 @@ def _install_hooks() -> None:
         return
     previous_sys, previous_thread = sys.excepthook, threading.excepthook
 
-    def sys_hook(kind, value, traceback) -> None:
+    def sys_hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
         if not issubclass(kind, KeyboardInterrupt):
             log.critical("uncaught exception", exc_info=(kind, value, traceback))
         previous_sys(kind, value, traceback)
@@ -137,8 +140,8 @@ def _install_hooks() -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread is not None else "?"
             log.critical("uncaught exception in thread %s", name,
-                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
         previous_thread(args)
 
-    sys_hook._voice_companion = True
+    sys_hook._voice_companion = True  # type: ignore[attr-defined]  # marks the hook as installed
     sys.excepthook, threading.excepthook = sys_hook, thread_hook

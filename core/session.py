@@ -22,6 +22,7 @@ it is released, so a listener can never stall the audio worker or call back into
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import threading
@@ -46,7 +47,7 @@ from core.events import (
     TurnLatency,
     UserTranscript,
 )
-from core.style.chain import StyleChain, engine_chain
+from core.style.chain import StyleChain, VoiceProfiles, engine_chain
 from core.turns import TurnConfig, TurnDetector, TurnEventKind
 from models.engine import (
     CancelToken,
@@ -173,7 +174,7 @@ class Session:
         self.mode = Mode(mode)
         self.duplex = duplex
         self.clock = clock
-        self.voice_profiles: tuple | None = None  # (engine voice, reference speaker) when matching
+        self.voice_profiles: VoiceProfiles | None = None  # (engine voice, reference speaker) when matching
         self.make_chain = make_chain or (
             lambda style, rate: engine_chain(engine, style, rate, self.voice_profiles))
         self.on_event = on_event or (lambda event: None)
@@ -496,10 +497,12 @@ class Session:
         first = self.playback.first_sample_at
         if first is not None and reason == ReplyEnd.COMPLETE and reply.started_audio:
             stages = dict(reply.stages)
+            committed_at = reply.committed_at
+            assert committed_at is not None  # a reply the user heard was committed
             if reply.heard_at is not None:  # recognition the user waited for after the turn was over
-                stages["asr_after_end"] = max(0.0, reply.heard_at - reply.committed_at) * 1000
+                stages["asr_after_end"] = max(0.0, reply.heard_at - committed_at) * 1000
             latency = TurnLatency(  # after ReplyFinished: it belongs to the reply just reported
-                end_of_turn=(reply.committed_at - reply.last_voiced_at) * 1000,
+                end_of_turn=(committed_at - reply.last_voiced_at) * 1000,
                 response=(first - reply.last_voiced_at) * 1000,
                 stages=stages,
                 prompt_tokens=dict(reply.prompt_tokens),
@@ -533,27 +536,28 @@ class Session:
         chain, rate = None, 0
         end: tuple[ReplyEnd, str] = (ReplyEnd.CANCELLED, "")
         try:
-            with closing(self.engine.respond(reply.turn, reply.style, reply.token)) as events:
+            # respond() is a generator: closing it ends the engine's relay of this reply
+            with closing(self.engine.respond(reply.turn, reply.style, reply.token)) as events:  # type: ignore[type-var]
                 for event in events:
                     if reply.token.cancelled:
                         break
                     if isinstance(event, TranscriptFinal):
                         with self._lock:
                             reply.heard_at = self.clock()
-                        self._deliver(reply, lambda t=event.text: self._transcript(reply, t))
+                        self._deliver(reply, functools.partial(self._transcript, reply, event.text))
                     elif isinstance(event, ReplyText):
-                        self._deliver(reply, lambda d=event.delta: self._clause(reply, d))
+                        self._deliver(reply, functools.partial(self._clause, reply, event.delta))
                     elif isinstance(event, ReplyAudio):
                         if rate == 0:
                             rate, chain = event.rate, self.make_chain(reply.style, event.rate)
                         for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:
                             if reply.token.cancelled:
                                 break
-                            self._deliver(reply, lambda a=samples, r=event.rate: self._audio(reply, a, r))
+                            self._deliver(reply, functools.partial(self._audio, reply, samples, event.rate))
                     elif isinstance(event, StageTime):
-                        self._deliver(reply, lambda e=event: reply.stages.__setitem__(e.stage, e.seconds * 1000))
+                        self._deliver(reply, functools.partial(reply.stages.__setitem__, event.stage, event.seconds * 1000))
                     elif isinstance(event, PromptTokens):
-                        self._deliver(reply, lambda e=event: reply.prompt_tokens.update(cached=e.cached, new=e.new))
+                        self._deliver(reply, functools.partial(reply.prompt_tokens.update, cached=event.cached, new=event.new))
                     elif isinstance(event, ReplyDone):
                         end = (_ENGINE_END[EndReason(event.reason)], event.detail)
             if chain is not None and not reply.token.cancelled:
@@ -646,6 +650,6 @@ class _Locked:
     def __enter__(self) -> None:
         self._session._lock.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._session._lock.release()
         self._session._hand_out()

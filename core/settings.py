@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from typing import Any
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class Settings:
         return TurnConfig(threshold=round(1.0 - self.vad_sensitivity, 3), end_of_turn_ms=self.end_of_turn_ms,
                           barge_in_threshold=round(1.0 - self.vad_sensitivity, 3))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"schema": SETTINGS_SCHEMA, "version": VERSION, **asdict(self)}
 
 
@@ -87,7 +88,7 @@ def parse_settings(data: object) -> Settings:
         raise SettingsError("not a Voice Companion settings file")
     if data.get("version") != VERSION:
         raise SettingsError(f"settings version {data.get('version')!r} is not {VERSION}")
-    values = {}
+    values: dict[str, Any] = {}
     defaults = Settings()
     for f in fields(Settings):
         if f.name not in data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from core.audio.format import FRAME
 from core.audio.simulated import SimulatedRoomLoop, VoiceTrack
 from core.audio.vad import SileroVad
 from core.events import CoreEvent, Mode, Notice
-from core.session import Session
+from core.session import Judge, Session
 from core.turns import TurnConfig
 from models.engine import Engine, Style
 
@@ -36,7 +36,7 @@ class LiveConversation:
                  input_device: str | None = None, output_device: str | None = None,
                  config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False, judge=None,
+                 high_pass_filter: bool = True, gain_control: bool = False, judge: Judge | None = None,
                  devices: SystemDevices | None = None) -> None:
         def notice(message: str) -> None:  # device trouble reaches the user like any other event
             on_event(Notice("warning", message))
@@ -55,7 +55,7 @@ class LiveConversation:
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
         self.meter = LevelReporter(self.playback, on_event)
 
-    def _device(self, open_device, stand_in, label: str):
+    def _device(self, open_device: Callable[[], Any], stand_in: Callable[[], Any], label: str) -> Any:
         try:
             return open_device()
         except DeviceError as exc:
@@ -63,7 +63,7 @@ class LiveConversation:
             self.missing[label] = str(exc)
             return stand_in()
 
-    def _started(self, device, stand_in, label: str):
+    def _started(self, device: Any, stand_in: Callable[[], Any], label: str) -> Any:
         """`device` started; one that does not open is replaced by its stand-in, started."""
         try:
             return device.start()
@@ -112,7 +112,8 @@ class SimulatedConversation:
                  config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
                  echo_cancellation: bool = True, noise_suppression: bool = True,
                  high_pass_filter: bool = True, gain_control: bool = False,
-                 room: RoomConfig | None = RoomConfig(), device_rate: int = 48000, judge=None) -> None:
+                 room: RoomConfig | None = RoomConfig(), device_rate: int = 48000,
+                 judge: Judge | None = None) -> None:
         self.playback = PlaybackQueue(device_rate)
         echo = EchoCanceller(echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
                              high_pass_filter=high_pass_filter, gain_control=gain_control)

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -196,38 +196,41 @@ _guards_lock = threading.Lock()
 
 
 def _guard_of(obj: object) -> _Guard:
-    guard = obj.__dict__.get("_single_thread_guard")
+    guard: _Guard | None = obj.__dict__.get("_single_thread_guard")
     if guard is None:
         with _guards_lock:
             guard = obj.__dict__.setdefault("_single_thread_guard", _Guard(type(obj).__name__))
     return guard
 
 
-def single_threaded(method):
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def single_threaded(method: _Method) -> _Method:
     """Marks a method of a model wrapper that must never run in two threads at once (a llama.cpp
     context, a recognizer, a voice): a second thread entering while one is inside raises
     ConcurrentUse. Re-entry from the same thread is fine. For a generator method the model
     counts as entered from the first item until the generator ends or is closed."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
-        def generator(self, *args, **kwargs):
+        def generator(self: object, *args: Any, **kwargs: Any) -> Iterator[Any]:
             guard = _guard_of(self)
             guard.enter()
             try:
                 yield from method(self, *args, **kwargs)
             finally:
                 guard.leave()
-        return generator
+        return cast(_Method, generator)
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: object, *args: Any, **kwargs: Any) -> Any:
         guard = _guard_of(self)
         guard.enter()
         try:
             return method(self, *args, **kwargs)
         finally:
             guard.leave()
-    return wrapper
+    return cast(_Method, wrapper)
 
 
 class ModelLease:
@@ -254,7 +257,7 @@ class ModelLease:
         self._lock.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
     @property
@@ -269,7 +272,7 @@ class Workers:
     """The threads of one reply. The lease (already taken) goes back when the last one ends,
     however it ends; a worker that raises reports it as ReplyDone(ERROR) on `events`."""
 
-    def __init__(self, lease: ModelLease, events: queue.Queue, name: str,
+    def __init__(self, lease: ModelLease, events: queue.Queue[EngineEvent], name: str,
                  token: CancelToken | None = None) -> None:
         self._lease, self._events, self._name = lease, events, name
         self._token = token
@@ -341,7 +344,7 @@ def _stop_live_replies() -> None:
         group.stop(max(0.0, deadline - time.monotonic()))
 
 
-def relay(events: queue.Queue, token: CancelToken) -> Iterator[EngineEvent]:
+def relay(events: queue.Queue[EngineEvent], token: CancelToken) -> Iterator[EngineEvent]:
     """The caller's side of a reply: its workers' events, in order, until ReplyDone; a cancelled
     token ends it at once with ReplyDone(CANCELLED) whatever the workers are doing."""
     while True:
@@ -360,7 +363,7 @@ def relay(events: queue.Queue, token: CancelToken) -> Iterator[EngineEvent]:
 
 
 def start_reply(lease: ModelLease, token: CancelToken, name: str,
-                *workers: Callable[[queue.Queue], None]) -> Iterator[EngineEvent]:
+                *workers: Callable[[queue.Queue[EngineEvent]], None]) -> Iterator[EngineEvent]:
     """Everything `respond` does around an engine's own work: wait for the models (the wait is
     reported as StageTime("handover")), run `workers(events)` on threads of their own, and relay
     their events."""
@@ -368,7 +371,7 @@ def start_reply(lease: ModelLease, token: CancelToken, name: str,
     if waited is None:
         yield ReplyDone(EndReason.CANCELLED)
         return
-    events: queue.Queue = queue.Queue()
+    events: queue.Queue[EngineEvent] = queue.Queue()
     group = Workers(lease, events, name, token)
     group.start(*[functools.partial(work, events) for work in workers])
     yield StageTime("handover", waited)

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Set up everything, then run the whole test suite. "No tests ran" counts as a failure.
+# Set up everything, lint and type-check, then run the test suite (arguments go to pytest: -m "not
+# models" is the fast tier). "No tests ran" counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Tests keep their models beside the checkout, never in the user's own data folder.
 export VOICE_COMPANION_DATA="${VOICE_COMPANION_DATA:-$PWD/.cache/data}"
 bash scripts/setup.sh --test || exit 1
+# Lint, formatting and types first: settings in pyproject.toml.
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || exit 1
+.venv/bin/mypy || exit 1
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 code=$?
 if [[ $code -eq 5 ]]; then

@@ -60,7 +60,7 @@ class AudioTab(QWidget):
         for box in (self.echo_box, self.noise_box, self.gain_box):
             form.addRow("", box)
 
-        self.sensitivity = QSlider(Qt.Horizontal)
+        self.sensitivity = QSlider(Qt.Orientation.Horizontal)
         self.sensitivity.setRange(*percent_range(SENSITIVITY_RANGE))
         self.sensitivity.setAccessibleName("Voice sensitivity")
         self.sensitivity.setToolTip("Higher hears quieter speech; lower ignores more background noise")

@@ -52,9 +52,9 @@ class DataTab(QWidget):
         self.delete_clip_button.setEnabled(self.clip_list.count() > 0)
 
     def _confirm(self, title: str, question: str) -> bool:
-        return QMessageBox.question(self, title, question + " This cannot be undone.") == QMessageBox.Yes
+        return QMessageBox.question(self, title, question + " This cannot be undone.") == QMessageBox.StandardButton.Yes
 
-    def _erase(self, action: Callable[[], None], done: str) -> None:
+    def _erase(self, action: Callable[[], object], done: str) -> None:
         try:
             action()
         except (KeyError, OSError) as exc:

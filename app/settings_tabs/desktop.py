@@ -16,12 +16,12 @@ class DesktopTab(QWidget):
     def __init__(self, say: Say, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         form = QFormLayout(self)
+        self.global_box = QCheckBox("The key works in every window, not only in this one")
         self.key_capture = KeyCapture(lambda name, mods: key_conflict(name, mods, self.global_box.isChecked()))
         self.key_capture.setAccessibleName("Push to talk key: press to change")
         self.key_capture.refused.connect(lambda reason: say(f"Not that key: {reason}.", error=True))
         self.key_capture.captured.connect(lambda name: say(f"Push to talk: hold {name}."))
         form.addRow("Push-to-talk &key", self.key_capture)
-        self.global_box = QCheckBox("The key works in every window, not only in this one")
         self.global_box.setAccessibleName("Global push to talk key")
         self.global_box.toggled.connect(self._global_toggled)
         form.addRow("", self.global_box)

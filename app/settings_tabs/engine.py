@@ -47,7 +47,7 @@ class EngineTab(QWidget):
         for asset in store.assets():
             if asset.role == "asr":
                 self.asr_combo.addItem(asset.id, asset.id)
-                self.asr_combo.setItemData(self.asr_combo.count() - 1, asset.description, Qt.ToolTipRole)
+                self.asr_combo.setItemData(self.asr_combo.count() - 1, asset.description, Qt.ItemDataRole.ToolTipRole)
         form.addRow("Speech &recognition", self.asr_combo)
         self.compute_combo = QComboBox()
         self.compute_combo.setAccessibleName("Compute device")
@@ -60,7 +60,7 @@ class EngineTab(QWidget):
         self.device_plan = QLabel()
         self.device_plan.setAccessibleName("Device plan")
         self.device_plan.setWordWrap(True)
-        self.device_plan.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.device_plan.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Models run on", self.device_plan)
         self.compute_combo.currentIndexChanged.connect(self._show_device_plan)
         self._show_device_plan()
@@ -69,8 +69,8 @@ class EngineTab(QWidget):
         self.models.setHorizontalHeaderLabels(["Model", "Role", "Size", "Status", ""])
         self.models.setAccessibleName("Models")
         self.models.verticalHeader().setVisible(False)
-        self.models.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.models.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.models.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.models.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.models, 1)
         self.installer = Installer(store, self)
         self.installer.progress.connect(self._install_progress)

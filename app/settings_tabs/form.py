@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QWidget
 
 # How a tab says something in the dialog's message line: (text, error).
@@ -10,7 +11,9 @@ Say = Callable[..., None]
 
 
 def disable_item(combo: QComboBox, index: int, reason: str) -> None:
-    item = combo.model().item(index)
+    model = combo.model()
+    assert isinstance(model, QStandardItemModel)  # a QComboBox's own model
+    item = model.item(index)
     item.setEnabled(False)
     item.setToolTip(reason)
 

@@ -83,13 +83,13 @@ class VoiceTab(QWidget):
             self.emotion_combo.addItem(name.capitalize(), name)
         self.emotion_combo.setAccessibleName("Emotion")
         form.addRow("E&motion", self.emotion_combo)
-        self.speed = QSlider(Qt.Horizontal)
+        self.speed = QSlider(Qt.Orientation.Horizontal)
         self.speed.setRange(*percent_range(SPEED_RANGE))
         self.speed.setAccessibleName("Speed")
         self.speed_label = QLabel()
         self.speed.valueChanged.connect(lambda v: self.speed_label.setText(f"{v / 100:.2f}×"))
         form.addRow("S&peed", row(self.speed, self.speed_label))
-        self.pitch = QSlider(Qt.Horizontal)
+        self.pitch = QSlider(Qt.Orientation.Horizontal)
         self.pitch.setRange(round(PITCH_RANGE[0]), round(PITCH_RANGE[1]))
         self.pitch.setAccessibleName("Pitch in semitones")
         self.pitch_label = QLabel()
@@ -168,7 +168,7 @@ class VoiceTab(QWidget):
             label = name + ("  (built in)" if self.runtime.presets.is_built_in(name) else "")
             self.preset_list.addItem(label)
             item = self.preset_list.item(self.preset_list.count() - 1)
-            item.setData(Qt.UserRole, name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
             if name == (choose or self.applied_preset):
                 self.preset_list.setCurrentItem(item)
         self.preset_list.blockSignals(False)
@@ -176,7 +176,7 @@ class VoiceTab(QWidget):
 
     def selected_preset(self) -> str | None:
         item = self.preset_list.currentItem()
-        return item.data(Qt.UserRole) if item else None
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
 
     def _preset_selected(self, *_args: object) -> None:
         name = self.selected_preset()
@@ -188,7 +188,7 @@ class VoiceTab(QWidget):
     def apply_preset(self) -> None:
         name = self.selected_preset()
         preset = self._preset(name) if name else None
-        if preset is None:
+        if name is None or preset is None:
             return
         self.applied_preset = name
         self._show_style(preset.emotion, preset.speed, preset.pitch)
@@ -249,7 +249,7 @@ class VoiceTab(QWidget):
 
     def delete_preset(self) -> None:
         name = self.selected_preset()
-        if name and QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?") == QMessageBox.Yes:
+        if name and QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?") == QMessageBox.StandardButton.Yes:
             def delete() -> None:
                 self.runtime.presets.delete(name)
                 if self.applied_preset == name:
@@ -303,7 +303,7 @@ class VoiceTab(QWidget):
         from app.record_dialog import RecordDialog
 
         dialog = RecordDialog(self.microphone(), self)
-        if dialog.exec() == QDialog.Accepted and dialog.audio is not None:
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.audio is not None:
             audio = dialog.audio
             self._measure(lambda: add_clip(self.runtime.files.voices, audio, "recording"))
 

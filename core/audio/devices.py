@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, Literal, Self
+from typing import Any, Callable, Literal, Self
 
 import numpy as np
 
@@ -191,16 +191,16 @@ class _DeviceStream:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _stream_class(self) -> type:
         raise NotImplementedError
 
-    def _callback(self, data: np.ndarray, frames: int, time_info, status) -> None:
+    def _callback(self, data: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         raise NotImplementedError
 
-    def _open(self, device: DeviceInfo, rate: int):
+    def _open(self, device: DeviceInfo, rate: int) -> Any:
         stream = self._stream_class()(
             device=device.index, samplerate=rate, channels=min(2, device.channels(self.kind)),
             dtype="float32", latency=self._suggested_latency, callback=self._callback,
@@ -241,14 +241,14 @@ class _DeviceStream:
         except self._sd.PortAudioError:
             log.info("the %s stream did not close cleanly", self.label, exc_info=True)
 
-    def _is_active(self, stream) -> bool:
+    def _is_active(self, stream: Any) -> bool:
         try:
             return stream.active
         except self._sd.PortAudioError:  # PortAudio cannot even tell: the stream is as good as gone
             log.warning("the %s stream cannot be queried", self.label, exc_info=True)
             return False
 
-    def _count_status(self, status) -> None:
+    def _count_status(self, status: Any) -> None:
         if status.input_underflow or status.output_underflow:
             self._device_underflows += 1
         if status.input_overflow or status.output_overflow:
@@ -323,7 +323,7 @@ class Microphone(_DeviceStream):
     def _stream_class(self) -> type:
         return self._sd.InputStream
 
-    def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self._callbacks += 1
         if status:
             self._count_status(status)
@@ -376,7 +376,7 @@ class Speaker(_DeviceStream):
     def _stream_class(self) -> type:
         return self._sd.OutputStream
 
-    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self._callbacks += 1
         if status:
             self._count_status(status)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -55,6 +55,15 @@ class VirtualClock:
     def wait_next(self) -> float:
         self.now += self.period
         return self.now
+
+
+class VoiceSource(Protocol):
+    """What the loop plays as the user's voice: 16 kHz frames by sample offset, up to `end`."""
+
+    @property
+    def end(self) -> int: ...
+
+    def frame(self, start: int, n: int = FRAME) -> np.ndarray: ...
 
 
 class VoiceTrack:
@@ -120,15 +129,15 @@ class SimulatedRoomLoop:
     def heard_linear_audio(self) -> np.ndarray:
         return np.concatenate(self.heard_linear) if self.heard_linear else np.zeros(0, np.float32)
 
-    def run(self, feed: Callable[[np.ndarray, float, np.ndarray], None], user: np.ndarray | VoiceTrack,
+    def run(self, feed: Callable[[np.ndarray, float, np.ndarray], None], user: np.ndarray | VoiceSource,
             until: Callable[[], bool], max_seconds: float,
             on_tick: Callable[[int], None] | None = None, clock: VirtualClock | None = None) -> None:
         """Blocks: plays the user's voice (16 kHz) into the room, then silence, until `until()` is
         true (checked once the user's track is over) or `max_seconds` pass. `on_tick(tick)` runs
         before each frame is fed (tick * 160 is the frame's first sample). With a virtual `clock`
         the loop does not wait for real time (`on_tick` may hold it instead)."""
-        track = VoiceTrack(user) if isinstance(user, np.ndarray) else user  # or any `frame`/`end` source
-        clock = clock or PacedClock(FRAME_MS / 1000 / self.speed)
+        track = VoiceTrack(user) if isinstance(user, np.ndarray) else user
+        pace: VirtualClock | PacedClock = clock or PacedClock(FRAME_MS / 1000 / self.speed)
         for tick in range(int(max_seconds * 1000 / FRAME_MS)):
             if self._stop.is_set() or (tick * FRAME >= track.end and until()):
                 return
@@ -149,4 +158,4 @@ class SimulatedRoomLoop:
                 self.heard.append(clean.suppressed)
                 self.heard_linear.append(clean.linear)
             self.ticks = tick + 1
-            feed(clean.suppressed, clock.wait_next(), clean.linear)
+            feed(clean.suppressed, pace.wait_next(), clean.linear)

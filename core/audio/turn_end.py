@@ -108,7 +108,9 @@ class TurnJudge:
                     self._lock.wait()
                 if self._closed:
                     return
-                (key, audio), self._question = self._question, None
+                question, self._question = self._question, None
+                assert question is not None  # the wait above ends on a question or on close
+                key, audio = question
             try:
                 probability = self._model.complete(audio)
             except Exception:  # a failed judgement leaves the pause to the silence rule

@@ -8,11 +8,17 @@ clause does not wait for all of it."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 import numpy as np
 
-from models.engine import Capabilities, Style
+from models.engine import Capabilities, Engine, Style
+
+if TYPE_CHECKING:
+    from core.style.voice_match import VoiceProfile
+
+# Voice matching's two ends: (the engine voice's profile, the reference speaker's profile).
+VoiceProfiles = tuple["VoiceProfile", "VoiceProfile"]
 
 
 class AudioStage(Protocol):
@@ -58,14 +64,14 @@ class StyleChain:
         return tail.astype(np.float32, copy=False)
 
 
-def engine_chain(engine, style: Style, rate: int, voice: tuple | None = None) -> StyleChain | None:
+def engine_chain(engine: Engine, style: Style, rate: int, voice: VoiceProfiles | None = None) -> StyleChain | None:
     """`chain_for` this engine: what its capabilities leave to the core."""
     left = engine.speed_left(style.speed) if engine.capabilities.native_speed else 1.0
     return chain_for(style, rate, engine.capabilities, voice, left)
 
 
 def chain_for(style: Style, rate: int, capabilities: Capabilities,
-              voice: tuple | None = None, speed_left: float = 1.0) -> StyleChain | None:
+              voice: VoiceProfiles | None = None, speed_left: float = 1.0) -> StyleChain | None:
     """The stages this style needs on top of what the engine does itself; None when it needs none.
     `voice` is (the engine voice's profile, the reference speaker's profile) for voice matching;
     `speed_left` what an engine with a native speed control could not reach of the speed."""

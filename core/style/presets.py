@@ -49,7 +49,7 @@ class PresetError(ValueError):
 @dataclass(frozen=True)
 class VoiceReference:
     clip: str  # file name of the reference clip in the user's voices folder
-    profile: dict = field(default_factory=dict)  # the measured profile (core.style.voice_match)
+    profile: dict[str, object] = field(default_factory=dict)  # the measured profile (core.style.voice_match)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Preset:
     voice_reference: VoiceReference | None = None
     persona: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"schema": SCHEMA, "version": VERSION, **asdict(self)}
 
 
@@ -73,6 +73,7 @@ def parse_preset(data: object, source: str = "") -> Preset:
         return PresetError(field_name, reason, source)
 
     def number(key: str, default: float, lo: float, hi: float, unit: str) -> float:
+        assert isinstance(data, dict)  # checked below, before any field is read
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise fail(key, f"must be a number, got {value!r}")

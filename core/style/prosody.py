@@ -130,6 +130,7 @@ class StreamingProsody:
         return tail
 
     def _run(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+        assert self._stretcher is not None  # only a change of speed or pitch runs the stretcher
         self._stretcher.process(block[None, :], final=final)
         return self._stretcher.retrieve_available()[0]
 

@@ -95,11 +95,11 @@ class VoiceProfile:
     envelope_db: tuple[float, ...]  # average voiced spectral envelope on GRID_HZ, mean 0 dB
     measured_by: str = TRACKER  # the pitch tracker: medians from different trackers do not compare
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {**asdict(self), "envelope_db": list(self.envelope_db)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "VoiceProfile":
+    def from_json(cls, data: object) -> "VoiceProfile":
         """The profile saved by `to_json`; ValueError when a field is missing or not a number."""
         names = [f.name for f in fields(cls)]
         if not isinstance(data, dict) or set(data) != set(names):
@@ -234,7 +234,7 @@ def _neutral_tract_db(length_cm: float = NEUTRAL_TRACT_CM) -> np.ndarray:
     return db - db.mean()
 
 
-def formant_ratio(source_db: np.ndarray | tuple, target_db: np.ndarray | tuple) -> float:
+def formant_ratio(source_db: np.ndarray | tuple[float, ...], target_db: np.ndarray | tuple[float, ...]) -> float:
     """The frequency scale that best lays the source's formant region over the target's.
 
     Both envelopes are on GRID_HZ, where scaling every frequency is a shift. Each candidate shift
@@ -458,7 +458,11 @@ class StreamingVoiceMatcher:
     def __init__(self, rate: int, source: VoiceProfile | None = None, target: VoiceProfile | None = None,
                  mapping: VoiceMapping | None = None) -> None:
         self.rate = rate
-        self.mapping = mapping if mapping is not None else mapping_between(source, target)
+        if mapping is None:
+            if source is None or target is None:
+                raise ValueError("voice matching needs a mapping, or both voices' profiles")
+            mapping = mapping_between(source, target)
+        self.mapping = mapping
         self._held = np.zeros(0, np.float32)
 
     def pieces(self, chunk: np.ndarray) -> Iterator[np.ndarray]:

@@ -87,6 +87,10 @@ class OmniEngine:
                 row = self.backend.embed(step_ids(np.full(T.N_AUDIO, T.PAD_A), T.PAD_T))[0]
                 self.step_times = calibrate([row, row])
 
+    def speed_left(self, speed: float) -> float:
+        """No speed control of its own (native_speed is False): the core's style makes up all of it."""
+        return speed
+
     def respond(self, turn: UserTurn, style: Style, token: CancelToken) -> Iterator[EngineEvent]:
         def work(events: queue.Queue) -> None:
             for event in self._generate(turn, token):
