@@ -153,8 +153,8 @@ class TurnDetector:
     def _barge_in(self, sure: bool, needed_ms: float) -> list[TurnEvent]:
         """A window while the companion speaks. Only unbroken sure speech counts, for the hold as
         for the barge-in: the canceller's leftovers are scattered voiced windows, and a short sound
-        leaves a tail of uncertain ones (counted with their gaps, a 150 ms "really?" added up to a
-        barge-in in 2 of 5 test runs). While held, the reply stays paused through the gaps
+        leaves a tail of uncertain ones (counted with their gaps, a short "really?" can add up to a
+        barge-in). While held, the reply stays paused through the gaps
         between words ("Wait... stop"), so the wait for an unbroken run is silent."""
         events: list[TurnEvent] = []
         if sure:

@@ -219,8 +219,8 @@ class LiveAudio:
                     far_loud_at = time.perf_counter()
                     if unheard:
                         # The first sound: the canceller learns the path only now, so it is
-                        # held to the same test as after a device change (a run of the
-                        # PulseAudio test cut its first reply off after three words).
+                        # held to the same test as after a device change (else its leftovers
+                        # can cut the first reply off as a barge-in).
                         unheard = False
                         self._relearn(far_loud_at)
                 if self.echo is not None:

@@ -22,8 +22,8 @@ Double talk, two defences:
   The step is scaled by the share of the error that is expected residual echo (`echo_share`).
   The leakage is learnt from the same frames, but may rise only slowly (`next_leakage`): in
   double talk the user's pauses between words look like echo alone, and a leakage free to follow
-  them climbed ~e-fold per 0.2 s until the filter adapted at full step on the user's voice (in
-  development, 1 of 18 double-talk runs then left more echo than it removed, for seconds).
+  them climbs until the filter adapts at full step on the user's voice, and can then leave more
+  echo than it removes, for seconds.
 - Two filters (foreground/background). The background adapts; the output comes from the
   foreground, which only takes a copy of the background once the background's error has been
   clearly lower for a while. A background pulled off course by double talk is put back to the

@@ -1,36 +1,19 @@
 """Speed and pitch of the companion's voice, applied to the reply while it streams.
 
-Rubber Band's R3 engine in real-time mode (pylibrb), short window, formants kept. Chosen by
-measurement on the packaged Piper voice (6 sentences at 22.05 kHz; duration and F0 errors are the
-worst sentence's, F0 by core.style.pitch; word error of the engine's Whisper over all 6, 6.5 % on
-the plain speech; CPU time of one core per second of speech):
-
-                          duration  F0 error, cents     word error %         CPU   streamed in
-                          error     +-4  speed  +-12    .75x 1.5x  -4   +4   ms/s  clause chunks
-  Rubber Band R3 short    0.0 %      9     9     15     6.5  9.1  6.5  9.1    9    = whole
-  Rubber Band R3 standard 0.0 %*     6     9     18     6.5  6.5  7.8  6.5   13    = whole
-  Rubber Band R2 (faster) 0.8 %     12    24     79     5.2  6.5  9.1  6.5   11    = whole
-  pedalboard time_stretch 0.0 %     11     6     59     6.5  6.5  7.8  7.8   23    seams
-  Signalsmith Stretch     0.0 %     30    15     28     6.5  9.1  10   6.5    4    seams
-  WORLD (pyworld)         0.1 %     28    28     58     9.1  10   7.8  9.1   43    seams
-  WSOLA (audiotsm) + soxr 3.5 %     25    26     49     6.5  7.8  7.8  13     5    = whole
-  (* once the final window tail is cut, as here. On 20 more sentences the word error rose over
-  plain by at most 3.3 points with the short window, 3.7 with the standard one, 5.4 with R2.)
-
-Only a streaming stretcher gives seamless chunks: the whole-signal libraries, run per chunk, jump
-at the joins by 1.6-3.2 times the speech's own largest sample steps. R2 loses the pitch of this low
-voice (F0 65-130 Hz) shifted down an octave (-668 cents on a 90 Hz tone, where R3 is within 0.3);
-Signalsmith, WORLD and WSOLA miss the pitch targets or cost intelligibility. The short window takes
-~40 % less CPU than the standard one at the same accuracy. Kept formants make the pitch knob (and
-the emotions' +-2 semitones) sound like the same speaker higher or lower rather than a smaller or
-larger one; they cost ~10 % CPU and moved the word error by at most 3 words in 238.
+Rubber Band's R3 engine in real-time mode (pylibrb), short window, formants kept: of the
+stretchers compared on the packaged voice (docs/benchmarks.md, "Speed and pitch: the stretcher"),
+the one with exact durations, pitch on target and no loss of intelligibility that also streams.
+Only a streaming stretcher gives seamless chunks: whole-signal libraries, run per chunk, jump at
+the joins. R2 loses the pitch of this low voice shifted down an octave. The short window costs
+less CPU than the standard one at the same accuracy. Kept formants make the pitch knob (and the
+emotions' +-2 semitones) sound like the same speaker higher or lower rather than a smaller or
+larger one.
 
 Streaming: the stretcher is fed the same fixed 256-sample blocks from the start of a reply however
 the chunks are cut (R3's pitch resampler makes its output depend on the block grid), so the
-streamed reply equals `apply_prosody` on the whole utterance sample for sample. Latency: `process`
-costs 4-12 ms of one core per second of speech (bench: a 2.2 s median clause chunk 17 ms, p90
-28 ms; a 4 s chunk 30-45 ms); cutting long chunks shorter leaves the output unchanged and bounds
-the wait. The stretcher also holds back 40-90 ms of look-ahead at the end of each chunk, which
+streamed reply equals `apply_prosody` on the whole utterance sample for sample. `process` costs a
+few ms of one core per second of speech (`voice-companion bench style`); cutting long chunks
+shorter leaves the output unchanged and bounds the wait. The stretcher also holds back 40-90 ms of look-ahead at the end of each chunk, which
 comes out with the next chunk or `flush`: the voice streams faster than it plays, so the listener
 does not wait on it. Rubber Band is GPL, as is Piper, which the app already ships.
 """

@@ -280,11 +280,9 @@ def formant_distance_st(a: VoiceProfile, b: VoiceProfile) -> float:
     """How far apart two speakers' formants are, in semitones of frequency scale: the shift that
     best lays one's average envelope over the other's (`formant_ratio`, what the mapping uses).
 
-    On the packaged voice it reads speakers made with known ratios within 0.1 semitone (1.12 as
-    1.99 st for 1.96, 0.9 as 1.78 for 1.82, tape speed 1.2 as 3.06 for 3.16) and two renderings
-    of different texts 0.08 apart. With Harvest's F0 (envelopes smoothed at a doubled pitch) it
-    locked half an octave off in 2 of 4 runs; `formant_scale_distance_st` is the coarser check
-    that cannot lock off."""
+    It depends on the F0 the envelopes were smoothed with: an F0 tracker that doubles the pitch
+    can lock it half an octave off; `formant_scale_distance_st` is the coarser check that cannot
+    lock off. Its accuracy on speakers of known ratios: docs/benchmarks.md."""
     return abs(12 * math.log2(formant_ratio(a.envelope_db, b.envelope_db)))
 
 

@@ -1,9 +1,9 @@
 """Speech recognition with Whisper (CTranslate2 format) on the packaged Whisper base model.
 
-faster-whisper always pads a turn to Whisper's 30 s window; for a 3 s question the encoder then
-spends ~0.55 s of 0.7 on silence. Short turns here go straight to CTranslate2 with a window just
-longer than the speech (encoder ~0.04 s, same tokens on the bundled questions: see bench latency);
-turns longer than the window use faster-whisper's own long-form path.
+faster-whisper always pads a turn to Whisper's 30 s window, so on a short question the encoder
+spends most of its time on silence. Short turns here go straight to CTranslate2 with a window just
+longer than the speech (the same tokens on the bundled questions; `voice-companion bench latency`
+times it); turns longer than the window use faster-whisper's own long-form path.
 """
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class _Pace:
         self._lock = threading.Lock()
         self._runs_out_at: float | None = None
         self._backlog = 0.0  # seconds of audio made and not yet taken in by the caller
-        self.synth_seconds_per_char = 0.005  # 0.0035 on 2 cores here
+        self.synth_seconds_per_char = 0.005  # a cautious guess at the voice's synthesis time, learnt as it speaks
         self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
         self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
 

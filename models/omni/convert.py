@@ -7,11 +7,10 @@ q4_k_m the model is first widened to 1024 (`widened`): zero columns and rows, tw
 whose queries and output weights are zero, norm weights and epsilon rescaled so the normalized
 values are the same; exact (an f32 file widened so gives torch's logits within 1e-4), 14% more
 arithmetic, and every matrix a real k-quant. The recipe's q6_K head (no repacked CPU kernel) is
-made q4_K: a joint step of the batch of two took 24 ms instead of 36-38. q4_0 stores every matrix,
-the output head included, in 4-bit blocks of 32 that llama.cpp repacks for the CPU's wide vector
-units: on 2 AVX-512 cores a step of the batch of two took 22 ms in those minutes, at a larger
-quantization error (relative logit error against f16 on a random full-size model: q8_0 0.08,
-q4_k_m 0.54, q4_0 0.73; random weights exaggerate it, but the order holds).
+made q4_K, which makes a step markedly faster. q4_0 stores every matrix, the output head included,
+in 4-bit blocks of 32 that llama.cpp repacks for the CPU's wide vector units: the fastest on a
+CPU, at a larger quantization error (the order of errors: q8_0 < q4_k_m < q4_0). The step times
+and errors: docs/benchmarks.md, `voice-companion bench omni`.
 
 Only the transformer goes into the GGUF. The model is always fed input embeddings (the average
 of 8 streams, which llama.cpp's token path cannot express), so the embedding table and the
@@ -187,8 +186,7 @@ def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
         params.output_tensor_type = _GGML_TYPE_Q4_0
     elif quant == "q4_k_m":
         # The recipe's q6_K head has no repacked CPU kernel, and the 181120 x 1024 head is 40 % of
-        # what a step reads: in q4_K the joint step of the batch of two took 24 ms against 36-38
-        # in the same minutes, and the logit error against f16 moved from 0.539 to 0.543.
+        # what a step reads: q4_K makes the step markedly faster for a negligible logit error.
         params.output_tensor_type = _GGML_TYPE_Q4_K
     with replacing(Path(target)) as tmp:
         code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)

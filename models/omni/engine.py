@@ -46,10 +46,9 @@ from models.omni.whisper_encoder import RATE, WhisperEncoder
 @dataclass(frozen=True)
 class OmniOptions:
     # The original pads every input to whisper's 30 s window. Encoding only the frames needed is
-    # 14x cheaper on a 3 s turn, but on a real-shaped random encoder its features differed by 57 %
-    # (relative L2; bench omni, encoder): attention spreads over the padding. The window is kept,
-    # as the model was trained, and made cheap by bfloat16 instead (1 % from float32, 5x faster
-    # with AVX512-BF16). Re-measure with the real weights before switching.
+    # far cheaper on a short turn, but changes the features a lot (attention spreads over the
+    # padding; `voice-companion bench omni` measures both). The window is kept, as the model was
+    # trained, and made cheap by bfloat16 instead. Re-measure with the real weights before switching.
     pad_to_30s: bool = True
     max_positions: int = 2048
     first_chunk_frames: int = 1  # audio once the delay (7 steps) and 2 frames of right context allow

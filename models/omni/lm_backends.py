@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 _GGML_TYPE_F32 = 0
 _FLASH_ATTN_DISABLED, _FLASH_ATTN_ENABLED = 0, 1
-# Positions per prefill call. A cancel is seen between calls; a 3 s turn (153 positions) in one
-# call took 360-366 ms on 2 cores, in parts of 80 377-385 ms, of 32 443-509 ms. Two parts for a
-# 3 s turn (a part ~0.25 s) roughly halve the wait a cancelled reply imposes on the next one.
+# Positions per prefill call. A cancel is seen between calls, so smaller parts let a cancelled
+# reply free the model sooner, at a small cost per call: two parts for a 3 s turn (153
+# positions) roughly halve the wait a cancelled reply imposes on the next one (docs/benchmarks.md).
 PREFILL_CHUNK = 96
 
 

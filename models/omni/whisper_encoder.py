@@ -138,8 +138,8 @@ class WhisperEncoder(nn.Module):
                 cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """[B, n_mels, 2N] -> [B, N, n_state], N <= n_ctx; keep: only the first `keep` frames
         (the last block then computes those rows only, the same values: 7 % of a 30 s window).
-        cancelled: asked before each block; True raises Cancelled (a block of the 30 s window
-        takes ~0.1 s on 2 cores, the whole pass over a second)."""
+        cancelled: asked before each block; True raises Cancelled (so a cancel waits for one
+        block, not the whole pass)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positional_embedding[: x.shape[1]].to(x.dtype)
         for i, block in enumerate(self.blocks):
@@ -157,8 +157,8 @@ class WhisperEncoder(nn.Module):
         audio for `frames`, a fraction of the cost for a short turn; the features differ
         slightly because attention then sees less trailing silence (bench omni reports how much).
         fast: with float32 weights, run the matrix products in bfloat16 (float16 on a GPU) where
-        the hardware has it: 5x faster on a CPU with AVX512-BF16, features within about 1 %
-        (relative L2) of float32. Weights held in 16 bits compute in their own format either way.
+        the hardware has it: several times faster on a CPU with AVX512-BF16, features close to
+        float32's (`voice-companion bench omni` reports both). Weights held in 16 bits compute in their own format either way.
         """
         limit = self.config.n_ctx
         if frames > limit:
