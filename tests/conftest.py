@@ -40,6 +40,18 @@ def fresh_voice():
     return PiperTts(ModelStore().ensure("piper-joe-medium"))
 
 
+# Fixtures that load the heavy real models (speech recognition, chat, voice): a test that uses one,
+# directly or through another fixture, is in the `models` tier (`pytest -m "not models"` skips it).
+# Files whose tests load models themselves say so with their own `pytestmark`.
+MODEL_FIXTURES = {"stack", "speak"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
+
+
 @pytest.fixture(scope="session")
 def stack():
     """The default cascade engine and voice activity model, loaded once."""

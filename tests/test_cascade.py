@@ -8,6 +8,8 @@ import pytest
 from models.engine import CancelToken, ReplyAudio, ReplyDone, ReplyText, StageTime, Style, TranscriptFinal, UserTurn
 from tests.conftest import word_error
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 
 @pytest.fixture()
 def engine(stack):

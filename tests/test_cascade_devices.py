@@ -4,6 +4,8 @@ import pytest
 
 from models.devices import Machine, plan_devices
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 NVIDIA = Machine(platform="linux", torch_cuda=True, llama_gpu="CUDA", ct2_cuda=True,
                  onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
 

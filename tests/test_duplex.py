@@ -12,6 +12,9 @@ from core.audio.simulated import SimulatedRoomLoop, VoiceTrack
 from core.events import ReplyFinished
 from core.session import Session
 from core.turns import TurnConfig
+import pytest
+
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
 DEVICE_RATE = 48000
 

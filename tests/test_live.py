@@ -16,6 +16,9 @@ from core.audio.device_worker import LiveAudio
 from core.audio.playback import PlaybackQueue
 from core.events import Notice, ReplyFinished
 from core.session import Session
+import pytest
+
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
 
 def our_stream(kind: str) -> str:

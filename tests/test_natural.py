@@ -14,6 +14,8 @@ from bench.natural import (
 from core.style.pitch import track
 from tests.conftest import VOICE_SEED, word_error
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 ESPEAK = natural.EspeakSpeaker("en-us+m3", 150, 45)
 MEDIUM = "Could you remind me / to call my sister ~ on Sunday afternoon?"
 

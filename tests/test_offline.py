@@ -10,6 +10,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+import pytest
+
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
 ROOT = Path(__file__).resolve().parent.parent
 

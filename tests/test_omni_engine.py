@@ -11,6 +11,8 @@ from models.omni import tokens as T
 from models.omni.config import OmniConfig
 from models.omni.generate import Step, Stop, text_guided
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 
 def _logits(text: int | None, audio: list[int] | None) -> np.ndarray:
     out = np.zeros(T.PADDED_VOCAB, np.float32)

@@ -9,6 +9,8 @@ from models.engine import CancelToken, ReplyAudio, ReplyDone, Style, UserTurn
 from models.omni.checkpoint import load_codec, load_encoder, load_lm
 from test_omni_support import write_tiny
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 HALVES = [torch.float16, torch.bfloat16]
 
 

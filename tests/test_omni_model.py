@@ -14,6 +14,8 @@ from models.omni.model import KVCache
 from models.omni.lm_backends import LlamaBackend, TorchBackend
 from test_omni_support import TINY, write_tiny
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):

@@ -4,6 +4,9 @@ from pathlib import Path
 
 from models.omni.config import OmniConfig
 from models.omni.whisper_encoder import EncoderConfig
+import pytest
+
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
 TINY = OmniConfig(n_layer=2, n_embd=64, n_head=4, n_query_groups=2, head_size=16, intermediate_size=128,
                   whisper_adapter_dim=32, block_size=128)

@@ -12,6 +12,8 @@ from core.style.pitch import compare_tracks, f0_track, measure_shift, range_fact
 from core.style.prosody import StreamingProsody, apply_prosody
 from tests.conftest import fresh_voice
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 CLAUSES = ("The museum opens at nine in the morning,", "and it closes at five on weekdays.")
 
 

@@ -13,6 +13,9 @@ from core.session import Session
 from core.file_conversation import talk_once
 from core.turns import TurnConfig
 from tests.conftest import word_error
+import pytest
+
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
 
 def to16k(audio: np.ndarray, rate: int) -> np.ndarray:

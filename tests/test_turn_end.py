@@ -7,6 +7,8 @@ import pytest
 
 from core.audio.turn_end import load_turn_judge
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 
 @pytest.fixture(scope="module")
 def judge():

@@ -25,6 +25,8 @@ from core.style.voice_match import (
 )
 from tests.conftest import fresh_voice, word_error
 
+pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
+
 REFERENCE_TEXT = ("My grandmother grew tomatoes and beans behind the house every summer. "
                   "In the evenings she would sit on the porch and tell us stories about the old harbour. "
                   "We never knew which of them were true, and we never asked.")

@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("Xvfb", "xdotool", "xterm", "trayer")
 missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-pytestmark = [pytest.mark.timeout(600),
+pytestmark = [pytest.mark.models, pytest.mark.timeout(600),
               pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/setup.sh installs them)")]
 
 
