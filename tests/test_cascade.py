@@ -3,6 +3,7 @@ import threading
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from models.engine import CancelToken, ReplyAudio, ReplyDone, ReplyText, StageTime, Style, TranscriptFinal, UserTurn
@@ -226,3 +227,94 @@ def test_a_growing_turn_is_recognised_as_it_grows(engine):
     heard = asr.transcribe_turn(question.audio).lower()
     assert "timer" in heard and "lisbon" not in heard, heard
     assert asr._heard_prefix(turn.audio) == (0, "") and not asr._cuts
+
+
+class GatedWriter:
+    """Stands in for the chat model: writes the first sentence at once and the rest only when
+    the test opens the gate."""
+
+    prompt_use = None
+
+    def __init__(self, first: str, rest: str) -> None:
+        self.first, self.rest, self.gate = first, rest, threading.Event()
+
+    def build_messages(self, history, question, persona=None, instruction=None):
+        return []
+
+    def stream(self, messages, cancel, max_tokens=None):
+        yield self.first
+        while not self.gate.wait(0.01):
+            if cancel.cancelled:
+                return
+        yield self.rest
+
+
+class InstantVoice:
+    """Stands in for the voice: 60 ms of sound per character, made at once; notes what it made."""
+
+    rate = 16000
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def synthesize(self, text, speed=1.0, expressiveness=1.0):
+        self.made.append(text)
+        yield np.full(int(0.06 * self.rate * len(text)), 0.1, np.float32)
+
+
+def gated_engine(next_clause_s: float):
+    from models.cascade.engine import CascadeEngine
+
+    writer = GatedWriter("Yes. ", "The moon is about four hundred thousand kilometres away.")
+    engine = CascadeEngine(None, writer, InstantVoice())
+    engine._pace.next_clause_s = next_clause_s
+    return engine, writer
+
+
+def test_a_short_first_clause_waits_for_the_next_one_when_that_is_due_soon():
+    """The next clause usually comes 10 s after the first (learned): a 0.24 s "Yes." alone would
+    leave a gap, so its sound is held until the next clause is made (here 0.2 s after the first
+    clause is shown), and then everything goes out in order, the text never ahead of the sound."""
+    engine, writer = gated_engine(next_clause_s=10.0)
+    engine._pace.HOLD_MAX_S = 30.0
+    order = []
+    for event in engine.respond(UserTurn(text="Is the moon far?"), Style(), CancelToken()):
+        if isinstance(event, ReplyText):
+            order.append(("text", event.delta.strip()))
+            threading.Timer(0.2, writer.gate.set).start()
+        elif isinstance(event, ReplyAudio):
+            if not any(kind == "audio" for kind, _ in order):
+                assert len(engine.tts.made) == 2, "the first sound went out before the next clause was made"
+            order.append(("audio", round(len(event.samples) / event.rate, 2)))
+    assert [k for k, _ in order] == ["text", "audio", "text", "audio"], order
+    assert order[1][1] == round(0.06 * len("Yes."), 2)
+
+
+def test_a_held_first_clause_goes_out_when_its_hold_ends():
+    """The next clause is late (the gate stays shut): the first clause is held at most by what
+    it lacks of the expected time, then plays; nothing waits for the late writer."""
+    engine, writer = gated_engine(next_clause_s=0.3)
+    events = engine.respond(UserTurn(text="Is the moon far?"), Style(), CancelToken())
+    first_audio = next(e for e in events if isinstance(e, ReplyAudio))
+    assert not writer.gate.is_set()  # it came out by the hold's end, the second clause unwritten
+    assert len(first_audio.samples) == int(0.06 * 16000 * len("Yes."))
+    writer.gate.set()
+    rest = list(events)
+    assert isinstance(rest[-1], ReplyDone) and rest[-1].reason == "complete"
+
+
+def test_the_hold_is_what_the_first_clause_lacks_and_never_more_than_the_cap():
+    from models.cascade.engine import _Pace
+
+    pace = _Pace()
+    pace.next_clause_s = 0.8
+    assert pace.hold_for(2.0) == 0.0  # a long first clause lasts until the next one anyway
+    assert pace.hold_for(0.5) == pytest.approx(0.8 + pace.MARGIN_S - 0.5)
+    pace.next_clause_s = 5.0
+    assert pace.hold_for(0.5) == pace.HOLD_MAX_S
+    # Learned quickly when the next clause came later than expected, slowly when sooner.
+    pace.next_clause_s = 1.0
+    pace.next_made(2.0)
+    assert pace.next_clause_s == pytest.approx(1.0 + pace.RISE)
+    pace.next_made(0.5)
+    assert pace.next_clause_s == pytest.approx(1.5 - pace.LEARN * 1.0)

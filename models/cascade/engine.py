@@ -54,13 +54,16 @@ class _Pace:
     played (if it played from the moment it was taken); the writer asks, with each piece of text,
     whether the clause it is collecting would still be ready in time if its punctuation came now
     (synthesized, then taken in by the caller, who may style it first), and if not it cuts the
-    clause where it stands. A short first clause ("Sure, the moon") is followed by a longer one,
-    and the model used to be still writing it when the first ran out: a gap of ~0.1-0.4 s about a
-    second into a reply (bench duplex, conversation). The rates are learned as the voice speaks
-    and kept from one reply to the next."""
+    clause where it stands. A short first clause ("Sure, the moon") can still run out before the
+    next one is made, since the model only starts on that one once the first is synthesized: so
+    the first clause is held back by what it lacks of the time the next one usually takes to be
+    made (`hold_for`), at most HOLD_MAX_S, spending a little latency on a reply without a gap.
+    The rates are learned as the voice speaks and kept from one reply to the next."""
 
     MARGIN_S = 0.25  # delivery and the device's own blocks between taking in and playing
     LEARN = 0.2  # weight of the newest measurement in each running rate
+    RISE = 0.5  # weight of a longer-than-expected time to the next clause: a gap costs more than a wait
+    HOLD_MAX_S = 0.6  # the longest the first clause is held back
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -69,10 +72,12 @@ class _Pace:
         self.synth_seconds_per_char = 0.005  # a cautious guess at the voice's synthesis time, learnt as it speaks
         self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
         self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
+        self.next_clause_s = 0.6  # from the first clause's audio made to the second's
+        self._planned = False  # _runs_out_at is a held clause's plan, not yet taken in
 
     def begin(self) -> None:
         with self._lock:
-            self._runs_out_at, self._backlog = None, 0.0
+            self._runs_out_at, self._backlog, self._planned = None, 0.0, False
 
     def made(self, seconds: float) -> None:
         """The voice handed the caller `seconds` of audio (it takes them in one after another)."""
@@ -85,6 +90,21 @@ class _Pace:
         self.synth_seconds_per_char += self.LEARN * (synth_seconds / chars - self.synth_seconds_per_char)
         self.audio_seconds_per_char += self.LEARN * (audio_seconds / chars - self.audio_seconds_per_char)
 
+    def next_made(self, seconds: float) -> None:
+        """The second clause's audio was made `seconds` after the first's."""
+        weight = self.RISE if seconds > self.next_clause_s else self.LEARN
+        self.next_clause_s += weight * (seconds - self.next_clause_s)
+
+    def hold_for(self, first_seconds: float) -> float:
+        """How long to hold back a first clause of `first_seconds` so that it lasts until the
+        next clause is expected, with the margin the writer keeps."""
+        return min(self.HOLD_MAX_S, max(0.0, self.next_clause_s + self.MARGIN_S - first_seconds))
+
+    def plan(self, release_at: float, seconds: float) -> None:
+        """A held first clause of `seconds` is to be handed over at `release_at`."""
+        with self._lock:
+            self._runs_out_at, self._planned = release_at + seconds, True
+
     def taken(self, seconds: float, took: float) -> None:
         """The caller has taken in `seconds` of audio, spending `took` on it."""
         now = time.perf_counter()
@@ -92,7 +112,8 @@ class _Pace:
             if seconds > 0:
                 rate = took / seconds
                 self.take_seconds_per_audio_second += self.LEARN * (rate - self.take_seconds_per_audio_second)
-            start = now if self._runs_out_at is None else max(now, self._runs_out_at)
+            start = now if self._runs_out_at is None or self._planned else max(now, self._runs_out_at)
+            self._planned = False
             self._runs_out_at = start + seconds
             self._backlog = max(0.0, self._backlog - seconds)
 
@@ -248,16 +269,40 @@ class CascadeEngine:
             clauses.put(_END)  # the voice ends when it reaches this, whatever happened here
 
     def _speak(self, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue) -> None:
-        first = True
         spoken = 0
+        first_made_at: float | None = None  # when the first clause's audio was all made
+        second_pending = False  # the time to the second clause's audio is still to be learned
+        held: list[EngineEvent] = []  # the first clause's audio, and what follows it, while held back
+        release_at: float | None = None
+
+        def release() -> None:
+            nonlocal held, release_at
+            for event in held:
+                events.put(event)
+            held, release_at = [], None
+
+        def put(event: EngineEvent) -> None:
+            """Out now, or behind held audio: the next clause's text never runs ahead of it."""
+            if held:
+                held.append(event)
+            else:
+                events.put(event)
+
         while True:
-            item = clauses.get()
+            try:
+                wait = None if release_at is None else max(0.0, release_at - time.perf_counter())
+                item = clauses.get(timeout=wait)
+            except queue.Empty:  # held long enough: the first clause goes out
+                release()
+                continue
             try:
                 if item is _END or token.cancelled:
+                    if not token.cancelled:
+                        release()
                     events.put(ReplyDone(EndReason.COMPLETE if spoken else EndReason.EMPTY))
                     return
                 clause, ready_at = item
-                events.put(ReplyText(clause + " "))
+                put(ReplyText(clause + " "))
                 mid_sentence = clause.rstrip()[-1:] not in ".!?…"
                 started, audio_seconds = time.perf_counter(), 0.0
                 for samples in self.tts.synthesize(clause, style.speed, style.expressiveness):
@@ -265,16 +310,31 @@ class CascadeEngine:
                         break
                     if mid_sentence:
                         samples = trim_tail(samples, self.tts.rate)
-                    if first:
+                    if not spoken:
                         events.put(StageTime("tts_first_audio", time.perf_counter() - ready_at))
-                        first = False
                     spoken += 1
                     seconds = len(samples) / self.tts.rate
                     audio_seconds += seconds
                     self._pace.made(seconds)
-                    events.put(ReplyAudio(samples, self.tts.rate))
+                    audio = ReplyAudio(samples, self.tts.rate)
+                    if first_made_at is None:  # the first clause: decided on once it is all made
+                        held.append(audio)
+                        continue
+                    if second_pending:
+                        second_pending = False
+                        self._pace.next_made(time.perf_counter() - first_made_at)
+                    release()
+                    events.put(audio)
                 else:
                     self._pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
+                if first_made_at is None and held and not token.cancelled:
+                    first_made_at, second_pending = time.perf_counter(), True
+                    hold = self._pace.hold_for(audio_seconds)
+                    if hold > 0:
+                        release_at = first_made_at + hold
+                        self._pace.plan(release_at, audio_seconds)
+                    else:
+                        release()
             except Exception as exc:
                 log.exception("speech synthesis failed")
                 events.put(ReplyDone(EndReason.ERROR, f"speech synthesis failed: {exc}"))
