@@ -13,9 +13,10 @@ Streaming: the stretcher is fed the same fixed 256-sample blocks from the start 
 the chunks are cut (R3's pitch resampler makes its output depend on the block grid), so the
 streamed reply equals `apply_prosody` on the whole utterance sample for sample. `process` costs a
 few ms of one core per second of speech (`voice-companion bench style`); cutting long chunks
-shorter leaves the output unchanged and bounds the wait. The stretcher also holds back 40-90 ms of look-ahead at the end of each chunk, which
-comes out with the next chunk or `flush`: the voice streams faster than it plays, so the listener
-does not wait on it. Rubber Band is GPL, as is Piper, which the app already ships.
+shorter leaves the output unchanged and bounds the wait. The stretcher also holds back 40-90 ms of
+look-ahead at the end of each chunk, which comes out with the next chunk or `flush`: the voice
+streams faster than it plays, so the listener does not wait on it. Rubber Band is GPL, as is
+Piper, which the app already ships.
 """
 from __future__ import annotations
 

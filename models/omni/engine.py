@@ -4,9 +4,10 @@ audio made in the same steps, so the first sound comes before the answer is thou
 One worker thread per reply runs encoder -> prefill -> steps, decoding audio chunks as frames
 complete, holding the engine's lease; `respond()` relays its events and watches the reply's token,
 so a cancel ends the iterator at once and the worker stops within one step, or one encoder block
-or prefill part before the steps begin: a reply started at a pause and cancelled when the user goes on does not hold up
-the next one by a whole encoder pass. Mini-Omni has no conversation memory and takes no
-instructions: history is not read, and the core applies style to the audio it makes.
+or prefill part before the steps begin: a reply started at a pause and cancelled when the user
+goes on does not hold up the next one by a whole encoder pass. Mini-Omni has no conversation
+memory and takes no instructions: history is not read, and the core applies style to the audio it
+makes.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The text-guided decoding loop: two sequences step together; item 0's 7 audio tokens and item
 1's text token are taken each step and fed back to both (item 1 gets `_pad_a` for audio).
 
-Greedy, as the official settings (top_k=1). Text `_eot` is fed back once, then the text stream
-is held at `_pad_t` while the audio finishes, and item 1 (whose only use is its text) stops.
-Audio layer i is held at `_pad_a` for the first i+1 steps (the delay: it has no frame yet). Stops when audio layer 6 says `_eoa`, when the
-context is full, or when cancelled (checked between steps).
+Greedy, as the official settings (top_k=1). Text `_eot` is fed back once, then the text stream is
+held at `_pad_t` while the audio finishes, and item 1 (whose only use is its text) stops. Audio
+layer i is held at `_pad_a` for the first i+1 steps (the delay: it has no frame yet). Stops when
+audio layer 6 says `_eoa`, when the context is full, or when cancelled (checked between steps).
 """
 from __future__ import annotations
 

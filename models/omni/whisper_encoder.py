@@ -156,9 +156,10 @@ class WhisperEncoder(nn.Module):
         frames computed, the first `frames` kept). False encodes just enough silence-padded
         audio for `frames`, a fraction of the cost for a short turn; the features differ
         slightly because attention then sees less trailing silence (bench omni reports how much).
-        fast: with float32 weights, run the matrix products in bfloat16 (float16 on a GPU) where
-        the hardware has it: several times faster on a CPU with AVX512-BF16, features close to
-        float32's (`voice-companion bench omni` reports both). Weights held in 16 bits compute in their own format either way.
+        fast: with float32 weights, run the matrix products in bfloat16 (float16 on a GPU) where the
+        hardware has it: several times faster on a CPU with AVX512-BF16, features close to float32's
+        (`voice-companion bench omni` reports both). Weights held in 16 bits compute in their own
+        format either way.
         """
         limit = self.config.n_ctx
         if frames > limit:
