@@ -4,6 +4,7 @@ The core calls `post` from its audio, engine and control threads; the GUI thread
 every few milliseconds and emits each event as a Qt signal. Meter readings arrive twenty times a
 second and only the newest matters, so a batch keeps just the last one.
 """
+
 from __future__ import annotations
 
 import queue

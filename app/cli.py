@@ -1,5 +1,6 @@
 """`voice-companion`: the one entry point. No arguments opens the desktop app (or, with no display
 to show it on, speaks the bundled sample question); subcommands reach the same core."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,28 +28,53 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _talk(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="voice-companion talk",
-                                description="Answer a spoken conversation (a WAV/FLAC/OGG file, up to 10 minutes) out loud, turn by turn.")
+    p = argparse.ArgumentParser(
+        prog="voice-companion talk",
+        description="Answer a spoken conversation (a WAV/FLAC/OGG file, up to 10 minutes) out loud, turn by turn.",
+    )
     p.add_argument("input", type=Path, help="your side of the conversation: WAV, FLAC or OGG, any rate or channels")
-    p.add_argument("--out", type=Path, default=Path("reply.wav"),
-                   help="where to write the conversation as heard (NAME.replies.wav beside it: the replies alone)")
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES),
-                   help="which engine answers: " + "; ".join(f"{e.name}: {e.help}" for e in ENGINES.values()))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reply.wav"),
+        help="where to write the conversation as heard (NAME.replies.wav beside it: the replies alone)",
+    )
+    p.add_argument(
+        "--engine",
+        default=DEFAULT_ENGINE,
+        choices=list(ENGINES),
+        help="which engine answers: " + "; ".join(f"{e.name}: {e.help}" for e in ENGINES.values()),
+    )
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
-    p.add_argument("--asr", default=None,
-                   help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)")
-    p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
-                   help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU")
+    p.add_argument(
+        "--asr",
+        default=None,
+        help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)",
+    )
+    p.add_argument(
+        "--quant",
+        default="q4_k_m",
+        choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"],
+        help="with --engine omni: the llama.cpp file (converted on first use); q4_0 is the fast one on a CPU",
+    )
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
-    p.add_argument("--compute", default="auto", choices=list(COMPUTE),
-                   help="where the models run (see `devices`): auto, cuda, metal or cpu")
+    p.add_argument(
+        "--compute",
+        default="auto",
+        choices=list(COMPUTE),
+        help="where the models run (see `devices`): auto, cuda, metal or cpu",
+    )
     p.add_argument("--preset", default=None, help="voice style preset (built-in or your own)")
     p.add_argument("--emotion", default=None, help="neutral, cheerful, calm, sad, excited or serious")
     p.add_argument("--speed", type=float, default=None, help="speaking speed, 0.5 to 2.0")
     p.add_argument("--pitch", type=float, default=None, help="pitch in semitones, -12 to +12")
-    p.add_argument("--voice-reference", type=Path, default=None,
-                   help="a 5-30 s clip of a speaker: the reply's pitch, vocal-tract length and tilt "
-                        "move toward it (not a neural voice clone)")
+    p.add_argument(
+        "--voice-reference",
+        type=Path,
+        default=None,
+        help="a 5-30 s clip of a speaker: the reply's pitch, vocal-tract length and tilt "
+        "move toward it (not a neural voice clone)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:
@@ -112,7 +138,9 @@ def _talk(argv: list[str]) -> int:
         "summary": {
             "turns": len(turns),
             "answered": len(answered),
-            "end_reasons": {r: sum(t["end_reason"] == r for t in turns) for r in sorted({t["end_reason"] for t in turns})},
+            "end_reasons": {
+                r: sum(t["end_reason"] == r for t in turns) for r in sorted({t["end_reason"] for t in turns})
+            },
             "response_ms_median": round(float(np.median(responses)), 1) if responses else None,
             "underruns": conversation.underruns,
             "seconds": round(len(conversation.timeline) / conversation.rate, 2),
@@ -126,13 +154,18 @@ def _talk(argv: list[str]) -> int:
         for n, turn in enumerate(turns, 1):
             prefix = f"[{n}] " if len(turns) > 1 else ""
             print(f"{prefix}you said:  {turn['transcript']}")
-            print(f"{prefix}reply:     {turn['reply_text']}" + ("" if turn["end_reason"] == "complete" else f"  ({turn['end_reason']})"))
+            print(
+                f"{prefix}reply:     {turn['reply_text']}"
+                + ("" if turn["end_reason"] == "complete" else f"  ({turn['end_reason']})")
+            )
             lat = turn["latency_ms"]
             if lat:
                 stages = ", ".join(f"{k} {v:.0f} ms" for k, v in lat.items() if k != "response")
                 response = f"{lat['response']:.0f} ms from the end of your speech to the first reply sound"
                 print(f"{prefix}latency:   {response} ({stages})")
-        print(f"wrote {args.out} (the conversation, {report['summary']['seconds']:.1f} s) and {replies_wav} (the replies)")
+        print(
+            f"wrote {args.out} (the conversation, {report['summary']['seconds']:.1f} s) and {replies_wav} (the replies)"
+        )
     return 0
 
 
@@ -148,7 +181,9 @@ def _turn_report(turn) -> dict:
             "end_of_turn": round(lat.end_of_turn, 1),
             **{k: round(lat.stages.get(k, float("nan")), 1) for k in TALK_STAGES},
             "response": round(lat.response, 1),
-        } if lat else None,
+        }
+        if lat
+        else None,
         # Every stage the engine timed, the wait for the previous reply to let go ("handover") too.
         "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
         # The chat model's prompt: tokens found in its cache, tokens it had to read this turn.
@@ -167,8 +202,9 @@ def _style(args: argparse.Namespace):
     from models.registry.datadir import default_data_dir
 
     preset = PresetStore(default_data_dir() / "presets").get(args.preset or "Neutral")
-    changes = {k: v for k, v in (("emotion", args.emotion), ("speed", args.speed), ("pitch", args.pitch))
-               if v is not None}
+    changes = {
+        k: v for k, v in (("emotion", args.emotion), ("speed", args.speed), ("pitch", args.pitch)) if v is not None
+    }
     data = {**preset.to_json(), **changes}
     return style_from_preset(parse_preset(data, "--" + next(iter(changes), "preset")) if changes else preset)
 
@@ -211,8 +247,9 @@ def _presets(argv: list[str]) -> int:
 
 
 def _data(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="voice-companion data",
-                                description="Erase what the app keeps of yours (the models stay).")
+    p = argparse.ArgumentParser(
+        prog="voice-companion data", description="Erase what the app keeps of yours (the models stay)."
+    )
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("clear-history", help="erase the conversation history")
     sub.add_parser("delete-clip", help="delete a voice clip and its profile").add_argument("name")
@@ -229,8 +266,9 @@ def _data(argv: list[str]) -> int:
     if args.action == "forget" and not args.yes:
         if not sys.stdin.isatty():
             return _fail("forget erases everything of yours: add --yes to confirm")
-        answer = input(f"Erase your settings, history, presets, voice clips and logs in {files.root}? "
-                       "The models stay. [y/N] ")
+        answer = input(
+            f"Erase your settings, history, presets, voice clips and logs in {files.root}? The models stay. [y/N] "
+        )
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing erased")
             return 1
@@ -264,10 +302,17 @@ def _bench(argv: list[str]) -> int:
     p.add_argument("name", choices=sorted(BENCHES))
     p.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     p.add_argument("--turns", type=int, default=None, help="how many turns or repeats (soak: minutes)")
-    p.add_argument("--avx2-only", action="store_true",
-                   help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)")
-    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None,
-                   help="bench omni: where every part runs (the language model, encoder, adapter and codec)")
+    p.add_argument(
+        "--avx2-only",
+        action="store_true",
+        help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)",
+    )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "mps"],
+        default=None,
+        help="bench omni: where every part runs (the language model, encoder, adapter and codec)",
+    )
     p.add_argument("--quants", default=None, help="bench omni: the files to measure, e.g. f16,q4_k_m (default all)")
     args = p.parse_args(argv)
     extra = {k: v for k, v in (("device", args.device), ("quants", args.quants)) if v is not None}
@@ -286,12 +331,18 @@ def _bench(argv: list[str]) -> int:
 
 
 def _devices(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="voice-companion devices",
-                                description="List the microphones and speakers, and where each model runs.")
-    p.add_argument("--json", action="store_true",
-                   help='print one JSON object: {"audio": [devices], "compute": the device plan}')
-    p.add_argument("--compute", default=None, choices=list(COMPUTE),
-                   help="the plan for this compute setting (default: the one in your settings)")
+    p = argparse.ArgumentParser(
+        prog="voice-companion devices", description="List the microphones and speakers, and where each model runs."
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print one JSON object: {"audio": [devices], "compute": the device plan}'
+    )
+    p.add_argument(
+        "--compute",
+        default=None,
+        choices=list(COMPUTE),
+        help="the plan for this compute setting (default: the one in your settings)",
+    )
     args = p.parse_args(argv)
 
     from dataclasses import asdict
@@ -313,8 +364,10 @@ def _devices(argv: list[str]) -> int:
         print(f"{title}:" if found else f"{title}: none found")
         for d in found:
             mark = "*" if d.is_default(kind) else " "
-            print(f" {mark} {d.index:>3}  {d.name:<{width}}  {d.channels(kind):>3} ch  "
-                  f"{d.default_rate:>6.0f} Hz  {d.host_api}")
+            print(
+                f" {mark} {d.index:>3}  {d.name:<{width}}  {d.channels(kind):>3} ch  "
+                f"{d.default_rate:>6.0f} Hz  {d.host_api}"
+            )
     if devices:
         print("* = the system default")
     print(f"Models (compute setting: {plan.compute}):")
@@ -331,16 +384,23 @@ def _saved_compute() -> str:
 
 
 def _listen(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="voice-companion listen",
-                                description="Talk with the companion through your microphone and speakers.")
+    p = argparse.ArgumentParser(
+        prog="voice-companion listen", description="Talk with the companion through your microphone and speakers."
+    )
     p.add_argument("--input", default=None, help="microphone name or index (see `devices`)")
     p.add_argument("--output", default=None, help="speaker name or index (see `devices`)")
     p.add_argument("--push-to-talk", action="store_true", help="Enter starts your turn, Enter again ends it")
-    p.add_argument("--no-echo-cancellation", action="store_true",
-                   help="with headphones; without cancellation it will not listen while it speaks")
+    p.add_argument(
+        "--no-echo-cancellation",
+        action="store_true",
+        help="with headphones; without cancellation it will not listen while it speaks",
+    )
     p.add_argument("--llm", default=None, help="chat model asset id (see `models list`)")
-    p.add_argument("--asr", default=None,
-                   help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)")
+    p.add_argument(
+        "--asr",
+        default=None,
+        help="speech recognition model asset id: whisper-base (default) or whisper-tiny-en (faster, English only)",
+    )
     p.add_argument("--end-of-turn-ms", type=int, default=None, help="silence that ends your turn")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: Ctrl-C)")
     args = p.parse_args(argv)
@@ -352,8 +412,17 @@ def _listen(argv: list[str]) -> int:
     from core.audio.turn_end import load_turn_judge
     from core.audio.vad import load_vad
     from core.wiring import LiveConversation
-    from core.events import (AssistantText, Mode, Notice, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
-                             UserTranscript)
+    from core.events import (
+        AssistantText,
+        Mode,
+        Notice,
+        ReplyEnd,
+        ReplyFinished,
+        State,
+        StateChanged,
+        TurnLatency,
+        UserTranscript,
+    )
     from core.turns import TurnConfig
 
     def show(event) -> None:
@@ -371,18 +440,34 @@ def _listen(argv: list[str]) -> int:
             print(f"\n[{event.level}] {event.message}", flush=True)
         elif isinstance(event, StateChanged) and event.state == State.LISTENING:
             show.fresh = True
+
     show.fresh = True
 
     config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
     try:
-        conversation = LiveConversation(load_cascade(llm=args.llm, asr=args.asr), load_vad(), show, args.input, args.output,
-                                        config, mode=Mode.PUSH_TO_TALK if args.push_to_talk else Mode.ALWAYS_LISTENING,
-                                        echo_cancellation=not args.no_echo_cancellation, judge=load_turn_judge())
+        conversation = LiveConversation(
+            load_cascade(llm=args.llm, asr=args.asr),
+            load_vad(),
+            show,
+            args.input,
+            args.output,
+            config,
+            mode=Mode.PUSH_TO_TALK if args.push_to_talk else Mode.ALWAYS_LISTENING,
+            echo_cancellation=not args.no_echo_cancellation,
+            judge=load_turn_judge(),
+        )
     except DeviceError as exc:
         return _fail(str(exc))
     conversation.start()
-    print("Listening" + (": press Enter to talk, Enter again when you are done." if args.push_to_talk
-                         else ": just speak. Ctrl-C to quit."), flush=True)
+    print(
+        "Listening"
+        + (
+            ": press Enter to talk, Enter again when you are done."
+            if args.push_to_talk
+            else ": just speak. Ctrl-C to quit."
+        ),
+        flush=True,
+    )
     stop = threading.Event()
     try:
         if args.push_to_talk and sys.stdin.isatty():
@@ -404,8 +489,12 @@ def _listen(argv: list[str]) -> int:
 
 def _app(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="voice-companion", description="The desktop voice companion.")
-    p.add_argument("--screenshot", type=Path, metavar="DIR",
-                   help="render the window mid-conversation and the settings pane to PNG files, then exit")
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="DIR",
+        help="render the window mid-conversation and the settings pane to PNG files, then exit",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="with --screenshot: UI scale (2 = 200%%)")
     p.add_argument("--dark", action="store_true", help="with --screenshot: the dark theme")
     args = p.parse_args(argv)
@@ -415,19 +504,25 @@ def _app(argv: list[str]) -> int:
         for path in screenshots(args.screenshot, args.scale, True if args.dark else None):
             print(f"wrote {path}")
         return 0
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
+        "darwin",
+        "win32",
+    )
     if has_display:
         from app.main import run_app
 
         return run_app([sys.argv[0]])
-    print("No display here: speaking the bundled sample question through the whole pipeline instead. "
-          "With a microphone: voice-companion listen")
+    print(
+        "No display here: speaking the bundled sample question through the whole pipeline instead. "
+        "With a microphone: voice-companion listen"
+    )
     return _talk([str(SAMPLE_QUESTION)])
 
 
 def _convert(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="voice-companion models convert",
-                                description="Convert an installed model for llama.cpp (GGUF, quantized).")
+    p = argparse.ArgumentParser(
+        prog="voice-companion models convert", description="Convert an installed model for llama.cpp (GGUF, quantized)."
+    )
     p.add_argument("model", choices=["mini-omni"])
     p.add_argument("--quant", default="q4_k_m", choices=["f32", "f16", "q8_0", "q4_k_m", "q4_0"])
     p.add_argument("--force", action="store_true", help="convert again even if up to date")
@@ -457,8 +552,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str]) -> int:
-    commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen, "presets": _presets,
-                "data": _data}
+    commands = {
+        "talk": _talk,
+        "bench": _bench,
+        "devices": _devices,
+        "listen": _listen,
+        "presets": _presets,
+        "data": _data,
+    }
     try:
         if argv[:2] == ["models", "convert"]:
             return _convert(argv[2:])

@@ -8,6 +8,7 @@ settings say so, and the key works while the companion's window has the focus.
 
 Keys are named as Qt names them (QKeySequence's portable text: "F8", "Space", "Pause", "X").
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,10 +29,26 @@ WINDOW_KEYS = {
     "Backtab": "Shift+Tab moves between the window's controls",
 }
 TYPING_KEYS = {"Space", "Backspace", "Del", "Left", "Right", "Up", "Down", "Home", "End"}
-SPECIAL = {"Space": "space", "Insert": "insert", "Pause": "pause", "ScrollLock": "scroll_lock",
-           "Menu": "menu", "Home": "home", "End": "end", "PgUp": "page_up", "PgDown": "page_down",
-           "CapsLock": "caps_lock", "NumLock": "num_lock", "Print": "print_screen", "Del": "delete",
-           "Backspace": "backspace", "Left": "left", "Right": "right", "Up": "up", "Down": "down"}
+SPECIAL = {
+    "Space": "space",
+    "Insert": "insert",
+    "Pause": "pause",
+    "ScrollLock": "scroll_lock",
+    "Menu": "menu",
+    "Home": "home",
+    "End": "end",
+    "PgUp": "page_up",
+    "PgDown": "page_down",
+    "CapsLock": "caps_lock",
+    "NumLock": "num_lock",
+    "Print": "print_screen",
+    "Del": "delete",
+    "Backspace": "backspace",
+    "Left": "left",
+    "Right": "right",
+    "Up": "up",
+    "Down": "down",
+}
 
 
 def key_conflict(name: str, modifiers: tuple[str, ...] = (), global_key: bool = False) -> str | None:
@@ -47,11 +64,15 @@ def key_conflict(name: str, modifiers: tuple[str, ...] = (), global_key: bool = 
     if name in WINDOW_KEYS:
         return WINDOW_KEYS[name]
     if global_key and (len(name) == 1 or name in TYPING_KEYS):
-        return (f"{name} is used for typing in every other window; for a key that works everywhere "
-                f"choose one you do not type with, such as F8, Pause or Insert")
+        return (
+            f"{name} is used for typing in every other window; for a key that works everywhere "
+            f"choose one you do not type with, such as F8, Pause or Insert"
+        )
     if len(name) == 1 and name.isprintable():
-        return (f"{name} types text; choose a key you do not type with, such as Space (not while "
-                f"typing in the window), F8, Pause or Insert")
+        return (
+            f"{name} types text; choose a key you do not type with, such as Space (not while "
+            f"typing in the window), F8, Pause or Insert"
+        )
     return None
 
 
@@ -59,8 +80,10 @@ def global_key_unavailable() -> str | None:
     """Why a global key is impossible in this session, or None when it can work."""
     if sys.platform.startswith("linux"):
         if os.environ.get("XDG_SESSION_TYPE") == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
-            return ("On Wayland an application cannot see keys pressed in other windows: the key "
-                    "works while this window has the focus")
+            return (
+                "On Wayland an application cannot see keys pressed in other windows: the key "
+                "works while this window has the focus"
+            )
         if not os.environ.get("DISPLAY"):
             return "no X display: the key works while this window has the focus"
     try:

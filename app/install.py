@@ -1,5 +1,6 @@
 """Model installs from the GUI: one asset at a time on a worker thread, with progress, cancel and
 resume (a cancelled hub download keeps its partial file and continues from it next time)."""
+
 from __future__ import annotations
 
 import logging

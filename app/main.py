@@ -1,4 +1,5 @@
 """Starting the desktop app, and rendering its screenshots without a display."""
+
 from __future__ import annotations
 
 import os

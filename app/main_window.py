@@ -3,6 +3,7 @@ presence (moving with its voice and yours), push-to-talk (also from any window: 
 the mode switch, microphone mute, stop, a compact always-on-top mode, and a text box for when
 speaking is not an option; the tray icon (app/tray.py) when the desktop has a tray. It only shows
 core events and calls the runtime; no audio or model work happens on this thread."""
+
 from __future__ import annotations
 
 import logging
@@ -10,16 +11,39 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTextEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.bridge import EventBridge
 from app.global_key import GlobalKey, global_key_unavailable, key_conflict
 from app.tray import Tray
 from app.widgets import ConversationView, Presence, StateIndicator, open_folder
-from core.events import (AssistantText, AudioStatus, EngineReady, HistoryCleared, Levels, Notice, ReplyFinished,
-                         StateChanged, TurnLatency, UserTranscript)
+from core.events import (
+    AssistantText,
+    AudioStatus,
+    EngineReady,
+    HistoryCleared,
+    Levels,
+    Notice,
+    ReplyFinished,
+    StateChanged,
+    TurnLatency,
+    UserTranscript,
+)
 from core.logs import log_folder
 from core.app_backend import Runtime
 
@@ -76,8 +100,9 @@ class MainWindow(QMainWindow):
         for button, mode in ((self.always_button, "always-listening"), (self.ptt_mode_button, "push-to-talk")):
             button.setCheckable(True)
             button.setAccessibleName(f"Mode: {button.text()}")
-            button.setStyleSheet("QPushButton:checked { background: palette(highlight); "
-                                 "color: palette(highlighted-text); }")
+            button.setStyleSheet(
+                "QPushButton:checked { background: palette(highlight); color: palette(highlighted-text); }"
+            )
             self.mode_group.addButton(button)
             button.clicked.connect(lambda _checked=False, m=mode: self.set_mode(m))
             top.addWidget(button)
@@ -127,7 +152,6 @@ class MainWindow(QMainWindow):
         self.view = ConversationView()
         root.addWidget(self.view, 1)
 
-
         self.typed_row = QWidget()
         typed = QHBoxLayout(self.typed_row)
         typed.setContentsMargins(0, 0, 0, 0)
@@ -165,8 +189,14 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(COMPACT_KEY), self, activated=self.compact_button.toggle)
         QShortcut(QKeySequence(QUIT_KEY), self, activated=self.quit_app)
         # Hidden in the compact mode: all but the state, the presence and the talk controls.
-        self.full_only = [self.always_button, self.ptt_mode_button, self.clear_button, self.settings_button,
-                          self.view, self.typed_row]
+        self.full_only = [
+            self.always_button,
+            self.ptt_mode_button,
+            self.clear_button,
+            self.settings_button,
+            self.view,
+            self.typed_row,
+        ]
 
         self.setCentralWidget(central)
         self.latency = QLabel("")
@@ -270,8 +300,7 @@ class MainWindow(QMainWindow):
         self.global_key_problem = None
         if not wanted or self.global_key is not None:
             return
-        self.global_key_problem = (global_key_unavailable()
-                                   or key_conflict(settings.push_to_talk_key, global_key=True))
+        self.global_key_problem = global_key_unavailable() or key_conflict(settings.push_to_talk_key, global_key=True)
         if self.global_key_problem is not None:
             return
         runtime = self.runtime
@@ -296,8 +325,9 @@ class MainWindow(QMainWindow):
         self.talk_button.setEnabled(ptt)
         self.talk_button.setText(f"Hold to talk ({key})" if ptt else "Listening: just speak")
         self.talk_button.setAccessibleName("Hold to talk" if ptt else "Push to talk is off")
-        self.talk_button.setToolTip(f"Hold the button or the {key} key while you speak" if ptt
-                                    else "Switch to push to talk to use this button")
+        self.talk_button.setToolTip(
+            f"Hold the button or the {key} key while you speak" if ptt else "Switch to push to talk to use this button"
+        )
 
     def send_text(self) -> None:
         text = self.text_input.text().strip()
@@ -315,9 +345,11 @@ class MainWindow(QMainWindow):
 
     def clear_history(self) -> None:
         """Erase the history, file and view, once the user confirms."""
-        answer = QMessageBox.question(self, "Clear history",
-                                      "Erase the whole conversation history, from this window and from disk? "
-                                      "This cannot be undone.")
+        answer = QMessageBox.question(
+            self,
+            "Clear history",
+            "Erase the whole conversation history, from this window and from disk? This cannot be undone.",
+        )
         if answer != QMessageBox.Yes:
             return
         try:
@@ -404,9 +436,10 @@ class MainWindow(QMainWindow):
             self.hide()
             self.tray.refresh()
             if not self.runtime.settings.tray_notice_shown:
-                self.tray.icon.showMessage("Voice Companion is still running",
-                                           "It keeps listening here. Quit from this icon's menu; "
-                                           "Settings → Desktop turns this off.")
+                self.tray.icon.showMessage(
+                    "Voice Companion is still running",
+                    "It keeps listening here. Quit from this icon's menu; Settings → Desktop turns this off.",
+                )
                 self.runtime.update(tray_notice_shown=True)
             return
         self.shut_down()

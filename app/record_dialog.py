@@ -1,4 +1,5 @@
 """Recording a voice-matching clip: a countdown, then 10-30 s of speech with a level meter."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
@@ -9,8 +10,10 @@ from core.audio.device_check import Recorder
 
 COUNTDOWN_S = 3
 MIN_S, MAX_S = 10, 30
-PROMPT = ("Read aloud in your normal voice, for example: “The north wind and the sun were disputing "
-          "which was the stronger, when a traveller came along wrapped in a warm cloak.”")
+PROMPT = (
+    "Read aloud in your normal voice, for example: “The north wind and the sun were disputing "
+    "which was the stronger, when a traveller came along wrapped in a warm cloak.”"
+)
 
 
 class RecordDialog(QDialog):

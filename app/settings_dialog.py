@@ -2,6 +2,7 @@
 (app/settings_tabs/). OK/Apply hand the runtime a new Settings composed from the tabs; presets
 are saved the moment they are changed. Controls the current engine cannot honour are disabled,
 with a tooltip saying why."""
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,9 @@ class SettingsDialog(QDialog):
         self.audio = AudioTab(say)
         self.persona = PersonaTab()
         self.data = DataTab(runtime, say, self._clip_deleted, self._forgotten)
-        self.voice = VoiceTab(runtime, say, self.persona, self.audio.input_combo.currentData, self.apply,
-                              self.data.refresh_clips)
+        self.voice = VoiceTab(
+            runtime, say, self.persona, self.audio.input_combo.currentData, self.apply, self.data.refresh_clips
+        )
         self.engine = EngineTab(runtime.store, say)
         self.desktop = DesktopTab(say)
         self.tabs = QTabWidget()
@@ -52,7 +54,11 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.persona, "&Persona")
         self.tabs.addTab(self.desktop, "Des&ktop")
         self.tabs.addTab(self.data, "&Data")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Apply
+            | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
@@ -72,8 +78,14 @@ class SettingsDialog(QDialog):
             tab.load(s)
 
     def current(self) -> Settings:
-        return replace(self.settings, **self.audio.values(), **self.desktop.values(),
-                       **self.engine.values(self.settings), **self.persona.values(), **self.voice.values())
+        return replace(
+            self.settings,
+            **self.audio.values(),
+            **self.desktop.values(),
+            **self.engine.values(self.settings),
+            **self.persona.values(),
+            **self.voice.values(),
+        )
 
     def apply(self) -> bool:
         settings = self.current()

@@ -1,9 +1,9 @@
 """First run: the default models are assembled from the installed model packs (or downloaded),
 each with its own progress bar; cancel stops after the current step, Resume carries on."""
+
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from app.install import Installer
 from models.registry import ModelStore
@@ -16,8 +16,10 @@ class SetupDialog(QDialog):
         self.store = store
         self.pending = list(asset_ids)
         self.errors: dict[str, str] = {}
-        intro = QLabel("Setting up the speech and language models on this computer. This happens once; "
-                       "after it, everything works offline.")
+        intro = QLabel(
+            "Setting up the speech and language models on this computer. This happens once; "
+            "after it, everything works offline."
+        )
         intro.setWordWrap(True)
         grid = QGridLayout()
         self.bars: dict[str, QProgressBar] = {}

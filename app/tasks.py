@@ -1,5 +1,6 @@
 """Slow work started from the GUI (a test tone, a model install, measuring a voice clip) runs on a
 thread of its own; its result or error comes back to the GUI thread as a Qt signal."""
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,9 @@ log = logging.getLogger(__name__)
 class Task(QObject):
     done = Signal(object, object)  # (result, error message or None), delivered on the GUI thread
 
-    def __init__(self, work: Callable[[], object], on_done: Callable[[object, str | None], None],
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, work: Callable[[], object], on_done: Callable[[object, str | None], None], parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.done.connect(on_done)
         self._thread = threading.Thread(target=self._run, args=(work,), name="gui-task", daemon=True)

@@ -1,4 +1,5 @@
 """Light and dark themes that follow the system, and the app icon."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,21 @@ def is_dark(app: QGuiApplication) -> bool:
 def dark_palette() -> QPalette:
     p = QPalette()
     base, window, text = QColor("#1e1f22"), QColor("#2b2d31"), QColor("#e6e6e6")
-    for role, colour in ((QPalette.Window, window), (QPalette.WindowText, text), (QPalette.Base, base),
-                         (QPalette.AlternateBase, window), (QPalette.Text, text), (QPalette.Button, window),
-                         (QPalette.ButtonText, text), (QPalette.ToolTipBase, base), (QPalette.ToolTipText, text),
-                         (QPalette.Highlight, QColor("#3d7bd9")), (QPalette.HighlightedText, QColor("#ffffff")),
-                         (QPalette.PlaceholderText, QColor("#9a9a9a")), (QPalette.Link, QColor("#7fb2ff"))):
+    for role, colour in (
+        (QPalette.Window, window),
+        (QPalette.WindowText, text),
+        (QPalette.Base, base),
+        (QPalette.AlternateBase, window),
+        (QPalette.Text, text),
+        (QPalette.Button, window),
+        (QPalette.ButtonText, text),
+        (QPalette.ToolTipBase, base),
+        (QPalette.ToolTipText, text),
+        (QPalette.Highlight, QColor("#3d7bd9")),
+        (QPalette.HighlightedText, QColor("#ffffff")),
+        (QPalette.PlaceholderText, QColor("#9a9a9a")),
+        (QPalette.Link, QColor("#7fb2ff")),
+    ):
         p.setColor(role, colour)
     for role in (QPalette.Text, QPalette.ButtonText, QPalette.WindowText):
         p.setColor(QPalette.Disabled, role, QColor("#777777"))

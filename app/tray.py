@@ -1,6 +1,7 @@
 """The tray icon: the companion's state at a glance, and a menu to show or hide the window, mute
 the microphone, switch between push-to-talk and always listening, stop speaking and quit.
 Its actions are the window's own; it holds no state of its own."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt
@@ -21,7 +22,9 @@ def state_icon(state: str, muted: bool, push_to_talk: bool, microphone: bool = T
     p = QPainter(pixmap)
     p.setRenderHint(QPainter.Antialiasing)
     deaf = muted or not microphone
-    colour = QColor(STATE_COLOURS["idle"] if deaf and state in ("listening", "hearing") else STATE_COLOURS.get(state, "#888"))
+    colour = QColor(
+        STATE_COLOURS["idle"] if deaf and state in ("listening", "hearing") else STATE_COLOURS.get(state, "#888")
+    )
     margin = size * 0.08
     disc = QRectF(margin, margin, size - 2 * margin, size - 2 * margin)
     p.setPen(QPen(QColor(0, 0, 0, 90), size * 0.03))
@@ -53,14 +56,20 @@ class Tray(QObject):
         self.mute_action.toggled.connect(window.set_muted)
         self.ptt_action = QAction("Push to talk", self, checkable=True)
         self.ptt_action.setToolTip("Off: always listening")
-        self.ptt_action.toggled.connect(
-            lambda on: window.set_mode("push-to-talk" if on else "always-listening"))
+        self.ptt_action.toggled.connect(lambda on: window.set_mode("push-to-talk" if on else "always-listening"))
         self.stop_action = QAction("Stop speaking", self)
         self.stop_action.triggered.connect(window.runtime.stop_reply)
         self.quit_action = QAction("Quit", self)
         self.quit_action.triggered.connect(window.quit_app)
-        for action in (self.show_action, None, self.mute_action, self.ptt_action, self.stop_action, None,
-                       self.quit_action):
+        for action in (
+            self.show_action,
+            None,
+            self.mute_action,
+            self.ptt_action,
+            self.stop_action,
+            None,
+            self.quit_action,
+        ):
             self.menu.addSeparator() if action is None else self.menu.addAction(action)
         self.menu.aboutToShow.connect(self.refresh)
         self.icon.setContextMenu(self.menu)
@@ -93,8 +102,10 @@ class Tray(QObject):
         w = self.window
         ptt = w.runtime.settings.mode == "push-to-talk"
         self.icon.setIcon(state_icon(w.state.state, w.muted, ptt, w.microphone_present))
-        self.icon.setToolTip(f"Voice Companion: {status_text(w.state.state, w.muted, w.microphone_present)}"
-                             + (" (push to talk)" if ptt else ""))
+        self.icon.setToolTip(
+            f"Voice Companion: {status_text(w.state.state, w.muted, w.microphone_present)}"
+            + (" (push to talk)" if ptt else "")
+        )
         self.show_action.setText("Hide window" if w.isVisible() else "Show window")
         for action, value in ((self.mute_action, w.muted), (self.ptt_action, ptt)):
             action.blockSignals(True)

@@ -1,5 +1,6 @@
 """Small widgets of the main window: the state indicator, the presence indicator, a level meter
 (the settings' microphone test), the conversation as message bubbles."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QKeySequence, QPainter, QPalette, QPen
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMenu, QPushButton, QScrollArea, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.theme import STATE_COLOURS
 
@@ -149,10 +159,21 @@ class Presence(QWidget):
             p.drawLine(centre + QPointF(-d, -d), centre + QPointF(d, d))
 
 
-MODIFIER_NAMES = ((Qt.ControlModifier, "Ctrl"), (Qt.AltModifier, "Alt"), (Qt.ShiftModifier, "Shift"),
-                  (Qt.MetaModifier, "Meta"))
-MODIFIER_KEYS = {Qt.Key_Control: "Ctrl", Qt.Key_Shift: "Shift", Qt.Key_Alt: "Alt", Qt.Key_Meta: "Meta",
-                 Qt.Key_AltGr: "AltGr", Qt.Key_Super_L: "Super", Qt.Key_Super_R: "Super"}
+MODIFIER_NAMES = (
+    (Qt.ControlModifier, "Ctrl"),
+    (Qt.AltModifier, "Alt"),
+    (Qt.ShiftModifier, "Shift"),
+    (Qt.MetaModifier, "Meta"),
+)
+MODIFIER_KEYS = {
+    Qt.Key_Control: "Ctrl",
+    Qt.Key_Shift: "Shift",
+    Qt.Key_Alt: "Alt",
+    Qt.Key_Meta: "Meta",
+    Qt.Key_AltGr: "AltGr",
+    Qt.Key_Super_L: "Super",
+    Qt.Key_Super_R: "Super",
+}
 
 
 class KeyCapture(QPushButton):
@@ -195,8 +216,9 @@ class KeyCapture(QPushButton):
         self.releaseKeyboard()
         key = Qt.Key(event.key())
         name = MODIFIER_KEYS.get(key) or QKeySequence(key).toString(QKeySequence.PortableText)
-        modifiers = tuple(label for flag, label in MODIFIER_NAMES
-                          if event.modifiers() & flag and label != MODIFIER_KEYS.get(key))
+        modifiers = tuple(
+            label for flag, label in MODIFIER_NAMES if event.modifiers() & flag and label != MODIFIER_KEYS.get(key)
+        )
         reason = self.check(name, modifiers)
         if reason is None:
             self.set_key(name)
@@ -305,8 +327,10 @@ class Bubble(QFrame):
         self.setMaximumWidth(width)
         margins = self.layout().contentsMargins()
         room = width - margins.left() - margins.right()
-        words = max((self.text.fontMetrics().horizontalAdvance(part) for part in
-                     (self.text.text(), self.meta.text())), default=0)
+        words = max(
+            (self.text.fontMetrics().horizontalAdvance(part) for part in (self.text.text(), self.meta.text())),
+            default=0,
+        )
         self.text.setMinimumWidth(min(words + 2, room))
 
     def copy(self) -> None:
@@ -342,8 +366,10 @@ class ConversationView(QScrollArea):
         self.rows.setSpacing(8)
         self.rows.addStretch(1)
         self.setWidget(self.inner)
-        self.placeholder = QLabel("Talk to me: just speak, or in push-to-talk mode hold the button or the key. "
-                                  "You can cut in while I answer. Or type a question below.")
+        self.placeholder = QLabel(
+            "Talk to me: just speak, or in push-to-talk mode hold the button or the key. "
+            "You can cut in while I answer. Or type a question below."
+        )
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignCenter)
         self.placeholder.setForegroundRole(QPalette.PlaceholderText)

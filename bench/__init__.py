@@ -1,4 +1,5 @@
 """Benchmarks: each is a function returning one JSON-ready dict of figures."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,11 @@ def _style(turns: int | None) -> dict:
     from core.engines import load_cascade
 
     engine = load_cascade()
-    result = {"bench": "style", "prosody": style_prosody.measure(engine, repeats=turns or 1),
-              "emotions": style_emotion.measure(engine)}
+    result = {
+        "bench": "style",
+        "prosody": style_prosody.measure(engine, repeats=turns or 1),
+        "emotions": style_emotion.measure(engine),
+    }
     try:  # voice matching lands in its own module; measured when it is present
         result["voice_matching"] = importlib.import_module("bench.style_voice").measure(engine)
     except ModuleNotFoundError:
@@ -68,6 +72,13 @@ def _natural(turns: int | None) -> dict:
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "hearing": _hearing, "natural": _natural, "omni": _omni, "latency": _latency, "chat": _chat,
-                                           "duplex": _duplex,
-                                           "style": _style}
+BENCHES: dict[str, Callable[..., dict]] = {
+    "soak": _soak,
+    "hearing": _hearing,
+    "natural": _natural,
+    "omni": _omni,
+    "latency": _latency,
+    "chat": _chat,
+    "duplex": _duplex,
+    "style": _style,
+}

@@ -1,6 +1,7 @@
 """bench chat: the candidate chat models side by side on the reply the companion needs: correct,
 short, speakable, and fast to start. Quality is scored on factual questions with one right answer
 and on how well the reply keeps to plain spoken sentences."""
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,7 @@ def run(repeats: int = 1) -> dict:
     for asset in all_assets():
         if asset.role != "llm":
             continue
-        chat = ChatModel(store.ensure(asset.id) / "model.gguf",
-                         ChatConfig(threads=threads(), seed=1234))
+        chat = ChatModel(store.ensure(asset.id) / "model.gguf", ChatConfig(threads=threads(), seed=1234))
         firsts, rates, correct, clean, words = [], [], 0, 0, []
         examples = {}
         for _ in range(max(1, repeats)):

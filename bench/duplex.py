@@ -5,6 +5,7 @@ Figures: echo reduction during assistant-only speech; false barge-ins over assis
 no user speech; barge-in detection rate and latency (user onset -> output silent); word error of the
 user's speech recognized while the assistant talks vs alone; underruns in a long conversation.
 "False pauses": replies held for a moment by something that was not a barge-in (then resumed)."""
+
 from __future__ import annotations
 
 import time
@@ -64,8 +65,15 @@ class _Conversation:
         self.playback = PlaybackQueue(DEVICE_RATE)
         self.loop = SimulatedRoomLoop(self.playback, room, EchoCanceller(), speed=speed)
         self.finished: list[ReplyFinished] = []
-        self.session = Session(engine, vad, self.playback, TurnConfig(), duplex=True, judge=load_turn_judge(),
-                               on_event=lambda e: isinstance(e, ReplyFinished) and self.finished.append(e))
+        self.session = Session(
+            engine,
+            vad,
+            self.playback,
+            TurnConfig(),
+            duplex=True,
+            judge=load_turn_judge(),
+            on_event=lambda e: isinstance(e, ReplyFinished) and self.finished.append(e),
+        )
         self.track = VoiceTrack()
         self.tick = 0
 
@@ -103,8 +111,13 @@ def _echo_and_false_barge_ins(engine, vad, replies: int) -> dict:
         heard = c.loop.heard_audio()[start:]
         if len(echo) > 2 * RATE and np.abs(echo).max() > 1e-3:
             erle.append(echo_reduction_db(echo, heard, RATE, skip_s=0.0))
-    return {"replies": replies, "completed": completed, "false_barge_ins": false_barge_ins,
-            "false_pauses": pauses, "echo_reduction_db": summary(erle)}
+    return {
+        "replies": replies,
+        "completed": completed,
+        "false_barge_ins": false_barge_ins,
+        "false_pauses": pauses,
+        "echo_reduction_db": summary(erle),
+    }
 
 
 def _barge_ins(engine, vad, tts, count: int) -> dict:
@@ -123,7 +136,8 @@ def _barge_ins(engine, vad, tts, count: int) -> dict:
 
         def stopped() -> bool:
             return any(f.reason == "interrupted" for f in c.finished) or (
-                "at" in placed and c.tick * FRAME > placed["at"] + 3 * RATE)
+                "at" in placed and c.tick * FRAME > placed["at"] + 3 * RATE
+            )
 
         c.run(stopped, 90, on_tick=interrupt)
         if "at" not in placed:
@@ -139,9 +153,12 @@ def _barge_ins(engine, vad, tts, count: int) -> dict:
         silent = next((i for i in range(0, len(after), block) if not after[i:].any()), len(after))
         latencies.append(silent / DEVICE_RATE * 1000)
     attempts = count
-    return {"interruptions": attempts, "detected": detected,
-            "detection_rate": round(detected / max(1, attempts), 3),
-            "latency_ms": summary(latencies)}
+    return {
+        "interruptions": attempts,
+        "detected": detected,
+        "detection_rate": round(detected / max(1, attempts), 3),
+        "latency_ms": summary(latencies),
+    }
 
 
 def _double_talk(engine, tts) -> dict:
@@ -169,9 +186,12 @@ def _double_talk(engine, tts) -> dict:
             results.append(word_error(sentence, engine.asr.transcribe(heard)))
         clean_errors.append(results[0])
         talk_errors.append(results[1])
-    return {"sentences": len(DOUBLE_TALK), "word_error_alone": round(float(np.mean(clean_errors)), 3),
-            "word_error_double_talk": round(float(np.mean(talk_errors)), 3),
-            "difference_points": round(100 * float(np.mean(talk_errors) - np.mean(clean_errors)), 1)}
+    return {
+        "sentences": len(DOUBLE_TALK),
+        "word_error_alone": round(float(np.mean(clean_errors)), 3),
+        "word_error_double_talk": round(float(np.mean(talk_errors)), 3),
+        "difference_points": round(100 * float(np.mean(talk_errors) - np.mean(clean_errors)), 1),
+    }
 
 
 def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> dict:
@@ -191,9 +211,14 @@ def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> d
 
     c.run(lambda: c.tick >= total_ticks, minutes * 60 + 5, on_tick=script)
     c.session.close()  # its threads end before the models are torn down
-    return {"simulated_minutes": minutes, "clock_speed": speed, "turns": state["asked"],
-            "replies_completed": sum(f.reason == "complete" for f in c.finished),
-            "underruns": c.playback.underruns, "pauses": c.session.holds}
+    return {
+        "simulated_minutes": minutes,
+        "clock_speed": speed,
+        "turns": state["asked"],
+        "replies_completed": sum(f.reason == "complete" for f in c.finished),
+        "underruns": c.playback.underruns,
+        "pauses": c.session.holds,
+    }
 
 
 def run(turns: int | None = None, minutes: float = 10.0, speed: float = 1.0) -> dict:

@@ -9,6 +9,7 @@ word error against what was said for each, and for the growing-turn decode the r
 after the end of the turn (the last call's time), which is what the user waits for. The same
 measurement for the faster recognizer one can choose (Whisper tiny.en) follows, in the same run.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,9 +39,15 @@ def pause_points(vad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> l
 
 def plain_decode(asr, audio: np.ndarray) -> str:
     """The reference decode: faster-whisper as it comes, the 30 s window, beam 1."""
-    segments, _ = asr._model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
-                                        without_timestamps=True, condition_on_previous_text=False,
-                                        vad_filter=False)
+    segments, _ = asr._model.transcribe(
+        audio,
+        language="en",
+        beam_size=1,
+        temperature=0.0,
+        without_timestamps=True,
+        condition_on_previous_text=False,
+        vad_filter=False,
+    )
     return " ".join(s.text.strip() for s in segments).strip()
 
 
@@ -60,13 +67,26 @@ def measure(asr, vad, turns) -> dict:
         t0 = time.perf_counter()
         growing = asr.transcribe_turn(audio)
         last_s = time.perf_counter() - t0
-        rows.append({"speaker": turn.speaker, "seconds": round(turn.seconds, 1), "pauses": len(points) - 1,
-                     "reference": turn.text, "plain": plain, "whole": whole, "growing": growing,
-                     "plain_s": plain_s, "whole_s": whole_s, "growing_last_s": last_s})
+        rows.append(
+            {
+                "speaker": turn.speaker,
+                "seconds": round(turn.seconds, 1),
+                "pauses": len(points) - 1,
+                "reference": turn.text,
+                "plain": plain,
+                "whole": whole,
+                "growing": growing,
+                "plain_s": plain_s,
+                "whole_s": whole_s,
+                "growing_last_s": last_s,
+            }
+        )
     refs = [r["reference"] for r in rows]
     result = {
         "turns": len(rows),
-        "word_error": {k: round(100 * word_error(refs, [r[k] for r in rows]), 2) for k in ("plain", "whole", "growing")},
+        "word_error": {
+            k: round(100 * word_error(refs, [r[k] for r in rows]), 2) for k in ("plain", "whole", "growing")
+        },
         "recognition_after_end_ms": {
             "plain": summary([1000 * r["plain_s"] for r in rows]),
             "whole": summary([1000 * r["whole_s"] for r in rows]),
@@ -94,5 +114,10 @@ def run(seed: int = 0) -> dict:
         del asr
     base, tiny = results["whisper-base"], results["whisper-tiny-en"]
     tiny.pop("per_turn")
-    return {"bench": "hearing", "set": f"natural_set(seed={seed})", "model": "whisper-base", **base,
-            "whisper-tiny-en": tiny}
+    return {
+        "bench": "hearing",
+        "set": f"natural_set(seed={seed})",
+        "model": "whisper-base",
+        **base,
+        "whisper-tiny-en": tiny,
+    }

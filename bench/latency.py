@@ -1,6 +1,7 @@
 """bench latency: response latency of the streaming cascade over the bundled spoken questions,
 against a naive cascade (whole transcript -> whole reply -> whole synthesis, no speculation)
 measured in the same run on the same loaded models."""
+
 from __future__ import annotations
 
 import time

@@ -9,6 +9,7 @@ against what was said and against the plain decode of the same audio (faster-whi
 window, beam 1), false cut-ins (the session took the turn at a pause inside it, whether or not
 the speaker's going on then took it back), and how the replies prepared at pauses were used.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,7 +19,6 @@ import numpy as np
 from bench.hearing import plain_decode
 from bench.stats import peak_rss_mb, summary, word_error
 from core.audio.format import RATE
-
 
 
 def measure(engine, vad, turns, room=None) -> dict:
@@ -34,20 +34,27 @@ def measure(engine, vad, turns, room=None) -> dict:
         last = taken[-1] if taken else None
         heard = " ".join(t.transcript for t in taken)
         lat = last.latency if last is not None else None
-        rows.append({
-            "speaker": turn.speaker, "seconds": round(turn.seconds, 1), "pauses": len(turn.pauses),
-            "taken_as": conversation.taken, "reasons": [str(t.reason) for t in taken],
-            "reference": turn.text, "heard": heard, "plain": plain,
-            "response_ms": round(lat.response, 1) if lat else None,
-            "end_of_turn_ms": round(lat.end_of_turn, 1) if lat else None,
-            "asr_after_end_ms": round(lat.stages.get("asr_after_end", float("nan")), 1) if lat else None,
-            "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
-            "prepared": conversation.prepared,
-            # Turns taken before the speaker had finished: the reply was heard (it sounded before
-            # the speaker went on) or taken back before it made a sound.
-            "cut_in_heard": sum(len(t.reply_audio) > 0 for t in taken[:-1]),
-            "prompt_tokens": lat.prompt_tokens if lat else None,
-        })
+        rows.append(
+            {
+                "speaker": turn.speaker,
+                "seconds": round(turn.seconds, 1),
+                "pauses": len(turn.pauses),
+                "taken_as": conversation.taken,
+                "reasons": [str(t.reason) for t in taken],
+                "reference": turn.text,
+                "heard": heard,
+                "plain": plain,
+                "response_ms": round(lat.response, 1) if lat else None,
+                "end_of_turn_ms": round(lat.end_of_turn, 1) if lat else None,
+                "asr_after_end_ms": round(lat.stages.get("asr_after_end", float("nan")), 1) if lat else None,
+                "stages_ms": {k: round(v, 1) for k, v in lat.stages.items()} if lat else None,
+                "prepared": conversation.prepared,
+                # Turns taken before the speaker had finished: the reply was heard (it sounded before
+                # the speaker went on) or taken back before it made a sound.
+                "cut_in_heard": sum(len(t.reply_audio) > 0 for t in taken[:-1]),
+                "prompt_tokens": lat.prompt_tokens if lat else None,
+            }
+        )
     refs = [r["reference"] for r in rows]
     responses = [r["response_ms"] for r in rows if r["response_ms"] is not None]
     after_end = [r["asr_after_end_ms"] for r in rows if r["asr_after_end_ms"] is not None]
@@ -61,11 +68,17 @@ def measure(engine, vad, turns, room=None) -> dict:
         "response_ms": summary(responses),
         "end_of_turn_ms": summary([r["end_of_turn_ms"] for r in rows if r["end_of_turn_ms"] is not None]),
         "asr_after_end_ms": summary(after_end),
-        "word_error": {"heard": round(100 * word_error(refs, [r["heard"] for r in rows]), 2),
-                       "plain_decode": round(100 * word_error(refs, [r["plain"] for r in rows]), 2)},
-        "false_cut_ins": {"count": cut_ins, "mid_turn_pauses": pauses,
-                          "share": round(cut_ins / max(1, pauses), 3),
-                          "heard": heard_cut_ins, "heard_share": round(heard_cut_ins / max(1, pauses), 3)},
+        "word_error": {
+            "heard": round(100 * word_error(refs, [r["heard"] for r in rows]), 2),
+            "plain_decode": round(100 * word_error(refs, [r["plain"] for r in rows]), 2),
+        },
+        "false_cut_ins": {
+            "count": cut_ins,
+            "mid_turn_pauses": pauses,
+            "share": round(cut_ins / max(1, pauses), 3),
+            "heard": heard_cut_ins,
+            "heard_share": round(heard_cut_ins / max(1, pauses), 3),
+        },
         "prompt_new_tokens": summary(new_tokens),
         "prepared_replies": prepared,
         "unanswered": sum(1 for r in rows if "complete" not in r["reasons"]),
@@ -82,9 +95,12 @@ def run(seed: int = 0) -> dict:
     t0 = time.perf_counter()
     engine, vad = load_cascade(), load_vad()
     load_s = time.perf_counter() - t0
-    result = {"bench": "natural", "set": f"natural_set(seed={seed}): synthetic voices (Piper, espeak-ng) "
-                                         "with pauses and fillers, background speech, and a recorded call",
-              "load_seconds": round(load_s, 1)}
+    result = {
+        "bench": "natural",
+        "set": f"natural_set(seed={seed}): synthetic voices (Piper, espeak-ng) "
+        "with pauses and fillers, background speech, and a recorded call",
+        "load_seconds": round(load_s, 1),
+    }
     result.update(measure(engine, vad, turns))
     result["peak_rss_mb"] = peak_rss_mb()
     return result

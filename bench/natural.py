@@ -19,6 +19,7 @@ silence between them is exactly the pause that was planned.
 Everything is drawn from a seed. Rendered speech is kept in .cache/natural/ under a hash of what
 made it (text, voice, settings), so a second run renders nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,9 +71,11 @@ FADE_S = 0.05
 
 # --- voices -------------------------------------------------------------------------------------
 
+
 class Register(Enum):
     """Where a voice's median F0 sits: LOW under 150 Hz, HIGH over it (the tests check each
     voice). Two speakers of different registers are told apart by pitch alone."""
+
     LOW = "low"
     HIGH = "high"
 
@@ -81,6 +84,7 @@ class Register(Enum):
 class PiperSpeaker:
     """The packaged Piper voice, at a speed (Piper's own length scale, pitch kept) and shifted in
     pitch by Rubber Band (formants kept: the same speaker, higher or lower)."""
+
     speed: float = 1.0
     semitones: float = 0.0
     register: Register = Register.LOW
@@ -94,6 +98,7 @@ class PiperSpeaker:
 @dataclass(frozen=True)
 class EspeakSpeaker:
     """An espeak-ng voice and variant ("en-us+m3"), its words per minute and pitch (0-99)."""
+
     voice: str
     wpm: int = 160
     pitch: int = 50
@@ -126,8 +131,10 @@ SPEAKERS: tuple[Speaker, ...] = PIPER_SPEAKERS + ESPEAK_SPEAKERS
 
 # --- what people say ----------------------------------------------------------------------------
 
+
 class Kind(Enum):
     """A turn's length, as the whole turn's audio (lead-in and pauses included)."""
+
     SHORT = (1.0, 3.0)
     MEDIUM = (4.0, 10.0)
     LONG = (20.0, 60.0)
@@ -205,6 +212,7 @@ BACKGROUND_SCRIPTS: tuple[str, ...] = (
 
 # --- the turn's plan: what is said and where it stops -------------------------------------------
 
+
 @dataclass(frozen=True)
 class Say:
     text: str
@@ -248,8 +256,9 @@ def words_of(script: str) -> str:
     return " ".join(t for t in parse_script(script) if t not in MARKS)
 
 
-def plan_turn(script: str, rng: np.random.Generator, pause_s: tuple[float, float] = PAUSE_S,
-              hesitate_p: float = HESITATE_P) -> list[Step]:
+def plan_turn(
+    script: str, rng: np.random.Generator, pause_s: tuple[float, float] = PAUSE_S, hesitate_p: float = HESITATE_P
+) -> list[Step]:
     """What is said and where the speaker stops, from the script and the generator alone."""
     steps: list[Step] = []
 
@@ -271,6 +280,7 @@ def plan_turn(script: str, rng: np.random.Generator, pause_s: tuple[float, float
 
 # --- rendering speech ------------------------------------------------------------------------
 
+
 def render(texts: Sequence[str], speaker: Speaker, cache: Path = CACHE_DIR) -> dict[str, np.ndarray]:
     """Each of `texts` said by `speaker`: 16 kHz mono float32, trimmed to its speech, at
     SPEECH_DBFS. Rendered together and kept together in `cache` under the hash of what made them:
@@ -290,15 +300,21 @@ def render(texts: Sequence[str], speaker: Speaker, cache: Path = CACHE_DIR) -> d
         raw = synthesize_piper(texts, speaker, seed=int(key[:8], 16))
     else:
         raw = [synthesize_espeak(text, speaker) for text in texts]
-    pieces = {text: to_level(trim(soxr.resample(audio, rate, RATE).astype(np.float32)), SPEECH_DBFS)
-              for text, (audio, rate) in zip(texts, raw)}
+    pieces = {
+        text: to_level(trim(soxr.resample(audio, rate, RATE).astype(np.float32)), SPEECH_DBFS)
+        for text, (audio, rate) in zip(texts, raw)
+    }
     store(path, list(pieces.values()))
     return pieces
 
 
 def render_key(texts: Sequence[str], speaker: Speaker) -> str:
-    what = {"version": RENDER_VERSION, "texts": list(texts), "kind": type(speaker).__name__,
-            "speaker": {k: v.value if isinstance(v, Enum) else v for k, v in asdict(speaker).items()}}
+    what = {
+        "version": RENDER_VERSION,
+        "texts": list(texts),
+        "kind": type(speaker).__name__,
+        "speaker": {k: v.value if isinstance(v, Enum) else v for k, v in asdict(speaker).items()},
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -314,8 +330,12 @@ def synthesize_espeak(text: str, speaker: EspeakSpeaker) -> tuple[np.ndarray, in
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng not found: install it (bash scripts/setup.sh --test does)")
-    done = subprocess.run([exe, "-v", speaker.voice, "-s", str(speaker.wpm), "-p", str(speaker.pitch),
-                           "--stdout", "--stdin"], input=text.encode(), capture_output=True, timeout=60)
+    done = subprocess.run(
+        [exe, "-v", speaker.voice, "-s", str(speaker.wpm), "-p", str(speaker.pitch), "--stdout", "--stdin"],
+        input=text.encode(),
+        capture_output=True,
+        timeout=60,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"espeak-ng failed on {speaker.voice}: {done.stderr.decode(errors='replace').strip()}")
     return pcm16_from_wav(done.stdout)
@@ -409,6 +429,7 @@ def to_level(audio: np.ndarray, dbfs: float) -> np.ndarray:
 
 # --- sounds between the words -------------------------------------------------------------------
 
+
 def shaped_noise(n: int, rng: np.random.Generator, band: tuple[float, float], tilt_db_per_octave: float) -> np.ndarray:
     """Unit-RMS noise within `band` Hz, its spectrum tilted by `tilt_db_per_octave` (negative:
     falling towards the highs)."""
@@ -442,7 +463,9 @@ def breath(rng: np.random.Generator) -> np.ndarray:
     """An in-breath: band-limited noise swelling and fading over 0.25-0.45 s."""
     n = int(rng.uniform(*BREATH_S) * RATE)
     envelope = np.sin(np.pi * np.arange(n) / n) ** 2
-    return shaped_noise(n, rng, (300.0, 4000.0), -4.0) * envelope.astype(np.float32) * np.float32(10 ** (BREATH_DBFS / 20))
+    return (
+        shaped_noise(n, rng, (300.0, 4000.0), -4.0) * envelope.astype(np.float32) * np.float32(10 ** (BREATH_DBFS / 20))
+    )
 
 
 # --- turns --------------------------------------------------------------------------------------
@@ -453,6 +476,7 @@ Span = tuple[int, int]  # [start, end) in samples at RATE
 @dataclass(frozen=True, eq=False)
 class Turn:
     """One speaker's turn: what the microphone hears, and what is known about it."""
+
     audio: np.ndarray  # 16 kHz mono float32: speech, pauses, fillers, background, room
     text: str  # the words said, fillers left out: the reference for recognition
     spoken: str  # everything said in order, fillers included
@@ -467,9 +491,16 @@ class Turn:
         return len(self.audio) / RATE
 
 
-def natural_turn(script: str, speaker: Speaker, rng: np.random.Generator, *,
-                 pause_s: tuple[float, float] = PAUSE_S, hesitate_p: float = HESITATE_P,
-                 noise_dbfs: float | None = ROOM_TONE_DBFS, cache: Path = CACHE_DIR) -> Turn:
+def natural_turn(
+    script: str,
+    speaker: Speaker,
+    rng: np.random.Generator,
+    *,
+    pause_s: tuple[float, float] = PAUSE_S,
+    hesitate_p: float = HESITATE_P,
+    noise_dbfs: float | None = ROOM_TONE_DBFS,
+    cache: Path = CACHE_DIR,
+) -> Turn:
     """`script` (with its `/` and `~` marks) said by `speaker` as a person would: pauses of
     `pause_s` between phrases, fillers, breaths, and the room's tone at `noise_dbfs` (None: none)."""
     steps = plan_turn(script, rng, pause_s, hesitate_p)
@@ -499,13 +530,20 @@ def natural_turn(script: str, speaker: Speaker, rng: np.random.Generator, *,
     pieces.append(np.zeros(lead, np.float32))
     dry = np.concatenate(pieces)
     tone = room_tone(len(dry), (noise_seed, 1), noise_dbfs) if noise_dbfs is not None else 0.0
-    return Turn(audio=dry + tone, text=words_of(script),
-                spoken=" ".join(s.text for s in steps if isinstance(s, Say)), speaker=speaker.id,
-                pauses=tuple(pauses), speech=tuple(speech), script=script)
+    return Turn(
+        audio=dry + tone,
+        text=words_of(script),
+        spoken=" ".join(s.text for s in steps if isinstance(s, Say)),
+        speaker=speaker.id,
+        pauses=tuple(pauses),
+        speech=tuple(speech),
+        script=script,
+    )
 
 
-def with_background(turn: Turn, other: np.ndarray, rng: np.random.Generator,
-                    below_db: tuple[float, float] = BACKGROUND_DB) -> Turn:
+def with_background(
+    turn: Turn, other: np.ndarray, rng: np.random.Generator, below_db: tuple[float, float] = BACKGROUND_DB
+) -> Turn:
     """`turn` with another voice under it, `below_db` quieter than the speaker, starting anywhere
     in the turn (and cut off where the turn ends)."""
     quiet = quieter(other, rng, below_db)
@@ -566,6 +604,7 @@ class Conversation:
     """Two speakers taking turns. The gaps between turns are the assistant's to fill: `gap`
     makes the audio of a gap of any length (the room, and the background voice when it talks
     there), `lay_out` puts turns and gaps on one timeline."""
+
     turns: tuple[Turn, ...]
     gap_speech: tuple[np.ndarray | None, ...]  # per gap (after turn i): the background voice, quieted
     seed: int
@@ -625,9 +664,15 @@ def pick_speakers(rng: np.random.Generator) -> tuple[Speaker, Speaker, Speaker]:
     return a, b, others[int(rng.integers(len(others)))]
 
 
-def natural_conversation(minutes: float | None = None, n_turns: int | None = None, seed: int = 0, *,
-                         background: bool = True, room: RoomConfig | None = None,
-                         cache: Path = CACHE_DIR) -> Conversation:
+def natural_conversation(
+    minutes: float | None = None,
+    n_turns: int | None = None,
+    seed: int = 0,
+    *,
+    background: bool = True,
+    room: RoomConfig | None = None,
+    cache: Path = CACHE_DIR,
+) -> Conversation:
     """Two speakers alternating, turns of 1-60 s; with `background`, a third voice 15-25 dB
     quieter talks under some turns and in some gaps; with `room` (FAR_ROOM is a living room a few
     metres away) every voice is heard through its reverberation and its noise.
@@ -647,8 +692,15 @@ def natural_conversation(minutes: float | None = None, n_turns: int | None = Non
     while (len(turns) < n_turns) if n_turns is not None else (elapsed < minutes * 60):
         kind = kinds[int(rng.choice(len(kinds), p=weights))]
         script = str(rng.choice(SCRIPTS[kind]))
-        turn = natural_turn(script, speakers[len(turns) % 2], rng, pause_s=KIND_PAUSE_S[kind],
-                            hesitate_p=KIND_HESITATE_P[kind], noise_dbfs=noise_dbfs, cache=cache)
+        turn = natural_turn(
+            script,
+            speakers[len(turns) % 2],
+            rng,
+            pause_s=KIND_PAUSE_S[kind],
+            hesitate_p=KIND_HESITATE_P[kind],
+            noise_dbfs=noise_dbfs,
+            cache=cache,
+        )
         if third is not None and rng.random() < UNDER_TURN_P:
             turn = with_background(turn, background_speech(third, rng, cache), rng)
         if rir is not None:
@@ -691,8 +743,9 @@ def recording() -> tuple[np.ndarray, list[Segment]]:
     try:
         dist = importlib.metadata.distribution(RECORDING_PACK)
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(f"the {RECORDING_PACK} pack is not installed: bash scripts/setup.sh installs "
-                           "the packs in packs.txt") from None
+        raise RuntimeError(
+            f"the {RECORDING_PACK} pack is not installed: bash scripts/setup.sh installs the packs in packs.txt"
+        ) from None
     wav, stm = (Path(dist.locate_file(f)) for f in RECORDING_FILES)
     return load_voice(wav), parse_stm(stm.read_text(encoding="utf-8"))
 
@@ -714,8 +767,16 @@ def recorded_turns(margin_s: float = 0.15) -> list[Turn]:
         spans = tuple((int(s.start * RATE) - start, int(s.end * RATE) - start) for s in run)
         gaps = tuple((a[1], b[0]) for a, b in zip(spans, spans[1:]) if (b[0] - a[1]) >= PAUSE_S[0] * RATE)
         text = " ".join(s.text for s in run)
-        turns.append(Turn(audio=audio[start:end].copy(), text=text, spoken=text,
-                          speaker=f"recorded:{run[0].speaker}", pauses=gaps, speech=spans))
+        turns.append(
+            Turn(
+                audio=audio[start:end].copy(),
+                text=text,
+                spoken=text,
+                speaker=f"recorded:{run[0].speaker}",
+                pauses=gaps,
+                speech=spans,
+            )
+        )
     return turns
 
 
@@ -723,10 +784,20 @@ def recorded_turns(margin_s: float = 0.15) -> list[Turn]:
 
 # (kind, with a background voice) of each synthesized turn in `natural_set`.
 SET_LAYOUT: tuple[tuple[Kind, bool], ...] = (
-    (Kind.SHORT, False), (Kind.SHORT, False), (Kind.SHORT, True), (Kind.SHORT, False), (Kind.SHORT, False),
-    (Kind.MEDIUM, False), (Kind.MEDIUM, True), (Kind.MEDIUM, False), (Kind.MEDIUM, False),
-    (Kind.MEDIUM, True), (Kind.MEDIUM, False),
-    (Kind.LONG, False), (Kind.LONG, True), (Kind.LONG, False),
+    (Kind.SHORT, False),
+    (Kind.SHORT, False),
+    (Kind.SHORT, True),
+    (Kind.SHORT, False),
+    (Kind.SHORT, False),
+    (Kind.MEDIUM, False),
+    (Kind.MEDIUM, True),
+    (Kind.MEDIUM, False),
+    (Kind.MEDIUM, False),
+    (Kind.MEDIUM, True),
+    (Kind.MEDIUM, False),
+    (Kind.LONG, False),
+    (Kind.LONG, True),
+    (Kind.LONG, False),
 )
 
 
@@ -740,8 +811,9 @@ def natural_set(seed: int = 0, recorded: bool = True, cache: Path = CACHE_DIR) -
     turns = []
     for i, (kind, noisy) in enumerate(SET_LAYOUT):
         speaker = order[i % len(order)]
-        turn = natural_turn(scripts[kind].pop(), speaker, rng, pause_s=KIND_PAUSE_S[kind],
-                            hesitate_p=KIND_HESITATE_P[kind], cache=cache)
+        turn = natural_turn(
+            scripts[kind].pop(), speaker, rng, pause_s=KIND_PAUSE_S[kind], hesitate_p=KIND_HESITATE_P[kind], cache=cache
+        )
         if noisy:
             other = order[(i + len(order) // 2) % len(order)]
             turn = with_background(turn, background_speech(other, rng, cache), rng)

@@ -10,6 +10,7 @@ setting, and the result names each part's device and number format ("devices").
 Each GGUF is measured in a process of its own, so its peak memory is its own. The converted
 files are kept under <data dir>/bench/ and reused by later runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,11 @@ def measure_steps(backend, steps: int, repeats: int, sequences: int = 2) -> dict
             backend.step(inputs)
         per_step.append((time.perf_counter() - t0) / steps)
     rates = [1 / s for s in per_step]
-    return {"steps_per_s": summary(rates, 2), "x_real_time": round(float(np.median(rates)) / REAL_TIME_STEPS, 2),
-            "ms_per_step": summary([s * 1000 for s in per_step], 1)}
+    return {
+        "steps_per_s": summary(rates, 2),
+        "x_real_time": round(float(np.median(rates)) / REAL_TIME_STEPS, 2),
+        "ms_per_step": summary([s * 1000 for s in per_step], 1),
+    }
 
 
 def measure_prefill(backend, repeats: int) -> dict:
@@ -126,7 +130,9 @@ def _random_codec():
 def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * 16000)) / 16000
-    voice = sum(np.sin(2 * np.pi * f * t * (1 + 0.05 * np.sin(3 * t))) / k for k, f in enumerate((140, 280, 420, 700), 1))
+    voice = sum(
+        np.sin(2 * np.pi * f * t * (1 + 0.05 * np.sin(3 * t))) / k for k, f in enumerate((140, 280, 420, 700), 1)
+    )
     return (0.2 * voice * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) + rng.normal(0, 0.01, len(t))).astype(np.float32)
 
 
@@ -140,8 +146,12 @@ def measure_encoder(encoder, repeats: int) -> dict:
 
     audio = _speechlike(INPUT_SECONDS)
     frames = whisper_frames(len(audio))
-    ways = {"padded_30s_fp32": (True, False), "padded_30s_fast": (True, True), "needed_frames_fast": (False, True),
-            "needed_frames_fp32": (False, False)}
+    ways = {
+        "padded_30s_fp32": (True, False),
+        "padded_30s_fast": (True, True),
+        "needed_frames_fast": (False, True),
+        "needed_frames_fp32": (False, False),
+    }
     out: dict = {"frames": frames}
     features = {}
     for label, (padded, fast) in ways.items():
@@ -154,10 +164,12 @@ def measure_encoder(encoder, repeats: int) -> dict:
     reference = features["padded_30s_fp32"]
     for label in ways:
         difference = features[label] - reference
-        out[label]["relative_error"] = round(float(torch.linalg.vector_norm(difference)
-                                                   / torch.linalg.vector_norm(reference)), 5)
-        out[label]["min_frame_cosine"] = round(float(torch.nn.functional.cosine_similarity(
-            features[label], reference, dim=-1).min()), 5)
+        out[label]["relative_error"] = round(
+            float(torch.linalg.vector_norm(difference) / torch.linalg.vector_norm(reference)), 5
+        )
+        out[label]["min_frame_cosine"] = round(
+            float(torch.nn.functional.cosine_similarity(features[label], reference, dim=-1).min()), 5
+        )
     return out
 
 
@@ -186,8 +198,13 @@ def measure_codec(codec, repeats: int) -> dict:
         whole.append((time.perf_counter() - t0) / seconds)
     joined = np.concatenate(chunks)
     error = float(np.abs(joined - reference).max() / np.abs(reference).max())
-    return {"audio_seconds": round(seconds, 2), "streamed_rtf": summary(streamed, 3), "whole_rtf": summary(whole, 3),
-            "first_chunk_ms": summary(first, 1), "streamed_vs_whole_max_error": round(error, 6)}
+    return {
+        "audio_seconds": round(seconds, 2),
+        "streamed_rtf": summary(streamed, 3),
+        "whole_rtf": summary(whole, 3),
+        "first_chunk_ms": summary(first, 1),
+        "streamed_vs_whole_max_error": round(error, 6),
+    }
 
 
 def measure_first_audio(engine, turns: int) -> dict:
@@ -231,8 +248,10 @@ def measure_cancel_wait(engine, delays=(0.2, 0.6, 1.0, 1.4, 1.8)) -> dict:
             pass
         waits[delay] = (time.perf_counter() - t0) * 1000
         reader.join()
-    return {"wait_ms": summary(list(waits.values()), 1),
-            "by_delay_ms": {f"{d:.1f}s": round(w, 1) for d, w in waits.items()}}
+    return {
+        "wait_ms": summary(list(waits.values()), 1),
+        "by_delay_ms": {f"{d:.1f}s": round(w, 1) for d, w in waits.items()},
+    }
 
 
 # ---- the worker: one GGUF in a process of its own ----------------------------------------------
@@ -247,7 +266,9 @@ def bench_plan(device: str):
 
     plan = plan_devices(COMPUTE[device])
     if device != "cpu" and not any(p.on_gpu for p in (plan.omni_llm, plan.omni_encoder, plan.snac)):
-        raise ValueError(f"bench omni --device {device}: nothing can run there ({plan.omni_llm.why}; {plan.omni_encoder.why})")
+        raise ValueError(
+            f"bench omni --device {device}: nothing can run there ({plan.omni_llm.why}; {plan.omni_encoder.why})"
+        )
     return plan
 
 
@@ -283,9 +304,15 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
     t0 = time.perf_counter()
     backends = {mode: None for mode in ("separate", "joint")}
     for mode in backends:
-        backend = LlamaBackend(Path(folder), threads=_threads(), step_mode=mode, gpu_layers=plan.omni_llm.gpu_layers,
-                               flash_attention=plan.omni_llm.flash_attention, adapter_device=plan.omni_adapter.device,
-                               adapter_dtype=getattr(torch, plan.omni_adapter.number_format))
+        backend = LlamaBackend(
+            Path(folder),
+            threads=_threads(),
+            step_mode=mode,
+            gpu_layers=plan.omni_llm.gpu_layers,
+            flash_attention=plan.omni_llm.flash_attention,
+            adapter_device=plan.omni_adapter.device,
+            adapter_dtype=getattr(torch, plan.omni_adapter.number_format),
+        )
         if mode == "separate":
             result["load_s"] = round(time.perf_counter() - t0, 2)
             # The logits after a prompt, for the quantization error against f16 (see `run`).
@@ -304,8 +331,11 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
         # The engine's own path first, so its peak memory is what a user's turn costs; the
         # component benches after it decode more at once than the engine ever does.
         encoder, codec = _place(_random_encoder(), plan.omni_encoder), _place(_random_codec(), plan.snac)
-        result["devices"] |= {"omni_encoder": placed(plan.omni_encoder), "omni_adapter": placed(plan.omni_adapter),
-                              "snac": placed(plan.snac)}
+        result["devices"] |= {
+            "omni_encoder": placed(plan.omni_encoder),
+            "omni_adapter": placed(plan.omni_adapter),
+            "snac": placed(plan.snac),
+        }
         tokenizer = Tokenizer.from_str(small_tokenizer_json())
         engine = OmniEngine(backends["separate"], encoder, codec, tokenizer, OmniOptions())
         engine.warm()
@@ -325,8 +355,12 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
 
 def _run_worker(folder: Path, full: bool, turns: int, device: str) -> dict:
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "bench.omni", str(folder), "1" if full else "0", str(turns), device],
-                          cwd=root, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.omni", str(folder), "1" if full else "0", str(turns), device],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -360,10 +394,15 @@ def _converted(root: Path, model, quant: str) -> tuple[Path, float | None]:
 def _logit_error(logits: np.ndarray, reference: np.ndarray) -> dict:
     from models.omni import tokens as T
 
-    same = [np.argmax(logits[i][slice(*T.stream_columns(s))]) == np.argmax(reference[i][slice(*T.stream_columns(s))])
-            for i in range(len(reference)) for s in range(T.N_STREAMS)]
-    return {"relative_error": round(float(np.linalg.norm(logits - reference) / np.linalg.norm(reference)), 4),
-            "top_token_agreement": round(float(np.mean(same)), 2)}
+    same = [
+        np.argmax(logits[i][slice(*T.stream_columns(s))]) == np.argmax(reference[i][slice(*T.stream_columns(s))])
+        for i in range(len(reference))
+        for s in range(T.N_STREAMS)
+    ]
+    return {
+        "relative_error": round(float(np.linalg.norm(logits - reference) / np.linalg.norm(reference)), 4),
+        "top_token_agreement": round(float(np.mean(same)), 2),
+    }
 
 
 def _best(figures: dict) -> float:
@@ -387,17 +426,25 @@ def run(turns: int = 5, device: str = "cpu", quants: tuple[str, ...] = QUANTS) -
     root = default_data_dir() / "bench"
     t0 = time.perf_counter()
     model = random_lm(_full_config(), SEED)
-    result: dict = {"bench": "omni", "device": device, "device_plan": plan.to_json(), "threads": _threads(),
-                    "cpu_count": os.cpu_count(),
-                    "input_seconds": INPUT_SECONDS, "real_time_steps_per_s": round(REAL_TIME_STEPS, 2),
-                    "model_build_s": round(time.perf_counter() - t0, 1), "conversion_s": {}}
+    result: dict = {
+        "bench": "omni",
+        "device": device,
+        "device_plan": plan.to_json(),
+        "threads": _threads(),
+        "cpu_count": os.cpu_count(),
+        "input_seconds": INPUT_SECONDS,
+        "real_time_steps_per_s": round(REAL_TIME_STEPS, 2),
+        "model_build_s": round(time.perf_counter() - t0, 1),
+        "conversion_s": {},
+    }
     folders = {}
     for quant in quants:
         folders[quant], seconds = _converted(root, model, quant)
         result["conversion_s"][quant] = seconds if seconds is not None else "reused"
     for quant in quants:
-        result[f"gguf_{quant}"] = _run_worker(folders[quant], full=quant in ("q4_k_m", "q4_0"), turns=turns,
-                                              device=device)
+        result[f"gguf_{quant}"] = _run_worker(
+            folders[quant], full=quant in ("q4_k_m", "q4_0"), turns=turns, device=device
+        )
         result[f"gguf_{quant}"]["file_mb"] = round((folders[quant] / "model.gguf").stat().st_size / 1e6, 1)
     # Quantization error: each file's logits after the same prompt against the f16 file's,
     # relative (norm of the difference over the norm), and how often each stream's top token agrees.
@@ -410,9 +457,11 @@ def run(turns: int = 5, device: str = "cpu", quants: tuple[str, ...] = QUANTS) -
             continue
         result[f"gguf_{quant}"]["logits_vs_f16"] = _logit_error(logits, reference)
     backend = TorchBackend(model)
-    result["torch_fp32"] = {"devices": {"omni_llm": {"device": "cpu", "number_format": "float32"}},
-                            "decode_batch_of_two": measure_steps(backend, steps=8, repeats=3),
-                            "prefill": measure_prefill(backend, repeats=1)}
+    result["torch_fp32"] = {
+        "devices": {"omni_llm": {"device": "cpu", "number_format": "float32"}},
+        "decode_batch_of_two": measure_steps(backend, steps=8, repeats=3),
+        "prefill": measure_prefill(backend, repeats=1),
+    }
     result["peak_rss_mb_main_process"] = peak_rss_mb()
     q4 = result.get("gguf_q4_k_m", {"error": "not measured"})
     if "error" not in q4:
@@ -421,12 +470,17 @@ def run(turns: int = 5, device: str = "cpu", quants: tuple[str, ...] = QUANTS) -
             "q4_k_m_x_real_time >= 3 (batch of two)": _best(q4),
             "q4_0_x_real_time >= 3 (batch of two)": _best(fast) if "error" not in fast else None,
             "q4_k_m_x_real_time after the text ends": q4["decode_after_text_ends"]["x_real_time"],
-            "first_audio_ms <= 600 (30 s encoder window, the default)":
-                q4["engine_padded_30s"]["first_audio_ms"].get("median"),
+            "first_audio_ms <= 600 (30 s encoder window, the default)": q4["engine_padded_30s"]["first_audio_ms"].get(
+                "median"
+            ),
             "first_audio_ms <= 600 (needed frames only)": q4["engine_needed_frames"]["first_audio_ms"].get("median"),
-            "q4_0 first_audio_ms (30 s window)": fast.get("engine_padded_30s", {}).get("first_audio_ms", {}).get("median"),
+            "q4_0 first_audio_ms (30 s window)": fast.get("engine_padded_30s", {})
+            .get("first_audio_ms", {})
+            .get("median"),
             "codec_streamed_rtf <= 0.3": q4["codec"]["streamed_rtf"].get("median"),
-            "a cancelled reply holds up the next, ms (max)": q4["cancelled_reply_holds_the_next_for"]["wait_ms"].get("max"),
+            "a cancelled reply holds up the next, ms (max)": q4["cancelled_reply_holds_the_next_for"]["wait_ms"].get(
+                "max"
+            ),
             "peak_rss_mb <= 2048 (engine: load, warm-up, turns)": q4["peak_rss_mb_engine"],
         }
     return result

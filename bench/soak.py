@@ -11,6 +11,7 @@ or by speech, and a last spoken question that must be answered.
 Reported: turns asked and answered and how each reply ended, errors and exceptions on any thread,
 resident memory and thread count after the warm-up and at the end, and the CPU it ran on.
 """
+
 from __future__ import annotations
 
 import gc
@@ -89,8 +90,11 @@ class _Speaker:
         if plan.over:
             return out
         if plan.waiting:
-            barging = (self.replies % BARGE_EVERY == BARGE_EVERY - 1 and plan.sound_at is not None
-                       and self.clock() - plan.sound_at >= BARGE_AFTER_S)
+            barging = (
+                self.replies % BARGE_EVERY == BARGE_EVERY - 1
+                and plan.sound_at is not None
+                and self.clock() - plan.sound_at >= BARGE_AFTER_S
+            )
             if not barging:
                 return out
             self.barge_ins += 1
@@ -118,8 +122,11 @@ class _Speaker:
     def turn_taken(self) -> None:
         """The session took the turn: the last turn said, or the one being said (cut short)."""
         plan = self.plan
-        if plan.said > 0 and plan.said - 1 not in plan.taken and (
-                plan.in_gap or plan.over or (plan.index == plan.said and plan.cursor == 0)):
+        if (
+            plan.said > 0
+            and plan.said - 1 not in plan.taken
+            and (plan.in_gap or plan.over or (plan.index == plan.said and plan.cursor == 0))
+        ):
             plan.taken.add(plan.said - 1)
         else:
             plan.cut_mid_turn += 1
@@ -161,13 +168,16 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
                 if event.reason != ReplyEnd.DISCARDED:
                     speaker.reply_ended()
                     if len(finished) % STYLE_EVERY == 0:
-                        session.set_style(style_from_preset(built_in.get(names[len(finished) // STYLE_EVERY % len(names)])))
+                        session.set_style(
+                            style_from_preset(built_in.get(names[len(finished) // STYLE_EVERY % len(names)]))
+                        )
 
     playback = PlaybackQueue(DEVICE_RATE, clock=clock)
     loop = SimulatedRoomLoop(playback, RoomConfig(), EchoCanceller(), record=False)
     vad.reset()
-    session = Session(engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock,
-                      judge=load_turn_judge())
+    session = Session(
+        engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock, judge=load_turn_judge()
+    )
     warm = {}
     stalled = []
 
@@ -184,10 +194,21 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
             warm.update(rss_mb=rss_mb(), threads=threading.active_count(), at_s=clock())
         if tick % (PROGRESS_MINUTES * 60 * 100) == 0 and tick:
             # A line on stderr every few simulated minutes: a run stopped early still tells.
-            print(json.dumps({"soak_minutes": round(clock() / 60, 1), "wall_s": round(time.perf_counter() - t0, 1),
-                              "turn": plan.index, "turns": len(plan.turns), "replies_ended": len(finished),
-                              "rss_mb": round(rss_mb(), 1), "threads": threading.active_count()}),
-                  file=sys.stderr, flush=True)
+            print(
+                json.dumps(
+                    {
+                        "soak_minutes": round(clock() / 60, 1),
+                        "wall_s": round(time.perf_counter() - t0, 1),
+                        "turn": plan.index,
+                        "turns": len(plan.turns),
+                        "replies_ended": len(finished),
+                        "rss_mb": round(rss_mb(), 1),
+                        "threads": threading.active_count(),
+                    }
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
 
     quiet = {"ticks": 0}
 
@@ -222,9 +243,11 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         # How long a reply waited for the previous one's workers to let go of the models.
         "handover_ms": summary([lat.stages["handover"] for lat in session.latencies if "handover" in lat.stages]),
         "stalls": stalled,
-        "memory_mb": {"after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
-                      "end": round(end["rss_mb"], 1),
-                      "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1)},
+        "memory_mb": {
+            "after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
+            "end": round(end["rss_mb"], 1),
+            "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1),
+        },
         "threads": {"after_warm_up": warm.get("threads"), "end": end["threads"]},
     }
 
@@ -244,10 +267,18 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
     track = VoiceTrack()
     finished: list[ReplyFinished] = []
     vad.reset()
-    session = Session(engine, vad, playback, TurnConfig(), on_event=lambda e: isinstance(e, ReplyFinished) and finished.append(e),
-                      duplex=True, judge=load_turn_judge())
-    runner = threading.Thread(target=loop.run, args=(session.feed, track, lambda: False, 24 * 3600.0),
-                              name="stress-audio", daemon=True)
+    session = Session(
+        engine,
+        vad,
+        playback,
+        TurnConfig(),
+        on_event=lambda e: isinstance(e, ReplyFinished) and finished.append(e),
+        duplex=True,
+        judge=load_turn_judge(),
+    )
+    runner = threading.Thread(
+        target=loop.run, args=(session.feed, track, lambda: False, 24 * 3600.0), name="stress-audio", daemon=True
+    )
     runner.start()
     threads_before = threading.active_count()
     gc.collect()
@@ -272,8 +303,7 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
     before_last = len(finished)
     track.add(question, (loop.ticks + 2) * FRAME)
     deadline = time.perf_counter() + len(question) / RATE + 90
-    while time.perf_counter() < deadline and not any(
-            f.reason == ReplyEnd.COMPLETE for f in finished[before_last:]):
+    while time.perf_counter() < deadline and not any(f.reason == ReplyEnd.COMPLETE for f in finished[before_last:]):
         time.sleep(0.05)
     last = [f for f in finished[before_last:] if f.reason != ReplyEnd.DISCARDED]
     loop.stop()
@@ -298,12 +328,17 @@ def run(minutes: float = 60.0, rounds: int = 300) -> dict:
 
     errors: list[str] = []
     previous = threading.excepthook
-    threading.excepthook = lambda args: errors.append(f"{args.thread.name if args.thread else '?'}: "
-                                                      f"{type(args.exc_value).__name__}: {args.exc_value}")
+    threading.excepthook = lambda args: errors.append(
+        f"{args.thread.name if args.thread else '?'}: {type(args.exc_value).__name__}: {args.exc_value}"
+    )
     try:
         engine, vad = load_cascade(), load_vad()
-        result = {"bench": "soak", "cpu": cpu_features(), "soak": soak(engine, vad, minutes),
-                  "stress": stress(engine, vad, rounds)}
+        result = {
+            "bench": "soak",
+            "cpu": cpu_features(),
+            "soak": soak(engine, vad, minutes),
+            "stress": stress(engine, vad, rounds),
+        }
     finally:
         threading.excepthook = previous
     result["thread_exceptions"] = errors

@@ -1,4 +1,5 @@
 """Small summaries for benchmark figures: median, p90 and spread."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,15 @@ def peak_rss_mb() -> float:
 
 def word_error(reference: str | list[str], hypothesis: str | list[str]) -> float:
     """Word error rate (0..1) ignoring case, punctuation and spacing; lists are pooled."""
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    norm = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
     return jiwer.wer(reference, hypothesis, reference_transform=norm, hypothesis_transform=norm)
 
 
@@ -56,8 +64,12 @@ def cpu_features() -> dict:
                     flags = set(value.split())
     except OSError:  # not Linux: the model name from platform is what there is
         logging.getLogger(__name__).info("no /proc/cpuinfo: CPU flags not read", exc_info=True)
-    result = {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
-              "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
+    result = {
+        "model": name,
+        "cores": os.cpu_count(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+        "kept_out": {k: os.environ[k] for k in ("CT2_FORCE_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ},
+    }
     try:  # what this llama.cpp build was compiled for (it picks no variant at run time)
         import llama_cpp
 

@@ -4,6 +4,7 @@ a ratio to neutral's: the emotion's intonation setting scales exactly this; a 10
 spread over a few sentences is ruled by a handful of creaky frames), loudness (RMS dB over voiced
 audio) and speaking rate (words per second). The wording instruction is not measured here (it changes what the
 chat model writes, not how a given sentence sounds)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,15 +47,24 @@ def _figures(engine, style) -> dict:
         loud = np.abs(audio) > 0.01
         levels.append(20 * np.log10(np.sqrt(np.mean(np.square(audio[loud]))) + 1e-12))
         rates.append(len(text.split()) / speaking_seconds(audio, rate))
-    return {"f0_median_hz": float(np.median(np.concatenate(f0s))), "f0_spread_st": spreads,
-            "level_db": float(np.mean(levels)), "words_per_s": float(np.mean(rates))}
+    return {
+        "f0_median_hz": float(np.median(np.concatenate(f0s))),
+        "f0_spread_st": spreads,
+        "level_db": float(np.mean(levels)),
+        "words_per_s": float(np.mean(rates)),
+    }
 
 
 def measure(engine) -> dict:
     base = _figures(engine, style_from_preset(Preset(name="neutral")))
-    out = {"neutral": {"f0_median_hz": round(base["f0_median_hz"], 2),
-                       "f0_spread_st": round(float(np.median(base["f0_spread_st"])), 2),
-                       "level_db": round(base["level_db"], 2), "words_per_s": round(base["words_per_s"], 2)}}
+    out = {
+        "neutral": {
+            "f0_median_hz": round(base["f0_median_hz"], 2),
+            "f0_spread_st": round(float(np.median(base["f0_spread_st"])), 2),
+            "level_db": round(base["level_db"], 2),
+            "words_per_s": round(base["words_per_s"], 2),
+        }
+    }
     for name in EMOTIONS:
         if name == "neutral":
             continue

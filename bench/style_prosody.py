@@ -9,6 +9,7 @@ clause chunk's first styled part is out (`pieces`, as the session hands it on), 
 chunk's time and this thread's CPU time beside it (the machine may be shared),
 and the look-ahead the stretcher holds back at the end of each chunk until the next one comes.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,7 @@ from core.style.prosody import ENGINE, StreamingProsody, apply_prosody
 REPLIES = (
     ("The weather today is sunny and mild,", "with a light breeze from the west,", "a good day for a walk."),
     ("I have added milk, bread and coffee to your shopping list,", "and I will remind you at the market."),
-    ("Your meeting with the design team starts after lunch tomorrow,",
-     "so there is time to finish the slides."),
+    ("Your meeting with the design team starts after lunch tomorrow,", "so there is time to finish the slides."),
     ("Remember to water the plants on the balcony,", "they looked a little dry this morning."),
     ("The museum is closed on Mondays,", "but the garden behind it stays open until sunset."),
     ("Would you like me to read the next chapter of the story,", "or shall we take a short break first?"),
@@ -35,10 +35,24 @@ REPLIES = (
 SPEEDS = (0.5, 0.75, 1.25, 1.5, 2.0)
 PITCHES = (-12.0, -4.0, 4.0, 12.0)
 HEARD = ((0.75, 0.0), (1.25, 0.0), (1.5, 0.0), (1.0, -4.0), (1.0, -2.0), (1.0, 2.0), (1.0, 4.0), (1.5, 4.0))
-STREAMED = ((0.5, 0.0), (2.0, 0.0), (1.0, -12.0), (1.0, 12.0), (0.75, 0.0), (1.5, 0.0), (1.0, 4.0),
-            (1.0, -4.0), (0.75, 4.0), (1.5, -4.0))
-TARGETS = {"speed_error_pct": 3.0, "pitch_error_cents": 25.0, "word_error_increase_points": 5.0,
-           "added_latency_ms": 30.0}
+STREAMED = (
+    (0.5, 0.0),
+    (2.0, 0.0),
+    (1.0, -12.0),
+    (1.0, 12.0),
+    (0.75, 0.0),
+    (1.5, 0.0),
+    (1.0, 4.0),
+    (1.0, -4.0),
+    (0.75, 4.0),
+    (1.5, -4.0),
+)
+TARGETS = {
+    "speed_error_pct": 3.0,
+    "pitch_error_cents": 25.0,
+    "word_error_increase_points": 5.0,
+    "added_latency_ms": 30.0,
+}
 DIGITS = {"duration_error_pct": 2, "max_abs_diff_vs_whole": 6, "join_step_over_own_p999": 2, "chunk_s": 2}
 
 Row = tuple[str, str, str, float]  # group, setting, figure, value
@@ -78,8 +92,9 @@ def _join_step(audio: np.ndarray, joins: np.ndarray) -> float:
     return float(np.max(np.abs(audio[joins] - audio[joins - 1]))) / own if len(joins) and own else 0.0
 
 
-def _stream(pieces: list[np.ndarray], rate: int, speed: float, semitones: float,
-            whole: np.ndarray, cut: str) -> Iterator[Row]:
+def _stream(
+    pieces: list[np.ndarray], rate: int, speed: float, semitones: float, whole: np.ndarray, cut: str
+) -> Iterator[Row]:
     stream = StreamingProsody(rate, speed, semitones)
     outs, taken, given = [], 0, 0
     timed = "typical" if _typical(speed, semitones) else "extreme"
@@ -109,8 +124,7 @@ def _stream(pieces: list[np.ndarray], rate: int, speed: float, semitones: float,
     yield "seams", cut, "join_step_over_own_p999", _join_step(audio, np.cumsum([len(o) for o in outs])[:-1])
 
 
-def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int,
-               rng: np.random.Generator) -> Iterator[Row]:
+def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int, rng: np.random.Generator) -> Iterator[Row]:
     for speed, semitones in STREAMED:
         whole = apply_prosody(audio, rate, speed, semitones)
         yield from _stream(chunks, rate, speed, semitones, whole, "clause chunks")
@@ -140,6 +154,7 @@ def _word_error(references: list[str], hypotheses: list[str]) -> float:
 
 def _transcripts(engine, audio: np.ndarray, rate: int) -> dict[str, str]:
     """What the recognizer hears of the reply plain and at each styled setting."""
+
     def heard(samples: np.ndarray) -> str:
         return engine.asr.transcribe(soxr.resample(samples, rate, 16000).astype(np.float32))
 
@@ -153,8 +168,13 @@ def _grouped(rows: list[Row]) -> dict:
     values: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for group, setting, figure, value in rows:
         values[group][setting][figure].append(value)
-    return {group: {setting: {figure: summary(v, DIGITS.get(figure, 1)) for figure, v in figures.items()}
-                    for setting, figures in settings.items()} for group, settings in values.items()}
+    return {
+        group: {
+            setting: {figure: summary(v, DIGITS.get(figure, 1)) for figure, v in figures.items()}
+            for setting, figures in settings.items()
+        }
+        for group, settings in values.items()
+    }
 
 
 def measure(engine, repeats: int = 1) -> dict:

@@ -8,6 +8,7 @@ reference says other sentences than the reply, as a user's clip would. The voice
 differently every time (Piper samples its prosody), so every run renders the reference and the
 reply anew, and the figures are medians over the runs with their spread.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,12 +46,17 @@ REPLY_SENTENCES = (
 )
 WORLD_SPEAKERS = {  # VoiceMapping settings, applied around the packaged voice's median F0
     "higher_shorter_tract": {"f0_shift_st": 6.0, "formant_ratio": 1.12},
-    "lower_longer_tract_darker": {"f0_shift_st": -4.0, "f0_range_scale": 0.8, "formant_ratio": 0.9,
-                                  "tilt_db_per_octave": -2.0},
+    "lower_longer_tract_darker": {
+        "f0_shift_st": -4.0,
+        "f0_range_scale": 0.8,
+        "formant_ratio": 0.9,
+        "tilt_db_per_octave": -2.0,
+    },
 }
 TAPE_SPEED = 1.2
-SPEAKERS = WORLD_SPEAKERS | {"tape_speed": {"f0_shift_st": round(12 * math.log2(TAPE_SPEED), 2),
-                                            "formant_ratio": TAPE_SPEED}}
+SPEAKERS = WORLD_SPEAKERS | {
+    "tape_speed": {"f0_shift_st": round(12 * math.log2(TAPE_SPEED), 2), "formant_ratio": TAPE_SPEED}
+}
 ASR_RATE = RATE  # the recogniser's
 
 
@@ -87,12 +93,15 @@ def measure(engine, runs: int = 3) -> dict:
             matched = np.concatenate(pieces + [matcher.flush()])
             after = analyze_reference(matched, tts.rate)
             row = figures[name]
-            for key, distance in (("f0", pitch_distance_st), ("formant", formant_distance_st),
-                                  ("formant_scale", formant_scale_distance_st), ("tilt", _tilt_distance)):
+            for key, distance in (
+                ("f0", pitch_distance_st),
+                ("formant", formant_distance_st),
+                ("formant_scale", formant_scale_distance_st),
+                ("tilt", _tilt_distance),
+            ):
                 row.setdefault(f"{key}_before", []).append(distance(before, reference))
                 row.setdefault(f"{key}_after", []).append(distance(after, reference))
-            row.setdefault("word_error", []).append(
-                word_error(text, engine.asr.transcribe(_to_asr(matched, tts.rate))))
+            row.setdefault("word_error", []).append(word_error(text, engine.asr.transcribe(_to_asr(matched, tts.rate))))
     return {
         "bench": "style_voice",
         "runs": runs,
@@ -101,8 +110,7 @@ def measure(engine, runs: int = 3) -> dict:
         # The plain reply against the voice's own profile: how much the voice itself varies from one
         # text and rendering to the next. No "after" distance can be trusted below this.
         "voice_against_itself_st": {"f0": summary(own_f0, digits=2), "formant": summary(own_formant, digits=2)},
-        "speakers": {name: _speaker_figures(SPEAKERS[name], mappings[name], figures[name])
-                     for name in SPEAKERS},
+        "speakers": {name: _speaker_figures(SPEAKERS[name], mappings[name], figures[name]) for name in SPEAKERS},
         # Wall time includes whatever else the machine runs; CPU time is the matcher's own cost.
         "real_time_factor_per_chunk": summary([w / s for w, s in zip(wall, seconds)], digits=3),
         "cpu_time_factor_per_chunk": summary([c / s for c, s in zip(cpu, seconds)], digits=3),
@@ -126,9 +134,12 @@ def _references(tts, source: VoiceProfile) -> dict[str, VoiceProfile]:
 
 
 def _speaker_figures(made_with: dict, mappings: list[VoiceMapping], row: dict[str, list[float]]) -> dict:
-    out = {"made_with": made_with,
-           "estimated_mapping": {k: round(float(np.median([asdict(m)[k] for m in mappings])), 3)
-                                 for k in asdict(mappings[0])}}
+    out = {
+        "made_with": made_with,
+        "estimated_mapping": {
+            k: round(float(np.median([asdict(m)[k] for m in mappings])), 3) for k in asdict(mappings[0])
+        },
+    }
     for key in ("f0", "formant"):
         ratios = [a / max(b, 1e-6) for a, b in zip(row[f"{key}_after"], row[f"{key}_before"])]
         out[f"{key}_distance_st"] = {
@@ -138,11 +149,15 @@ def _speaker_figures(made_with: dict, mappings: list[VoiceMapping], row: dict[st
             "halved": bool(np.median(ratios) <= 0.5),
         }
     # The coarser formant check (each speaker against a neutral tube): it under-reads distances.
-    out["formant_scale_distance_st"] = {"before": summary(row["formant_scale_before"], digits=2),
-                                        "after": summary(row["formant_scale_after"], digits=2)}
+    out["formant_scale_distance_st"] = {
+        "before": summary(row["formant_scale_before"], digits=2),
+        "after": summary(row["formant_scale_after"], digits=2),
+    }
     # No ratio: some references keep the voice's own tilt, and a ratio of two small numbers is noise.
-    out["tilt_distance_db_per_octave"] = {"before": summary(row["tilt_before"], digits=2),
-                                          "after": summary(row["tilt_after"], digits=2)}
+    out["tilt_distance_db_per_octave"] = {
+        "before": summary(row["tilt_before"], digits=2),
+        "after": summary(row["tilt_after"], digits=2),
+    }
     out["word_error"] = summary(row["word_error"], digits=3)
     return out
 
@@ -161,5 +176,3 @@ def _speak(tts, text: str) -> np.ndarray:
 
 def _to_asr(audio: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(audio, rate, ASR_RATE).astype(np.float32)
-
-

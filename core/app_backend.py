@@ -6,6 +6,7 @@ work (loading models, reopening devices, measuring a voice) runs in order on one
 results and everything the conversation does come back as core events through `on_event`, from
 whichever thread produced them. The GUI bridges those to its own thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,20 @@ from core.engines import load_engine as load_named_engine
 from core import erase
 from core.audio.devices import SystemDevices
 from core.autostart import set_autostart
-from core.events import (AudioStatus, CoreEvent, EngineReady, HistoryCleared, Mode, Notice, ReplyEnd, ReplyFinished, State,
-                         StateChanged, TurnLatency, UserTranscript)
+from core.events import (
+    AudioStatus,
+    CoreEvent,
+    EngineReady,
+    HistoryCleared,
+    Mode,
+    Notice,
+    ReplyEnd,
+    ReplyFinished,
+    State,
+    StateChanged,
+    TurnLatency,
+    UserTranscript,
+)
 from core.settings import HISTORY_KEPT, HistoryEntry, Settings, UserFiles, check_settings
 from core.style.presets import PresetError, PresetStore, parse_preset
 from core.style.resolve import style_from_preset
@@ -42,11 +55,15 @@ DEFAULT_ASSETS = ("silero-vad", "smart-turn-v3.2", DEFAULT_ASR, DEFAULT_LLM, "pi
 log = logging.getLogger(__name__)
 GREETING = "Hello! I'm listening. Ask me anything."
 DEVICE_POLL_S = 3.0  # how often a conversation missing a device looks for one
-NO_MICROPHONE = ("No microphone ({reason}). Type a question below: it is answered {how}. To talk, plug in "
-                 "a microphone or headset, choose one in Settings → Audio, or allow this app to use the "
-                 "microphone in your system's privacy settings; it is picked up as soon as it appears.")
-NO_SPEAKER = ("No speaker ({reason}): replies are shown as text only. One is picked up as soon as it "
-              "appears, or choose one in Settings → Audio.")
+NO_MICROPHONE = (
+    "No microphone ({reason}). Type a question below: it is answered {how}. To talk, plug in "
+    "a microphone or headset, choose one in Settings → Audio, or allow this app to use the "
+    "microphone in your system's privacy settings; it is picked up as soon as it appears."
+)
+NO_SPEAKER = (
+    "No speaker ({reason}): replies are shown as text only. One is picked up as soon as it "
+    "appears, or choose one in Settings → Audio."
+)
 
 _ENGINE_KEYS = ("engine", "chat_model", "asr_model", "compute")
 _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_suppression", "gain_control")
@@ -58,11 +75,18 @@ def missing_assets(store: ModelStore, ids: tuple[str, ...] = DEFAULT_ASSETS) -> 
 
 
 class Runtime:
-    def __init__(self, on_event: Callable[[CoreEvent], None], files: UserFiles | None = None,
-                 store: ModelStore | None = None, simulated: bool = False,
-                 room: RoomConfig | None = RoomConfig(),
-                 load_engine: Callable[[Settings], Engine] | None = None, vad: SileroVad | None = None,
-                 devices: SystemDevices | None = None, device_poll_s: float = DEVICE_POLL_S) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[CoreEvent], None],
+        files: UserFiles | None = None,
+        store: ModelStore | None = None,
+        simulated: bool = False,
+        room: RoomConfig | None = RoomConfig(),
+        load_engine: Callable[[Settings], Engine] | None = None,
+        vad: SileroVad | None = None,
+        devices: SystemDevices | None = None,
+        device_poll_s: float = DEVICE_POLL_S,
+    ) -> None:
         """`simulated`: a simulated laptop room instead of audio devices (see `speak`).
         `load_engine(settings)` and `vad` replace loading from the registry (tests share one);
         `devices` the machine's audio devices. A conversation without a microphone or speaker
@@ -91,7 +115,9 @@ class Runtime:
         self._presets_kept_aside = bool(recovered)  # a preset gone with them was told about already
         self.store.assets()  # reads the registry's own files now, so damage to them is told at start
         self._startup_notices += take_notices()
-        self._history_unsaved = False  # a failed history write was told; the next one is told again only after a success
+        self._history_unsaved = (
+            False  # a failed history write was told; the next one is told again only after a success
+        )
         self.conversation: LiveConversation | SimulatedConversation | None = None
         self.capabilities: Capabilities | None = None
         self._engine: Engine | None = None
@@ -136,8 +162,11 @@ class Runtime:
             self.files.save_settings(settings)
         except OSError as exc:
             log.warning("could not save the settings", exc_info=True)
-            self.on_event(Notice("warning", f"could not save the settings ({exc.strerror or exc}); "
-                                            "they apply until the app closes"))
+            self.on_event(
+                Notice(
+                    "warning", f"could not save the settings ({exc.strerror or exc}); they apply until the app closes"
+                )
+            )
         self._jobs.put(lambda: self._reconfigure(old, settings))
 
     def update(self, **changes: Any) -> Settings:
@@ -327,8 +356,12 @@ class Runtime:
     def _reconfigure(self, old: Settings | None, new: Settings) -> None:
         engine_key = tuple(getattr(new, k) for k in _ENGINE_KEYS)
         reload_engine = engine_key != self._engine_key
-        reopen_audio = (old is None or reload_engine or self.conversation is None
-                        or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS))
+        reopen_audio = (
+            old is None
+            or reload_engine
+            or self.conversation is None
+            or any(getattr(old, k) != getattr(new, k) for k in _AUDIO_KEYS)
+        )
         style, target = self.style_for(new)
         for message in take_notices():  # a damaged voice profile met while the style was made
             self.on_event(Notice("warning", message))
@@ -368,8 +401,9 @@ class Runtime:
         session.voice_profiles = profiles
 
     def _load_named_engine(self, settings: Settings) -> Engine:
-        return load_named_engine(settings.engine, llm=settings.chat_model, asr=settings.asr_model,
-                                 compute=settings.compute, store=self.store)
+        return load_named_engine(
+            settings.engine, llm=settings.chat_model, asr=settings.asr_model, compute=settings.compute, store=self.store
+        )
 
     def _judge(self) -> TurnJudge | None:
         """The end-of-turn model, or None (turns then end on silence alone) with a notice."""
@@ -380,23 +414,44 @@ class Runtime:
             self.on_event(Notice("warning", f"turns end on silence alone: {exc}"))
             return None
 
-    def _open(self, settings: Settings, style: Style,
-              history: list[Message]) -> LiveConversation | SimulatedConversation:
-        switches = dict(echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
-                        gain_control=settings.gain_control)
+    def _open(
+        self, settings: Settings, style: Style, history: list[Message]
+    ) -> LiveConversation | SimulatedConversation:
+        switches = dict(
+            echo_cancellation=settings.echo_cancellation,
+            noise_suppression=settings.noise_suppression,
+            gain_control=settings.gain_control,
+        )
         judge = self._judge()
         assert self._engine is not None and self._vad is not None  # loaded before any conversation opens
         conversation: LiveConversation | SimulatedConversation
         if self.simulated:
-            conversation = SimulatedConversation(self._engine, self._vad, self._on_conversation_event,
-                                                 settings.turn_config(), style, Mode(settings.mode),
-                                                 room=self.room, judge=judge, **switches)
+            conversation = SimulatedConversation(
+                self._engine,
+                self._vad,
+                self._on_conversation_event,
+                settings.turn_config(),
+                style,
+                Mode(settings.mode),
+                room=self.room,
+                judge=judge,
+                **switches,
+            )
         else:
             self._device_signature = self.devices.signature()
-            conversation = LiveConversation(self._engine, self._vad, self._on_conversation_event,
-                                            settings.input_device, settings.output_device,
-                                            settings.turn_config(), style, Mode(settings.mode),
-                                            devices=self.devices, judge=judge, **switches)
+            conversation = LiveConversation(
+                self._engine,
+                self._vad,
+                self._on_conversation_event,
+                settings.input_device,
+                settings.output_device,
+                settings.turn_config(),
+                style,
+                Mode(settings.mode),
+                devices=self.devices,
+                judge=judge,
+                **switches,
+            )
         conversation.session.history = list(history)
         conversation.set_muted(self.muted)
         return conversation.start()
@@ -413,8 +468,13 @@ class Runtime:
 
     def _audio_status(self) -> None:
         c = self._current
-        self.on_event(AudioStatus(None if "microphone" in c.missing else c.microphone_name,
-                                  None if "speaker" in c.missing else c.speaker_name, self.muted))
+        self.on_event(
+            AudioStatus(
+                None if "microphone" in c.missing else c.microphone_name,
+                None if "speaker" in c.missing else c.speaker_name,
+                self.muted,
+            )
+        )
 
     def _poll_devices(self) -> None:
         """Control thread, while the conversation lacks a device: when the machine's devices look
@@ -448,7 +508,11 @@ class Runtime:
                 if event.transcript and last is not None and last.role == "user" and last.text == event.transcript:
                     self.history.pop()
                     self._save_history()
-        elif isinstance(event, ReplyFinished) and event.text and event.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED):
+        elif (
+            isinstance(event, ReplyFinished)
+            and event.text
+            and event.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED)
+        ):
             self._record(HistoryEntry("assistant", event.text, interrupted=event.reason == ReplyEnd.INTERRUPTED))
         elif isinstance(event, TurnLatency):
             with self._history_lock:
@@ -472,7 +536,11 @@ class Runtime:
             log.warning("could not save the conversation history", exc_info=True)
             if not self._history_unsaved:
                 self._history_unsaved = True
-                self.on_event(Notice("warning", f"could not save the conversation history "
-                                                f"({exc.strerror or exc}); it goes on unsaved"))
+                self.on_event(
+                    Notice(
+                        "warning",
+                        f"could not save the conversation history ({exc.strerror or exc}); it goes on unsaved",
+                    )
+                )
             return
         self._history_unsaved = False

@@ -1,5 +1,6 @@
 """Start at login: an XDG autostart entry, `$XDG_CONFIG_HOME/autostart/voice-companion.desktop`
 (~/.config when unset), which freedesktop.org desktops (GNOME, KDE, Xfce, ...) run at login."""
+
 from __future__ import annotations
 
 import os
@@ -37,10 +38,16 @@ def set_autostart(enabled: bool) -> Path:
         path.unlink(missing_ok=True)
         return path
     command, folder = launch_command()
-    lines = ["[Desktop Entry]", "Type=Application", "Name=Voice Companion",
-             "Comment=A voice companion that runs on this computer",
-             "Exec=" + " ".join(_quoted(a) for a in command), "Icon=" + str(ROOT / "assets" / "icon.svg"),
-             "Terminal=false", "X-GNOME-Autostart-enabled=true"]
+    lines = [
+        "[Desktop Entry]",
+        "Type=Application",
+        "Name=Voice Companion",
+        "Comment=A voice companion that runs on this computer",
+        "Exec=" + " ".join(_quoted(a) for a in command),
+        "Icon=" + str(ROOT / "assets" / "icon.svg"),
+        "Terminal=false",
+        "X-GNOME-Autostart-enabled=true",
+    ]
     if folder is not None:
         lines.append(f"Path={folder}")
     path.parent.mkdir(parents=True, exist_ok=True)

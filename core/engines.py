@@ -2,6 +2,7 @@
 and the settings pane all read, how each is loaded from the installed models, and which engines
 and compute devices can run on this machine. A new engine is one entry here (and its folder under
 models/)."""
+
 from __future__ import annotations
 
 import os
@@ -25,14 +26,25 @@ class EngineInfo:
     in_settings: bool = True  # offered in the window (omni-torch is a reference for developers)
 
 
-ENGINES: dict[str, EngineInfo] = {e.name: e for e in (
-    EngineInfo("cascade", "Cascade: Whisper, chat model, Piper",
-               "the streaming cascade: Whisper, a chat model on llama.cpp, Piper"),
-    EngineInfo("omni", "Mini-Omni (one speech model)",
-               "Mini-Omni on llama.cpp (converted on first use, at --quant)"),
-    EngineInfo("omni-torch", "Mini-Omni (torch reference)",
-               "Mini-Omni's float32 torch reference (slow; for checking the llama.cpp one)", in_settings=False),
-)}
+ENGINES: dict[str, EngineInfo] = {
+    e.name: e
+    for e in (
+        EngineInfo(
+            "cascade",
+            "Cascade: Whisper, chat model, Piper",
+            "the streaming cascade: Whisper, a chat model on llama.cpp, Piper",
+        ),
+        EngineInfo(
+            "omni", "Mini-Omni (one speech model)", "Mini-Omni on llama.cpp (converted on first use, at --quant)"
+        ),
+        EngineInfo(
+            "omni-torch",
+            "Mini-Omni (torch reference)",
+            "Mini-Omni's float32 torch reference (slow; for checking the llama.cpp one)",
+            in_settings=False,
+        ),
+    )
+}
 
 SETTINGS_ENGINES = tuple(name for name, e in ENGINES.items() if e.in_settings)
 DEFAULT_ENGINE = "cascade"
@@ -45,8 +57,14 @@ def threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def load_engine(name: str, llm: str | None = None, quant: str = "q4_k_m", compute: str = "auto",
-                store: ModelStore | None = None, asr: str | None = None) -> Engine:
+def load_engine(
+    name: str,
+    llm: str | None = None,
+    quant: str = "q4_k_m",
+    compute: str = "auto",
+    store: ModelStore | None = None,
+    asr: str | None = None,
+) -> Engine:
     """The engine called `name`, loaded and warmed from the installed models."""
     if name == "cascade":
         return load_cascade(store, llm=llm, asr=asr, compute=compute)
@@ -57,8 +75,14 @@ def load_engine(name: str, llm: str | None = None, quant: str = "q4_k_m", comput
     raise ValueError(f"unknown engine {name!r} ({', '.join(ENGINES)})")
 
 
-def load_cascade(store: ModelStore | None = None, llm: str | None = None, streaming: bool = True,
-                 chat_config: ChatConfig | None = None, compute: str = "auto", asr: str | None = None) -> CascadeEngine:
+def load_cascade(
+    store: ModelStore | None = None,
+    llm: str | None = None,
+    streaming: bool = True,
+    chat_config: ChatConfig | None = None,
+    compute: str = "auto",
+    asr: str | None = None,
+) -> CascadeEngine:
     """The streaming cascade (or, with streaming=False, the naive one the latency bench compares
     with). `compute`: the setting the device plan (models.devices) is made from."""
     from models.cascade.chat import ChatConfig
@@ -71,12 +95,18 @@ def load_cascade(store: ModelStore | None = None, llm: str | None = None, stream
         llm_file=store.ensure_role(llm or DEFAULT_LLM, "llm") / "model.gguf",
         tts_dir=store.ensure("piper-joe-medium"),
     )
-    return CascadeEngine.load(paths, chat_config or ChatConfig(threads=threads()), streaming=streaming,
-                              threads=threads(), plan=plan_devices(compute))
+    return CascadeEngine.load(
+        paths,
+        chat_config or ChatConfig(threads=threads()),
+        streaming=streaming,
+        threads=threads(),
+        plan=plan_devices(compute),
+    )
 
 
-def load_omni(store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m",
-              compute: str = "auto") -> Engine:
+def load_omni(
+    store: ModelStore | None = None, backend: str = "llama", quant: str = "q4_k_m", compute: str = "auto"
+) -> Engine:
     """The Mini-Omni engine from the installed assets (converting for llama.cpp on first use),
     placed by the device plan for `compute`."""
     from models.devices import plan_devices
@@ -113,8 +143,10 @@ def engine_options(store: ModelStore | None = None) -> dict[str, str | None]:
     unpinned = [a for a in omni if a not in known]
     reason: str | None
     if unpinned:
-        reason = ("this version could not pin Mini-Omni's files; read their hashes from Hugging Face "
-                  f"first: voice-companion models pin {' '.join(unpinned)}")
+        reason = (
+            "this version could not pin Mini-Omni's files; read their hashes from Hugging Face "
+            f"first: voice-companion models pin {' '.join(unpinned)}"
+        )
     else:
         missing = [a for a in omni if not store.status(a).verified]
         reason = f"install its models first: voice-companion models install {' '.join(missing)}" if missing else None

@@ -10,6 +10,7 @@ Each returns the names of the files it removed. What each removes:
   app's, not the user's, and take long to install again).
 The running app's copy in memory is the caller's to clear (core/app_backend.py does).
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,12 @@ def delete_clip(files: UserFiles, name: str) -> list[str]:
 def forget_everything(files: UserFiles) -> list[str]:
     """Everything of the user's in the data folder but the models (see the module's note)."""
     root = files.root
-    doomed = [files.settings_file, files.history_file,
-              *_kept_aside(files.settings_file), *_kept_aside(files.history_file)]
+    doomed = [
+        files.settings_file,
+        files.history_file,
+        *_kept_aside(files.settings_file),
+        *_kept_aside(files.history_file),
+    ]
     for folder in (files.presets, files.voices):
         if folder.is_dir():
             doomed += [p for p in folder.iterdir() if p.is_file() or p.is_symlink()]

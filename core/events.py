@@ -1,5 +1,6 @@
 """Events the core sends to whoever shows the conversation (the GUI, the CLI, tests), and the
 words of its protocol: states, modes and how a reply ended."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -100,5 +101,15 @@ class AudioStatus:
     muted: bool  # the microphone is muted: nothing it hears reaches the conversation
 
 
-CoreEvent = (StateChanged | UserTranscript | AssistantText | TurnLatency | ReplyFinished | Notice | Levels
-             | EngineReady | HistoryCleared | AudioStatus)
+CoreEvent = (
+    StateChanged
+    | UserTranscript
+    | AssistantText
+    | TurnLatency
+    | ReplyFinished
+    | Notice
+    | Levels
+    | EngineReady
+    | HistoryCleared
+    | AudioStatus
+)

@@ -7,6 +7,7 @@ that turn (a person who only paused goes on talking), then waits, as a person wa
 answer; once the reply has ended (complete, interrupted or empty) the file goes on. So every turn the session
 hears in the file is answered, in order, and the replies and the user's voice lie on one timeline.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,16 @@ from core.audio.room import RoomConfig
 from core.audio.simulated import SimulatedRoomLoop
 from core.audio.vad import SileroVad
 from core.audio.turn_end import load_turn_judge
-from core.events import (AssistantText, CoreEvent, ReplyEnd, ReplyFinished, State, StateChanged, TurnLatency,
-                         UserTranscript)
+from core.events import (
+    AssistantText,
+    CoreEvent,
+    ReplyEnd,
+    ReplyFinished,
+    State,
+    StateChanged,
+    TurnLatency,
+    UserTranscript,
+)
 from core.session import Judge, Session
 from core.style.chain import VoiceProfiles
 from core.turns import TurnConfig
@@ -90,11 +99,20 @@ class _UserSide:
         return out
 
 
-def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
-         style: Style = Style(), history: list[Message] | None = None, timeout: float = 120.0,
-         on_event: Callable[[CoreEvent], None] | None = None, room: RoomConfig | None = RoomConfig(),
-         voice_profiles: VoiceProfiles | None = None, max_turns: int | None = None,
-         judge: Judge | Literal[False] | None = None) -> Conversation:
+def talk(
+    engine: Engine,
+    vad: SileroVad,
+    voice: np.ndarray,
+    config: TurnConfig = TurnConfig(),
+    style: Style = Style(),
+    history: list[Message] | None = None,
+    timeout: float = 120.0,
+    on_event: Callable[[CoreEvent], None] | None = None,
+    room: RoomConfig | None = RoomConfig(),
+    voice_profiles: VoiceProfiles | None = None,
+    max_turns: int | None = None,
+    judge: Judge | Literal[False] | None = None,
+) -> Conversation:
     """Play `voice` (16 kHz mono) into a session through a simulated room, in real time, with the
     speaker's echo cancelled, answering every turn; `timeout` bounds the wait for each reply.
     `judge`: whether a pause ends the turn (default: Smart Turn; False: silence alone)."""
@@ -119,8 +137,16 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
                 turns[-1].latency = event
             elif isinstance(event, ReplyFinished):
                 if event.reason != ReplyEnd.DISCARDED:  # a reopened turn is answered again
-                    turns.append(TurnResult(pending.get("transcript", ""), event.text or "", event.reason,
-                                            None, pending.get("at", 0.0), history=list(session.history)))
+                    turns.append(
+                        TurnResult(
+                            pending.get("transcript", ""),
+                            event.text or "",
+                            event.reason,
+                            None,
+                            pending.get("at", 0.0),
+                            history=list(session.history),
+                        )
+                    )
                 pending.clear()
                 user.waiting = False
         if on_event is not None:
@@ -136,8 +162,11 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
             ticks["quiet"] = ticks["quiet"] + 1 if quiet else 0
             ticks["waiting"] = ticks["waiting"] + 1 if user.waiting else 0
             if ticks["waiting"] * FRAME / RATE > timeout:
-                turns.append(TurnResult(pending.get("transcript", ""), "", "timeout: no reply came",
-                                        None, pending.get("at", 0.0)))
+                turns.append(
+                    TurnResult(
+                        pending.get("transcript", ""), "", "timeout: no reply came", None, pending.get("at", 0.0)
+                    )
+                )
                 return True
             # The file is over and nothing is going on: one more end-of-turn's silence and done.
             return ticks["quiet"] * 10 >= config.end_of_turn_ms + 500
@@ -146,8 +175,16 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     echo = EchoCanceller() if room is not None else None
     loop = SimulatedRoomLoop(playback, room, echo)
     vad.reset()
-    session = Session(engine, vad, playback, config, style, on_event=listen, duplex=True,
-                      judge=load_turn_judge() if judge is None else judge or None)
+    session = Session(
+        engine,
+        vad,
+        playback,
+        config,
+        style,
+        on_event=listen,
+        duplex=True,
+        judge=load_turn_judge() if judge is None else judge or None,
+    )
     session.voice_profiles = voice_profiles
     if history:
         session.history = list(history)
@@ -168,8 +205,15 @@ def talk(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig =
     timeline[: len(replies)] += replies
     for turn in turns:
         turn.underruns = playback.underruns
-    return Conversation(turns, np.clip(timeline, -1, 1), replies, list(session.history), playback.underruns,
-                        dict(session.prepared), taken[0])
+    return Conversation(
+        turns,
+        np.clip(timeline, -1, 1),
+        replies,
+        list(session.history),
+        playback.underruns,
+        dict(session.prepared),
+        taken[0],
+    )
 
 
 def _cut_replies(turns: list[TurnResult], played: np.ndarray, config: TurnConfig) -> None:
@@ -182,13 +226,25 @@ def _cut_replies(turns: list[TurnResult], played: np.ndarray, config: TurnConfig
         turn.reply_audio = part[voiced[0] : voiced[-1] + 1] if len(voiced) else part[:0]
 
 
-def talk_once(engine: Engine, vad: SileroVad, voice: np.ndarray, config: TurnConfig = TurnConfig(),
-              style: Style = Style(), history: list[Message] | None = None,
-              timeout: float = 120.0, on_event: Callable[[CoreEvent], None] | None = None,
-              room: RoomConfig | None = RoomConfig(), voice_profiles: VoiceProfiles | None = None,
-              judge: Judge | Literal[False] | None = None) -> TurnResult:
+def talk_once(
+    engine: Engine,
+    vad: SileroVad,
+    voice: np.ndarray,
+    config: TurnConfig = TurnConfig(),
+    style: Style = Style(),
+    history: list[Message] | None = None,
+    timeout: float = 120.0,
+    on_event: Callable[[CoreEvent], None] | None = None,
+    room: RoomConfig | None = RoomConfig(),
+    voice_profiles: VoiceProfiles | None = None,
+    judge: Judge | Literal[False] | None = None,
+) -> TurnResult:
     """The first turn of `voice` and its spoken reply."""
-    conversation = talk(engine, vad, voice, config, style, history, timeout, on_event, room, voice_profiles,
-                        max_turns=1, judge=judge)
-    return conversation.turns[0] if conversation.turns else TurnResult(
-        "", "", "timeout: no end of turn was heard", None, 0.0, history=conversation.history)
+    conversation = talk(
+        engine, vad, voice, config, style, history, timeout, on_event, room, voice_profiles, max_turns=1, judge=judge
+    )
+    return (
+        conversation.turns[0]
+        if conversation.turns
+        else TurnResult("", "", "timeout: no end of turn was heard", None, 0.0, history=conversation.history)
+    )

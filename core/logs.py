@@ -10,6 +10,7 @@ so `faulthandler` writes there itself, straight to the file descriptor.
 The log writes nothing to the terminal: the command line's refusals stay one line. Like all the
 user's files, the log folder is 0700 and its files 0600.
 """
+
 from __future__ import annotations
 
 import faulthandler
@@ -99,8 +100,10 @@ class _PrivateRotatingFileHandler(RotatingFileHandler):
     """Every file it opens, the first and each one after a rollover, is made 0600."""
 
     def _open(self) -> io.TextIOWrapper:
-        return cast(io.TextIOWrapper, open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
-                                           opener=_private_opener))
+        return cast(
+            io.TextIOWrapper,
+            open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=_private_opener),
+        )
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -108,8 +111,14 @@ def _private_opener(path: str, flags: int) -> int:
 
 
 def _our_handler() -> RotatingFileHandler | None:
-    return next((h for h in logging.getLogger().handlers
-                 if isinstance(h, RotatingFileHandler) and h.get_name() == HANDLER_NAME), None)
+    return next(
+        (
+            h
+            for h in logging.getLogger().handlers
+            if isinstance(h, RotatingFileHandler) and h.get_name() == HANDLER_NAME
+        ),
+        None,
+    )
 
 
 def _open_crash_file(folder: Path) -> TextIO:
@@ -139,8 +148,9 @@ def _install_hooks() -> None:
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread is not None else "?"
-            log.critical("uncaught exception in thread %s", name,
-                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
+            log.critical(
+                "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+            )  # type: ignore[arg-type]
         previous_thread(args)
 
     sys_hook._voice_companion = True  # type: ignore[attr-defined]  # marks the hook as installed

@@ -19,6 +19,7 @@ that token. All session state (the current reply, what it delivered, the history
 changed under one lock; events to listeners are queued under it and handed out, in order, after
 it is released, so a listener can never stall the audio worker or call back into a held lock.
 """
+
 from __future__ import annotations
 
 import collections
@@ -74,8 +75,12 @@ HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budge
 HISTORY_DROP = 64
 log = logging.getLogger(__name__)
 
-_ENGINE_END = {EndReason.COMPLETE: ReplyEnd.COMPLETE, EndReason.CANCELLED: ReplyEnd.CANCELLED,
-               EndReason.EMPTY: ReplyEnd.EMPTY, EndReason.ERROR: ReplyEnd.ERROR}
+_ENGINE_END = {
+    EndReason.COMPLETE: ReplyEnd.COMPLETE,
+    EndReason.CANCELLED: ReplyEnd.CANCELLED,
+    EndReason.EMPTY: ReplyEnd.EMPTY,
+    EndReason.ERROR: ReplyEnd.ERROR,
+}
 
 
 class Judge(Protocol):
@@ -152,12 +157,20 @@ class _Reply:
 
 
 class Session:
-    def __init__(self, engine: Engine, vad: SileroVad, playback: PlaybackQueue,
-                 config: TurnConfig = TurnConfig(), style: Style = Style(),
-                 on_event: Callable[[CoreEvent], None] | None = None,
-                 mode: Mode = Mode.ALWAYS_LISTENING, duplex: bool = False,
-                 make_chain: Callable[[Style, int], StyleChain | None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter, judge: "Judge | None" = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        vad: SileroVad,
+        playback: PlaybackQueue,
+        config: TurnConfig = TurnConfig(),
+        style: Style = Style(),
+        on_event: Callable[[CoreEvent], None] | None = None,
+        mode: Mode = Mode.ALWAYS_LISTENING,
+        duplex: bool = False,
+        make_chain: Callable[[Style, int], StyleChain | None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        judge: "Judge | None" = None,
+    ) -> None:
         """`duplex`: the input is echo-cancelled (or echo-free), so the session may listen while
         it speaks; without it, speech during a reply is ignored. `make_chain(style, rate)` builds
         the style post-processing for one reply (default: what the engine cannot do itself).
@@ -175,8 +188,7 @@ class Session:
         self.duplex = duplex
         self.clock = clock
         self.voice_profiles: VoiceProfiles | None = None  # (engine voice, reference speaker) when matching
-        self.make_chain = make_chain or (
-            lambda style, rate: engine_chain(engine, style, rate, self.voice_profiles))
+        self.make_chain = make_chain or (lambda style, rate: engine_chain(engine, style, rate, self.voice_profiles))
         self.on_event = on_event or (lambda event: None)
         self.history: list[Message] = []
         self.latencies: list[TurnLatency] = []
@@ -248,8 +260,7 @@ class Session:
                     continue
                 # Speech soon after the turn ended continues it (the normal start rule); later, it
                 # has to be a barge-in.
-                barge = (self._reply is not None and self._reply.committed
-                         and not self._reopenable(self._reply))
+                barge = self._reply is not None and self._reply.committed and not self._reopenable(self._reply)
                 needed = None
                 if barge:
                     held = self.clock() < self._barge_in_held_until
@@ -263,15 +274,23 @@ class Session:
         """A typed question: answered aloud like a spoken one."""
         with self._locked():
             self._interrupt(ReplyEnd.INTERRUPTED)
-            self._start_reply(UserTurn(text=text, history=tuple(self.history)), committed=True,
-                              last_voiced_at=self.clock(), voiced_end=self._timeline.pos)
+            self._start_reply(
+                UserTurn(text=text, history=tuple(self.history)),
+                committed=True,
+                last_voiced_at=self.clock(),
+                voiced_end=self._timeline.pos,
+            )
 
     def announce(self, text: str) -> None:
         """Say `text` as it is (a greeting): a reply without a question, not kept in the history."""
         with self._locked():
             self._interrupt(ReplyEnd.INTERRUPTED)
-            self._start_reply(UserTurn(verbatim=text, history=tuple(self.history)), committed=True,
-                              last_voiced_at=self.clock(), voiced_end=self._timeline.pos)
+            self._start_reply(
+                UserTurn(verbatim=text, history=tuple(self.history)),
+                committed=True,
+                last_voiced_at=self.clock(),
+                voiced_end=self._timeline.pos,
+            )
 
     def stop(self) -> None:
         """Stop the reply now (the stop button): like a barge-in, without a new turn."""
@@ -306,8 +325,9 @@ class Session:
             # activity can end before a soft last word such as "France"); where speech ended
             # still dates the response.
             turn = UserTurn(audio=self._turn_audio(self._timeline.pos), history=tuple(self.history))
-            self._start_reply(turn, committed=True,
-                              last_voiced_at=self._timeline.time_of(voiced_end), voiced_end=voiced_end)
+            self._start_reply(
+                turn, committed=True, last_voiced_at=self._timeline.time_of(voiced_end), voiced_end=voiced_end
+            )
 
     def hold_barge_in(self, seconds: float) -> None:
         """A device was replaced: the echo canceller relearns the room for a moment, and what it
@@ -321,8 +341,13 @@ class Session:
         work: on a virtual clock, time should wait for the engine here (see bench soak)."""
         with self._lock:
             reply = self._reply
-            return (reply is not None and reply.committed and reply.engine_end is None
-                    and not self.playback.paused and self.playback.queued_samples == 0)
+            return (
+                reply is not None
+                and reply.committed
+                and reply.engine_end is None
+                and not self.playback.paused
+                and self.playback.queued_samples == 0
+            )
 
     def close(self) -> None:
         """End the conversation: the reply stops and its thread is waited for (within one step)."""
@@ -364,8 +389,12 @@ class Session:
             self._buf_start += drop
 
     def _reopenable(self, reply: _Reply) -> bool:
-        return (reply.committed_at is not None and reply.turn.text is None and reply.turn.verbatim is None
-                and self.clock() - reply.committed_at <= self.config.reopen_ms / 1000)
+        return (
+            reply.committed_at is not None
+            and reply.turn.text is None
+            and reply.turn.verbatim is None
+            and self.clock() - reply.committed_at <= self.config.reopen_ms / 1000
+        )
 
     def _turn_audio(self, end: int) -> np.ndarray:
         start = max(self._turn_start, self._buf_start)
@@ -399,8 +428,9 @@ class Session:
                 self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos)))
             self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
             self.prepared["prepared"] += 1
-            self._start_reply(self._user_turn(at), committed=False,
-                              last_voiced_at=self._timeline.time_of(at), voiced_end=at)
+            self._start_reply(
+                self._user_turn(at), committed=False, last_voiced_at=self._timeline.time_of(at), voiced_end=at
+            )
         elif kind == TurnEventKind.RESUME:
             if reply is not None and not reply.committed:
                 self._interrupt(ReplyEnd.DISCARDED)
@@ -410,15 +440,18 @@ class Session:
                 self._commit(reply, last_voiced_at)
             else:
                 self._interrupt(ReplyEnd.INTERRUPTED)
-                self._start_reply(self._user_turn(at), committed=True,
-                                  last_voiced_at=last_voiced_at, voiced_end=at)
+                self._start_reply(self._user_turn(at), committed=True, last_voiced_at=last_voiced_at, voiced_end=at)
 
     def _end_if_judged_complete(self) -> None:
         """A pause the judge calls the end of the turn ends it after a short silence instead of
         the whole end-of-turn silence."""
-        if (self.judge is None or self._judged_pause is None or not self._detector.in_turn
-                or self._detector.silence_ms < self.config.complete_after_ms
-                or self._detector.last_voiced_end != self._judged_pause):
+        if (
+            self.judge is None
+            or self._judged_pause is None
+            or not self._detector.in_turn
+            or self._detector.silence_ms < self.config.complete_after_ms
+            or self._detector.last_voiced_end != self._judged_pause
+        ):
             return
         probability = self.judge.verdict(self._judged_pause)
         if probability is not None and probability >= self.config.complete_threshold:
@@ -457,8 +490,15 @@ class Session:
 
     def _start_reply(self, turn: UserTurn, committed: bool, last_voiced_at: float, voiced_end: int) -> None:
         now = self.clock()
-        reply = _Reply(next(self._numbers), turn, self.style, voiced_end, self._turn_start, last_voiced_at,
-                       now if committed else None)
+        reply = _Reply(
+            next(self._numbers),
+            turn,
+            self.style,
+            voiced_end,
+            self._turn_start,
+            last_voiced_at,
+            now if committed else None,
+        )
         self._reply = reply
         self.replies_started += 1
         if committed:
@@ -555,9 +595,13 @@ class Session:
                                 break
                             self._deliver(reply, functools.partial(self._audio, reply, samples, event.rate))
                     elif isinstance(event, StageTime):
-                        self._deliver(reply, functools.partial(reply.stages.__setitem__, event.stage, event.seconds * 1000))
+                        self._deliver(
+                            reply, functools.partial(reply.stages.__setitem__, event.stage, event.seconds * 1000)
+                        )
                     elif isinstance(event, PromptTokens):
-                        self._deliver(reply, functools.partial(reply.prompt_tokens.update, cached=event.cached, new=event.new))
+                        self._deliver(
+                            reply, functools.partial(reply.prompt_tokens.update, cached=event.cached, new=event.new)
+                        )
                     elif isinstance(event, ReplyDone):
                         end = (_ENGINE_END[EndReason(event.reason)], event.detail)
             if chain is not None and not reply.token.cancelled:

@@ -9,6 +9,7 @@ The data folder is the user's alone: made 0700, every file in it 0600 (models/re
 `UserFiles.secure` tightens a folder an older version made and removes temp files a killed process
 left, which can hold a voice recording.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,11 @@ class Settings:
 
     def turn_config(self) -> TurnConfig:
         # Sensitivity is the inverse of the speech probability that counts as voiced.
-        return TurnConfig(threshold=round(1.0 - self.vad_sensitivity, 3), end_of_turn_ms=self.end_of_turn_ms,
-                          barge_in_threshold=round(1.0 - self.vad_sensitivity, 3))
+        return TurnConfig(
+            threshold=round(1.0 - self.vad_sensitivity, 3),
+            end_of_turn_ms=self.end_of_turn_ms,
+            barge_in_threshold=round(1.0 - self.vad_sensitivity, 3),
+        )
 
     def to_json(self) -> dict[str, object]:
         return {"schema": SETTINGS_SCHEMA, "version": VERSION, **asdict(self)}
@@ -142,8 +146,14 @@ def check_settings(s: Settings) -> None:
 def is_plain_file_name(name: str) -> bool:
     """A name that stays inside the folder it is joined to: no separators, not "." or "..", no
     control characters."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
-            and os.sep not in name and not any(ord(c) < 32 for c in name))
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and os.sep not in name
+        and not any(ord(c) < 32 for c in name)
+    )
 
 
 @dataclass(frozen=True)
@@ -204,8 +214,9 @@ class UserFiles:
 
     def save_history(self, entries: list[HistoryEntry]) -> None:
         self.folder(self.root)
-        write_json(self.history_file, {"schema": HISTORY_SCHEMA, "version": VERSION,
-                                       "entries": [asdict(e) for e in entries]})
+        write_json(
+            self.history_file, {"schema": HISTORY_SCHEMA, "version": VERSION, "entries": [asdict(e) for e in entries]}
+        )
 
 
 def _owner_only(path: Path) -> None:

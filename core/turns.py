@@ -11,6 +11,7 @@ the user's turn and the reply is dropped, while quiet first *releases* it and it
 paused. The hold is what makes a barge-in quick without making it jumpy: the companion falls
 silent after 160 ms of unbroken speech, but only 300 ms costs it its reply.
 """
+
 from __future__ import annotations
 
 import collections
@@ -79,7 +80,8 @@ class TurnDetector:
         # counting voiced time over a short span instead of one unbroken run catches them, while
         # a click, a breath or a "mm" stays under the bar.
         self._recent: collections.deque[tuple[bool, int]] = collections.deque(
-            maxlen=max(1, round(self.config.start_window_ms / self._ms)))
+            maxlen=max(1, round(self.config.start_window_ms / self._ms))
+        )
         self._sure_run = 0  # unbroken windows of sure speech, for a barge-in
         self._holding = False  # a reply is paused until the barge-in is decided
         self._held_quiet = 0  # windows since the last sure one, while holding

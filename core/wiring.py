@@ -1,6 +1,7 @@
 """A conversation: the models, the session and an audio worker wired together, on real devices
 (the desktop app, `voice-companion listen`) or in a simulated room (tests, screenshots, demos),
 with the same interface so whoever drives it cannot tell the difference."""
+
 from __future__ import annotations
 
 import logging
@@ -32,12 +33,23 @@ class LiveConversation:
     `SilentInput` / `SilentOutput` stand in, `missing` says what is missing and why, and typed
     questions are still answered (aloud when there is a speaker, in text always)."""
 
-    def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
-                 input_device: str | None = None, output_device: str | None = None,
-                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
-                 echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False, judge: Judge | None = None,
-                 devices: SystemDevices | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        vad: SileroVad,
+        on_event: Callable[[CoreEvent], None],
+        input_device: str | None = None,
+        output_device: str | None = None,
+        config: TurnConfig = TurnConfig(),
+        style: Style = Style(),
+        mode: Mode = Mode.ALWAYS_LISTENING,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        high_pass_filter: bool = True,
+        gain_control: bool = False,
+        judge: Judge | None = None,
+        devices: SystemDevices | None = None,
+    ) -> None:
         def notice(message: str) -> None:  # device trouble reaches the user like any other event
             on_event(Notice("warning", message))
 
@@ -47,11 +59,28 @@ class LiveConversation:
         self.speaker = self._device(lambda: devices.speaker(output_device, notice), SilentOutput, "speaker")
         self.playback = PlaybackQueue(self.speaker.rate)
         switches = (echo_cancellation, noise_suppression, high_pass_filter, gain_control)
-        echo = EchoCanceller(echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
-                             high_pass_filter=high_pass_filter, gain_control=gain_control) if any(switches) else None
+        echo = (
+            EchoCanceller(
+                echo_cancellation=echo_cancellation,
+                noise_suppression=noise_suppression,
+                high_pass_filter=high_pass_filter,
+                gain_control=gain_control,
+            )
+            if any(switches)
+            else None
+        )
         # Without echo cancellation it would hear itself: listen only while silent.
-        self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
-                               duplex=echo_cancellation, judge=judge)
+        self.session = Session(
+            engine,
+            vad,
+            self.playback,
+            config,
+            style,
+            on_event=on_event,
+            mode=mode,
+            duplex=echo_cancellation,
+            judge=judge,
+        )
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
         self.meter = LevelReporter(self.playback, on_event)
 
@@ -76,8 +105,11 @@ class LiveConversation:
         self.mic = self.audio.mic = self._started(self.mic, SilentInput, "microphone")
         rate = self.speaker.rate  # the playback queue is made for it; a stand-in keeps it
         self.speaker = self.audio.speaker = self._started(self.speaker, lambda: SilentOutput(rate=rate), "speaker")
-        self.audio.start(self.meter.wrap(self.session.feed), started=True,
-                         on_echo_path_change=lambda: self.session.hold_barge_in(RELEARN_SECONDS))
+        self.audio.start(
+            self.meter.wrap(self.session.feed),
+            started=True,
+            on_echo_path_change=lambda: self.session.hold_barge_in(RELEARN_SECONDS),
+        )
         return self
 
     def set_muted(self, muted: bool) -> None:
@@ -108,18 +140,41 @@ class SimulatedConversation:
     """The same conversation with a simulated laptop (speaker echo into the microphone, cancelled
     like on real devices) instead of devices; `speak(audio)` is the user talking into the room."""
 
-    def __init__(self, engine: Engine, vad: SileroVad, on_event: Callable[[CoreEvent], None],
-                 config: TurnConfig = TurnConfig(), style: Style = Style(), mode: Mode = Mode.ALWAYS_LISTENING,
-                 echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False,
-                 room: RoomConfig | None = RoomConfig(), device_rate: int = 48000,
-                 judge: Judge | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        vad: SileroVad,
+        on_event: Callable[[CoreEvent], None],
+        config: TurnConfig = TurnConfig(),
+        style: Style = Style(),
+        mode: Mode = Mode.ALWAYS_LISTENING,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        high_pass_filter: bool = True,
+        gain_control: bool = False,
+        room: RoomConfig | None = RoomConfig(),
+        device_rate: int = 48000,
+        judge: Judge | None = None,
+    ) -> None:
         self.playback = PlaybackQueue(device_rate)
-        echo = EchoCanceller(echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
-                             high_pass_filter=high_pass_filter, gain_control=gain_control)
+        echo = EchoCanceller(
+            echo_cancellation=echo_cancellation,
+            noise_suppression=noise_suppression,
+            high_pass_filter=high_pass_filter,
+            gain_control=gain_control,
+        )
         vad.reset()
-        self.session = Session(engine, vad, self.playback, config, style, on_event=on_event, mode=mode,
-                               duplex=echo_cancellation, judge=judge)
+        self.session = Session(
+            engine,
+            vad,
+            self.playback,
+            config,
+            style,
+            on_event=on_event,
+            mode=mode,
+            duplex=echo_cancellation,
+            judge=judge,
+        )
         self.loop = SimulatedRoomLoop(self.playback, room, echo)
         self.meter = LevelReporter(self.playback, on_event)
         self.track = VoiceTrack()
@@ -128,8 +183,11 @@ class SimulatedConversation:
     def start(self) -> "SimulatedConversation":
         feed = self.meter.wrap(self.session.feed)
         self._thread = threading.Thread(
-            target=self.loop.run, args=(feed, self.track, lambda: False, 24 * 3600.0),
-            name="simulated-audio", daemon=True)
+            target=self.loop.run,
+            args=(feed, self.track, lambda: False, 24 * 3600.0),
+            name="simulated-audio",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

@@ -6,6 +6,7 @@ torch has no CUDA, ...). A model whose GPU start still fails (libraries missing 
 of memory, an operation Metal lacks) starts on the CPU instead, with one notice naming the cause
 and the fix (`start_on_device`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -29,6 +30,7 @@ _FLASH_ATTENTION = ("CPU", "CUDA", "Metal")
 @dataclass(frozen=True)
 class Machine:
     """What this machine and these builds can run on."""
+
     platform: str = sys.platform
     torch_cuda: bool = False
     torch_mps: bool = False
@@ -44,6 +46,7 @@ class Placement:
     CUDA, Metal, Vulkan, ...) or onnxruntime's first provider's device; number_format: what the
     weights are held in there (torch dtype name, CTranslate2 compute type, or the GGUF's own);
     why: why it is not on the GPU the setting asked for ("" when it is where it was asked)."""
+
     device: str
     number_format: str
     why: str = ""
@@ -58,8 +61,14 @@ class Placement:
     def on_cpu(self, why: str) -> "Placement":
         """The same model on the CPU in the CPU's format."""
         formats = {"float16": "float32", "bfloat16": "float32", "int8_float16": "int8"}
-        return Placement("CPU" if self.gpu_layers else "cpu", formats.get(self.number_format, self.number_format), why,
-                         gpu_layers=0, flash_attention=self.flash_attention, providers=CPU_PROVIDERS if self.providers else ())
+        return Placement(
+            "CPU" if self.gpu_layers else "cpu",
+            formats.get(self.number_format, self.number_format),
+            why,
+            gpu_layers=0,
+            flash_attention=self.flash_attention,
+            providers=CPU_PROVIDERS if self.providers else (),
+        )
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,28 @@ def plan_devices(compute: str = "auto", machine: Machine | None = None) -> Devic
     if compute not in COMPUTE:
         raise ValueError(f"compute {compute!r}: choose one of {', '.join(COMPUTE)}")
     m = machine or probe_machine()
-    return DevicePlan(compute, chat_llm=_llama(compute, m), omni_llm=_llama(compute, m),
-                      omni_encoder=_torch(compute, m, half=True), omni_adapter=_torch(compute, m, half=True),
-                      snac=_torch(compute, m, half=False), asr=_ctranslate2(compute, m), tts=_onnx(compute, m),
-                      vad=Placement("cpu", "float32", "a 32 ms window at a time: a GPU round trip costs more "
-                                    "than the CPU's run", providers=CPU_PROVIDERS),
-                      turn_model=Placement("cpu", "float32", "one 8 s window per pause: the CPU answers in "
-                                           "tens of milliseconds", providers=CPU_PROVIDERS))
+    return DevicePlan(
+        compute,
+        chat_llm=_llama(compute, m),
+        omni_llm=_llama(compute, m),
+        omni_encoder=_torch(compute, m, half=True),
+        omni_adapter=_torch(compute, m, half=True),
+        snac=_torch(compute, m, half=False),
+        asr=_ctranslate2(compute, m),
+        tts=_onnx(compute, m),
+        vad=Placement(
+            "cpu",
+            "float32",
+            "a 32 ms window at a time: a GPU round trip costs more than the CPU's run",
+            providers=CPU_PROVIDERS,
+        ),
+        turn_model=Placement(
+            "cpu",
+            "float32",
+            "one 8 s window per pause: the CPU answers in tens of milliseconds",
+            providers=CPU_PROVIDERS,
+        ),
+    )
 
 
 def _llama(compute: str, m: Machine) -> Placement:
@@ -118,7 +142,8 @@ def _llama(compute: str, m: Machine) -> Placement:
         return Placement(gpu, _GGUF, why, gpu_layers=-1, flash_attention=gpu in _FLASH_ATTENTION)
     if gpu is None:
         why = "this llama.cpp build has no GPU backend" + (
-            " (setup builds it with CUDA when it finds an NVIDIA GPU and a CUDA toolkit)" if compute != "metal" else "")
+            " (setup builds it with CUDA when it finds an NVIDIA GPU and a CUDA toolkit)" if compute != "metal" else ""
+        )
     else:
         why = f"this llama.cpp build offloads through {gpu}, not {wanted}"
     return Placement("CPU", _GGUF, why, flash_attention=True)
@@ -148,18 +173,24 @@ def _torch(compute: str, m: Machine, half: bool) -> Placement:
 def _ctranslate2(compute: str, m: Machine) -> Placement:
     if compute in ("auto", "cuda") and m.ct2_cuda:
         return Placement("cuda", "int8_float16")
-    why = {"auto": "CTranslate2 finds no CUDA device", "cuda": "CTranslate2 finds no CUDA device",
-           "metal": "CTranslate2 has no Metal backend", "cpu": "the setting is CPU"}[compute]
+    why = {
+        "auto": "CTranslate2 finds no CUDA device",
+        "cuda": "CTranslate2 finds no CUDA device",
+        "metal": "CTranslate2 has no Metal backend",
+        "cpu": "the setting is CPU",
+    }[compute]
     return Placement("cpu", "int8", why)
 
 
 def _onnx(compute: str, m: Machine) -> Placement:
     if compute in ("auto", "cuda") and "CUDAExecutionProvider" in m.onnx_providers:
         return Placement("cuda", "float32", providers=("CUDAExecutionProvider",) + CPU_PROVIDERS)
-    why = {"auto": "this onnxruntime has no CUDA provider (onnxruntime-gpu)",
-           "cuda": "this onnxruntime has no CUDA provider (onnxruntime-gpu)",
-           "metal": "onnxruntime has no Metal provider (CoreML is not tried for Piper)",
-           "cpu": "the setting is CPU"}[compute]
+    why = {
+        "auto": "this onnxruntime has no CUDA provider (onnxruntime-gpu)",
+        "cuda": "this onnxruntime has no CUDA provider (onnxruntime-gpu)",
+        "metal": "onnxruntime has no Metal provider (CoreML is not tried for Piper)",
+        "cpu": "the setting is CPU",
+    }[compute]
     return Placement("cpu", "float32", why, providers=CPU_PROVIDERS)
 
 
@@ -169,9 +200,15 @@ def _onnx(compute: str, m: Machine) -> Placement:
 @functools.lru_cache(maxsize=1)
 def probe_machine() -> Machine:
     """Asks each library once; a library that cannot answer counts as CPU only (logged)."""
-    return Machine(platform=sys.platform, torch_cuda=_ask(_torch_cuda), torch_mps=_ask(_torch_mps),
-                   cpu_bf16=_ask(_cpu_bf16), llama_gpu=_ask(llama_gpu_backend, None), ct2_cuda=_ask(_ct2_cuda),
-                   onnx_providers=_ask(_onnx_providers, CPU_PROVIDERS))
+    return Machine(
+        platform=sys.platform,
+        torch_cuda=_ask(_torch_cuda),
+        torch_mps=_ask(_torch_mps),
+        cpu_bf16=_ask(_cpu_bf16),
+        llama_gpu=_ask(llama_gpu_backend, None),
+        ct2_cuda=_ask(_ct2_cuda),
+        onnx_providers=_ask(_onnx_providers, CPU_PROVIDERS),
+    )
 
 
 def _ask(question: Callable, otherwise=False):
@@ -244,8 +281,9 @@ def llama_gpu_backend() -> str | None:
 T = TypeVar("T")
 
 
-def start_on_device(name: str, placement: Placement, start: Callable[[Placement], T],
-                    notices: list[str]) -> tuple[T, Placement]:
+def start_on_device(
+    name: str, placement: Placement, start: Callable[[Placement], T], notices: list[str]
+) -> tuple[T, Placement]:
     """`start(placement)` (which loads the model and runs it once); when that fails on a GPU, the
     same on the CPU, with one notice in `notices` naming the cause and the fix. A failure on
     the CPU is the caller's to report."""
@@ -266,17 +304,26 @@ def gpu_failure(error: BaseException) -> tuple[str, str]:
     text = f"{type(error).__name__}: {error}"
     low = text.lower()
     if "out of memory" in low or "outofmemory" in low:
-        return "out of GPU memory", "close other programs using the GPU, pick a smaller model, or choose CPU in Settings"
+        return (
+            "out of GPU memory",
+            "close other programs using the GPU, pick a smaller model, or choose CPU in Settings",
+        )
     if "cublas" in low or "cudnn" in low or "libcudart" in low or ("cuda" in low and ".so" in low) or ".dll" in low:
-        return ("a CUDA library is missing (" + _first_line(error) + ")",
-                "install CUDA 12's cuBLAS and cuDNN 9 (pip install nvidia-cublas-cu12 nvidia-cudnn-cu12), "
-                "or choose CPU in Settings")
+        return (
+            "a CUDA library is missing (" + _first_line(error) + ")",
+            "install CUDA 12's cuBLAS and cuDNN 9 (pip install nvidia-cublas-cu12 nvidia-cudnn-cu12), "
+            "or choose CPU in Settings",
+        )
     if "mps" in low and ("not implemented" in low or "not currently implemented" in low or "unsupported" in low):
-        return ("an operation Metal (MPS) lacks (" + _first_line(error) + ")",
-                "update torch, or set PYTORCH_ENABLE_MPS_FALLBACK=1, or choose CPU in Settings")
+        return (
+            "an operation Metal (MPS) lacks (" + _first_line(error) + ")",
+            "update torch, or set PYTORCH_ENABLE_MPS_FALLBACK=1, or choose CPU in Settings",
+        )
     if "llama.cpp could not" in low:
-        return (_first_line(error) + ", most often for want of GPU memory",
-                "close other programs using the GPU, pick a smaller quantization, or choose CPU in Settings")
+        return (
+            _first_line(error) + ", most often for want of GPU memory",
+            "close other programs using the GPU, pick a smaller quantization, or choose CPU in Settings",
+        )
     if "not compiled with cuda" in low:
         return "this torch build has no CUDA", "install a CUDA build of torch, or choose CPU in Settings"
     return _first_line(error), "choose CPU in Settings to stop trying the GPU"
@@ -291,4 +338,3 @@ def torch_dtype(placement: Placement):
     import torch
 
     return getattr(torch, placement.number_format)
-

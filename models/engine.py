@@ -10,6 +10,7 @@ Each engine's models have one owner at a time (`ModelLease`): `respond` waits un
 reply's workers have let go before it starts its own, so two replies never decode in one model.
 `single_threaded` checks it: a model entered by a second thread while another is inside raises.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -181,8 +182,9 @@ class _Guard:
         me = threading.get_ident()
         with self._lock:
             if self._owner not in (None, me):
-                raise ConcurrentUse(f"{self.name}: entered by thread {threading.current_thread().name} "
-                                    f"while another thread is inside")
+                raise ConcurrentUse(
+                    f"{self.name}: entered by thread {threading.current_thread().name} while another thread is inside"
+                )
             self._owner, self._depth = me, self._depth + 1
 
     def leave(self) -> None:
@@ -212,6 +214,7 @@ def single_threaded(method: _Method) -> _Method:
     ConcurrentUse. Re-entry from the same thread is fine. For a generator method the model
     counts as entered from the first item until the generator ends or is closed."""
     if inspect.isgeneratorfunction(method):
+
         @functools.wraps(method)
         def generator(self: object, *args: Any, **kwargs: Any) -> Iterator[Any]:
             guard = _guard_of(self)
@@ -220,6 +223,7 @@ def single_threaded(method: _Method) -> _Method:
                 yield from method(self, *args, **kwargs)
             finally:
                 guard.leave()
+
         return cast(_Method, generator)
 
     @functools.wraps(method)
@@ -230,6 +234,7 @@ def single_threaded(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
         finally:
             guard.leave()
+
     return cast(_Method, wrapper)
 
 
@@ -272,8 +277,9 @@ class Workers:
     """The threads of one reply. The lease (already taken) goes back when the last one ends,
     however it ends; a worker that raises reports it as ReplyDone(ERROR) on `events`."""
 
-    def __init__(self, lease: ModelLease, events: queue.Queue[EngineEvent], name: str,
-                 token: CancelToken | None = None) -> None:
+    def __init__(
+        self, lease: ModelLease, events: queue.Queue[EngineEvent], name: str, token: CancelToken | None = None
+    ) -> None:
         self._lease, self._events, self._name = lease, events, name
         self._token = token
         self._left = 0
@@ -287,8 +293,7 @@ class Workers:
         try:
             for i, target in enumerate(targets):
                 label = getattr(getattr(target, "func", target), "__name__", str(i)).strip("_")
-                thread = threading.Thread(target=self._run, args=(target,), daemon=True,
-                                          name=f"{self._name}-{label}")
+                thread = threading.Thread(target=self._run, args=(target,), daemon=True, name=f"{self._name}-{label}")
                 self.threads.append(thread)
                 thread.start()
         except BaseException:
@@ -362,8 +367,9 @@ def relay(events: queue.Queue[EngineEvent], token: CancelToken) -> Iterator[Engi
             return
 
 
-def start_reply(lease: ModelLease, token: CancelToken, name: str,
-                *workers: Callable[[queue.Queue[EngineEvent]], None]) -> Iterator[EngineEvent]:
+def start_reply(
+    lease: ModelLease, token: CancelToken, name: str, *workers: Callable[[queue.Queue[EngineEvent]], None]
+) -> Iterator[EngineEvent]:
     """Everything `respond` does around an engine's own work: wait for the models (the wait is
     reported as StageTime("handover")), run `workers(events)` on threads of their own, and relay
     their events."""

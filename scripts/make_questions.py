@@ -2,6 +2,7 @@
 (q01.flac, ...; sample.flac is the first one). Run once when the list changes:
     .venv/bin/python scripts/make_questions.py
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Shared fixtures. Real models come from the installed model packs, assembled once into a data
 folder kept beside the checkout (never the user's own), and loaded once per test session."""
+
 from __future__ import annotations
 
 import os
@@ -99,8 +100,10 @@ def pulse(tmp_path_factory):
     its monitor. Fails (never skips) without pulseaudio: CI installs it."""
     missing = [tool for tool in ("pulseaudio", "parec", "pacmd") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not found: install pulseaudio, pulseaudio-utils and "
-                    f"libportaudio2 (bash scripts/setup.sh --test does)")
+        pytest.fail(
+            f"{', '.join(missing)} not found: install pulseaudio, pulseaudio-utils and "
+            f"libportaudio2 (bash scripts/setup.sh --test does)"
+        )
     runtime = tmp_path_factory.mktemp("pulse")
     env = {
         "PULSE_RUNTIME_PATH": str(runtime),  # its own socket and pid file: never the user's server
@@ -113,25 +116,45 @@ def pulse(tmp_path_factory):
     for key, value in env.items():
         patch.setenv(key, value)
     started = subprocess.run(
-        ["pulseaudio", "--daemonize=true", "--exit-idle-time=-1", "-n", "--log-target=stderr",
-         "--load=module-null-sink sink_name=vc_sink",
-         f"--load=module-native-protocol-unix socket={runtime}/native auth-anonymous=1",
-         "--load=module-cli-protocol-unix"],  # for pacmd, which can kill a stream like an unplug
-        capture_output=True, text=True, timeout=30)
+        [
+            "pulseaudio",
+            "--daemonize=true",
+            "--exit-idle-time=-1",
+            "-n",
+            "--log-target=stderr",
+            "--load=module-null-sink sink_name=vc_sink",
+            f"--load=module-native-protocol-unix socket={runtime}/native auth-anonymous=1",
+            "--load=module-cli-protocol-unix",
+        ],  # for pacmd, which can kill a stream like an unplug
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if started.returncode != 0:
         patch.undo()
         pytest.fail(f"pulseaudio did not start (exit {started.returncode}): {started.stderr.strip()}")
     # An idle null sink renders in 2-second blocks and only notices a new stream at the next one;
     # a low-latency recorder kept open makes it tick every 10 ms, so each test's streams start at once.
     keepalive = subprocess.Popen(
-        ["parec", "--device=vc_sink.monitor", "--latency-msec=10", "--rate=8000", "--channels=1",
-         "--format=u8", "--raw"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        [
+            "parec",
+            "--device=vc_sink.monitor",
+            "--latency-msec=10",
+            "--rate=8000",
+            "--channels=1",
+            "--format=u8",
+            "--raw",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready, _, _ = select.select([keepalive.stdout], [], [], 6.0)
         if not ready:
             pytest.fail("the PulseAudio null sink produced no audio within 6 s")
-        threading.Thread(target=lambda: all(iter(lambda: keepalive.stdout.read(4096), b"")),
-                         daemon=True).start()  # drain it, or it blocks on a full pipe
+        threading.Thread(
+            target=lambda: all(iter(lambda: keepalive.stdout.read(4096), b"")), daemon=True
+        ).start()  # drain it, or it blocks on a full pipe
         _reinit_portaudio()
         yield env
     finally:

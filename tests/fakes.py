@@ -7,6 +7,7 @@ part of the audio worker, the speaker and the user. After every 10 ms tick the r
 every reply thread is either waiting for the test's next command or gone, so each schedule runs
 the same way every time, whatever the machine's load.
 """
+
 from __future__ import annotations
 
 import threading
@@ -132,7 +133,7 @@ class Call:
 
     @property
     def finished(self) -> bool:
-        return self.closed or not self.script[len(self.emitted):]
+        return self.closed or not self.script[len(self.emitted) :]
 
     def commands(self, token: CancelToken):
         while len(self.emitted) < len(self.script):
@@ -155,8 +156,9 @@ class Call:
 
 
 class FakeEngine:
-    capabilities = Capabilities(streaming_text=True, streaming_audio=True, instruction_styles=True,
-                                voice_matching=False, native_speed=True)
+    capabilities = Capabilities(
+        streaming_text=True, streaming_audio=True, instruction_styles=True, voice_matching=False, native_speed=True
+    )
     output_rate = RATE
 
     def __init__(self, clauses: int = 3, clause_ms: int = 400) -> None:
@@ -212,9 +214,17 @@ class Rig:
         self.vad = ScriptedVad()
         self.playback = PlaybackQueue(RATE, clock=self.clock)
         self.events: list[CoreEvent] = []
-        self.session = Session(self.engine, self.vad, self.playback, config, on_event=self.events.append,
-                               duplex=duplex, make_chain=lambda style, rate: None, clock=self.clock,
-                               judge=judge)
+        self.session = Session(
+            self.engine,
+            self.vad,
+            self.playback,
+            config,
+            on_event=self.events.append,
+            duplex=duplex,
+            make_chain=lambda style, rate: None,
+            clock=self.clock,
+            judge=judge,
+        )
         self.speech: list[tuple[int, int]] = []  # (start, end) sample positions the user speaks
         self.played = 0
         self.thread_errors: list[BaseException] = []
@@ -282,8 +292,11 @@ class Rig:
         return [e for e in self.events if isinstance(e, ReplyFinished)]
 
     def live_reply_threads(self) -> list[str]:
-        return [t.name for t in threading.enumerate()
-                if t.name.startswith("reply-") and t.is_alive() and t not in self._foreign]
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith("reply-") and t.is_alive() and t not in self._foreign
+        ]
 
 
 class QuickEngine(FakeEngine):

@@ -1,5 +1,6 @@
 """Reading user audio: refused from the header beyond the limits, decoded block by block within them,
 so memory follows the 16 kHz result and never the file's size."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ import soundfile
 import soxr
 
 from core.audio.format import RATE
-from core.audio.io import (MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE, AudioInputError, _decode_mono,
-                           load_voice)
+from core.audio.io import MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE, AudioInputError, _decode_mono, load_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,21 +27,30 @@ def sparse_wav(path: Path, rate: int, channels: int, seconds: float) -> Path:
     no disk and no time to make, and reads back as zeros through the whole decoder."""
     frames = int(rate * seconds)
     data = frames * channels * 2
-    header = (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE"
-              + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * 2, channels * 2, 16)
-              + b"data" + struct.pack("<I", data))
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * 2, channels * 2, 16)
+        + b"data"
+        + struct.pack("<I", data)
+    )
     with open(path, "wb") as f:
         f.write(header)
         f.truncate(len(header) + data)
     return path
 
 
-@pytest.mark.parametrize("rate, channels, seconds, reason", [
-    (MAX_RATE * 2, 1, 1.0, "sample rate"),
-    (MIN_RATE // 2, 1, 1.0, "sample rate"),
-    (RATE, MAX_CHANNELS * 2, 1.0, "channels"),
-    (MAX_RATE, MAX_CHANNELS, MAX_SECONDS + 60, "longer than"),
-])
+@pytest.mark.parametrize(
+    "rate, channels, seconds, reason",
+    [
+        (MAX_RATE * 2, 1, 1.0, "sample rate"),
+        (MIN_RATE // 2, 1, 1.0, "sample rate"),
+        (RATE, MAX_CHANNELS * 2, 1.0, "channels"),
+        (MAX_RATE, MAX_CHANNELS, MAX_SECONDS + 60, "longer than"),
+    ],
+)
 def test_a_file_beyond_the_limits_is_refused_before_its_samples_are_read(tmp_path, rate, channels, seconds, reason):
     path = sparse_wav(tmp_path / "big.wav", rate, channels, seconds)
     tracemalloc.start()
@@ -96,8 +105,14 @@ traced = tracemalloc.get_traced_memory()[1]
 print(json.dumps({{"samples": len(audio), "peak_rss_mb": peak_mb(), "rss_before_mb": before,
                   "traced_peak_mb": traced / 2**20}}))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     print(figures)

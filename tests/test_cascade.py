@@ -1,4 +1,5 @@
 """The streaming cascade engine on the real packaged models."""
+
 import threading
 import time
 from dataclasses import replace
@@ -101,10 +102,21 @@ def test_history_is_used_and_kept_within_budget(engine):
     assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
     assert messages[-1] == {"role": "user", "content": "And my name?"}
     assert 1 < len(messages) - 2 < 60  # some, not all, of the history
-    remembered = engine.chat.build_messages((Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice.")), "What is my name?")
-    reply = "".join(e.delta for e in engine.respond(UserTurn(text="What is my name?", history=(
-        Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice."))), Style(), CancelToken())
-        if isinstance(e, ReplyText))
+    remembered = engine.chat.build_messages(
+        (Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice.")), "What is my name?"
+    )
+    reply = "".join(
+        e.delta
+        for e in engine.respond(
+            UserTurn(
+                text="What is my name?",
+                history=(Message("user", "My name is Alice."), Message("assistant", "Nice to meet you, Alice.")),
+            ),
+            Style(),
+            CancelToken(),
+        )
+        if isinstance(e, ReplyText)
+    )
     assert len(remembered) == 4
     assert "alice" in reply.lower()
 
@@ -115,8 +127,10 @@ def test_the_history_is_dropped_a_page_at_a_time(engine):
     from models.cascade.chat import HISTORY_PAGE
     from models.engine import Message
 
-    history = [Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
-               for i in range(80)]
+    history = [
+        Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
+        for i in range(80)
+    ]
     firsts = []
     for n in range(20, 80, 2):
         messages = engine.chat.build_messages(tuple(history[:n]), "Next?")
@@ -141,7 +155,10 @@ def test_the_next_turn_reads_only_its_own_tokens_from_a_warm_cache(engine):
         text = "".join(e.delta for e in events if isinstance(e, ReplyText))
         return text, [e for e in events if isinstance(e, PromptTokens)][0]
 
-    history = (Message("user", "My name is Alice and I live in Paris."), Message("assistant", "Nice to meet you, Alice."))
+    history = (
+        Message("user", "My name is Alice and I live in Paris."),
+        Message("assistant", "Nice to meet you, Alice."),
+    )
     first, use = prompt_of(UserTurn(text="What should I see in my city this weekend?", history=history))
     assert use.cached + use.new > 60
     history += (Message("user", "What should I see in my city this weekend?"), Message("assistant", first))
@@ -183,9 +200,11 @@ def test_a_long_unpunctuated_sentence_is_cut_before_the_voice_runs_dry(stack, st
     from models.cascade.engine import CascadeEngine
 
     real, _ = stack
-    reply = ("Well, that is a good question, and the moon sits about three hundred eighty four "
-             "thousand kilometres away from the earth which light crosses in a little more than one "
-             "second every single time it makes the trip there")
+    reply = (
+        "Well, that is a good question, and the moon sits about three hundred eighty four "
+        "thousand kilometres away from the earth which light crosses in a little more than one "
+        "second every single time it makes the trip there"
+    )
     engine = CascadeEngine(real.asr, SteadyWriter(reply, words_per_second=5.0), real.tts)
     texts = []
     for event in engine.respond(UserTurn(text="How far is the moon?"), Style(), CancelToken()):

@@ -1,13 +1,19 @@
 """The cascade's models placed by the device plan: what faster-whisper, llama.cpp and onnxruntime
 receive, and faster-whisper falling back to the CPU when CUDA's cuBLAS is missing (forced)."""
+
 import pytest
 
 from models.devices import Machine, plan_devices
 
 pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
-NVIDIA = Machine(platform="linux", torch_cuda=True, llama_gpu="CUDA", ct2_cuda=True,
-                 onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+NVIDIA = Machine(
+    platform="linux",
+    torch_cuda=True,
+    llama_gpu="CUDA",
+    ct2_cuda=True,
+    onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,24 +22,33 @@ def paths():
     from models.registry import ModelStore
 
     store = ModelStore()
-    return CascadePaths(asr_dir=store.ensure("whisper-base"),
-                        llm_file=store.ensure("qwen2.5-coder-0.5b-instruct-q4") / "model.gguf",
-                        tts_dir=store.ensure("piper-joe-medium"))
+    return CascadePaths(
+        asr_dir=store.ensure("whisper-base"),
+        llm_file=store.ensure("qwen2.5-coder-0.5b-instruct-q4") / "model.gguf",
+        tts_dir=store.ensure("piper-joe-medium"),
+    )
 
 
 def _received(engine) -> dict:
     llm = engine.chat._llm
-    return {"n_gpu_layers": llm.model_params.n_gpu_layers, "flash_attn_type": llm.context_params.flash_attn_type,
-            "asr": (engine.asr.device, engine.asr.compute_type),
-            "tts": tuple(engine.tts._voice.session.get_providers())}
+    return {
+        "n_gpu_layers": llm.model_params.n_gpu_layers,
+        "flash_attn_type": llm.context_params.flash_attn_type,
+        "asr": (engine.asr.device, engine.asr.compute_type),
+        "tts": tuple(engine.tts._voice.session.get_providers()),
+    }
 
 
 def test_cpu_setting_reaches_every_cascade_model(paths):
     from models.cascade.engine import CascadeEngine
 
     engine = CascadeEngine.load(paths, plan=plan_devices("cpu", NVIDIA))
-    assert _received(engine) == {"n_gpu_layers": 0, "flash_attn_type": 1, "asr": ("cpu", "int8"),
-                                 "tts": ("CPUExecutionProvider",)}
+    assert _received(engine) == {
+        "n_gpu_layers": 0,
+        "flash_attn_type": 1,
+        "asr": ("cpu", "int8"),
+        "tts": ("CPUExecutionProvider",),
+    }
     assert engine.notices == ()
 
 

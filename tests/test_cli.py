@@ -1,5 +1,6 @@
 """The command line: `talk` end to end as a user runs it, and every kind of bad input refused
 with one clear line and exit code 2."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ},
+    )
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -111,8 +118,10 @@ def test_voice_reference_is_checked_and_applied(tmp_path, speak):
     import soxr
 
     # A higher speaker: the same voice played 25% faster (pitch and formants up), 8 s of it.
-    text = ("The morning was bright and quiet. We walked along the river and talked about the summer. "
-            "Later we had tea in a small garden near the old bridge, and watched the boats go by.")
+    text = (
+        "The morning was bright and quiet. We walked along the river and talked about the summer. "
+        "Later we had tea in a small garden near the old bridge, and watched the boats go by."
+    )
     higher = soxr.resample(speak(text), 16000 * 1.25, 16000).astype(np.float32)
     reference = tmp_path / "reference.wav"
     soundfile.write(reference, higher, 16000)
@@ -128,8 +137,14 @@ def test_presets_import_export_and_refusals(tmp_path):
     env_root = tmp_path / "data"
 
     def presets(*args):
-        return subprocess.run([sys.executable, "-m", "app.cli", "presets", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60, env={**os.environ, "VOICE_COMPANION_DATA": str(env_root)})
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "presets", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "VOICE_COMPANION_DATA": str(env_root)},
+        )
 
     listed = presets("list")
     assert listed.returncode == 0 and "Calm  (built in)" in listed.stdout

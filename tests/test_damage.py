@@ -9,6 +9,7 @@ damaged file aside as NAME.corrupt-TIME holding exactly the damaged bytes (or us
 damage left a valid file); show exactly one notice naming it; leave every other file byte for byte
 and load it as before. One more test starts the real window on the offscreen platform.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,19 @@ from models.registry.pins import FilePin, RepoPin, read_pins
 PROFILE = VoiceProfile(180.0, 5.0, 1.05, -8.0, tuple(0.5 for _ in GRID_HZ))
 CLIP = "me-20250101-120000.wav"
 SETTINGS = replace(Settings(), persona="Ada, a patient tutor", preset="Mine", voice_reference=CLIP, speed=1.1)
-HISTORY = [HistoryEntry("user", "What is the capital of France?", at=1.0),
-           HistoryEntry("assistant", "Paris.", latency_ms=612.5, at=2.0)]
-PRESET = parse_preset({"schema": "voice-companion/preset", "version": 1, "name": "Mine", "emotion": "calm",
-                       "voice_reference": {"clip": CLIP, "profile": PROFILE.to_json()}})
+HISTORY = [
+    HistoryEntry("user", "What is the capital of France?", at=1.0),
+    HistoryEntry("assistant", "Paris.", latency_ms=612.5, at=2.0),
+]
+PRESET = parse_preset(
+    {
+        "schema": "voice-companion/preset",
+        "version": 1,
+        "name": "Mine",
+        "emotion": "calm",
+        "voice_reference": {"clip": CLIP, "profile": PROFILE.to_json()},
+    }
+)
 KINDS = {  # what each file is, relative to the data folder
     "settings": "settings.json",
     "history": "history.json",
@@ -62,10 +72,31 @@ def write_good_folder(root: Path) -> dict[str, bytes]:
     own_model = root / "my-model.gguf"
     own_model.write_bytes(b"GGUF")
     files.folder(root / "models")
-    write_json(root / KINDS["user_assets"], {"schema": 1, "assets": [
-        {"id": "my-llm", "role": "llm", "name": "model.gguf", "path": str(own_model), "size": 4, "sha256": "a" * 64}]})
-    write_json(root / KINDS["hub_pins"], {"schema": 1, "assets": {"some-model": RepoPin(
-        "someone/some-model", "b" * 40, (FilePin("model.bin", 10, "c" * 64),)).to_json()}})
+    write_json(
+        root / KINDS["user_assets"],
+        {
+            "schema": 1,
+            "assets": [
+                {
+                    "id": "my-llm",
+                    "role": "llm",
+                    "name": "model.gguf",
+                    "path": str(own_model),
+                    "size": 4,
+                    "sha256": "a" * 64,
+                }
+            ],
+        },
+    )
+    write_json(
+        root / KINDS["hub_pins"],
+        {
+            "schema": 1,
+            "assets": {
+                "some-model": RepoPin("someone/some-model", "b" * 40, (FilePin("model.bin", 10, "c" * 64),)).to_json()
+            },
+        },
+    )
     return {kind: (root / rel).read_bytes() for kind, rel in KINDS.items()}
 
 
@@ -74,15 +105,18 @@ def write_good_folder(root: Path) -> dict[str, bytes]:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=10)
-huge_values = st.sampled_from([
-    "x" * (3 << 20),  # longer than any field may be, and than a file of that kind may be
-    "x" * 50_000,
-    "@@BIGINT@@",  # 5001 digits, past Python's int-from-text limit (json.dumps cannot write it)
-    1e308 * 10,  # inf
-    -1e308,
-    list(range(200_000)),
-])
+    max_leaves=10,
+)
+huge_values = st.sampled_from(
+    [
+        "x" * (3 << 20),  # longer than any field may be, and than a file of that kind may be
+        "x" * 50_000,
+        "@@BIGINT@@",  # 5001 digits, past Python's int-from-text limit (json.dumps cannot write it)
+        1e308 * 10,  # inf
+        -1e308,
+        list(range(200_000)),
+    ]
+)
 
 
 def paths_in(doc, prefix=()):
@@ -112,7 +146,7 @@ def damaged(draw, good: bytes) -> bytes:
         at = draw(st.integers(0, len(good)))
         return good[:at] + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80\x80"])) + good[at:]
     if how == "truncate":
-        return good[:draw(st.integers(0, len(good) - 1))]
+        return good[: draw(st.integers(0, len(good) - 1))]
     doc = json.loads(good)
     where = draw(st.sampled_from(list(paths_in(doc))))
     if how == "wrong-type":
@@ -127,6 +161,7 @@ def damaged(draw, good: bytes) -> bytes:
 
 
 # ---- the app's start-up -------------------------------------------------------------------------
+
 
 class NoEngine(Exception):
     pass
@@ -149,8 +184,7 @@ def start_up(root: Path, monkeypatch) -> tuple[Runtime, list[Notice]]:
 
     # A damaged profile is measured again from the clip: the measurement is not what is tested here.
     monkeypatch.setattr(voice_clips, "analyze_reference", lambda audio, rate: PROFILE)
-    runtime = Runtime(on_event, UserFiles(root), ModelStore(root), simulated=True, load_engine=no_engine,
-                      vad=object())
+    runtime = Runtime(on_event, UserFiles(root), ModelStore(root), simulated=True, load_engine=no_engine, vad=object())
     runtime.start()
     assert runtime.wait_ready(60)
     runtime.shutdown()
@@ -170,12 +204,21 @@ def loaded(runtime: Runtime, root: Path) -> dict[str, object]:
     }
 
 
-EXPECTED = {"settings": SETTINGS, "history": HISTORY, "preset": PRESET, "profile": PROFILE,
-            "user_assets": True, "hub_pins": True}
+EXPECTED = {
+    "settings": SETTINGS,
+    "history": HISTORY,
+    "preset": PRESET,
+    "profile": PROFILE,
+    "user_assets": True,
+    "hub_pins": True,
+}
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data(), kind=st.sampled_from(sorted(KINDS)))
 def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_untouched(data, kind, monkeypatch):
     with tempfile.TemporaryDirectory() as scratch:
@@ -215,18 +258,33 @@ def test_every_kind_of_file_was_damaged_many_times():
 
 # ---- the real window -------------------------------------------------------------------------
 
+
 def test_the_window_starts_on_damaged_history_and_settings_with_one_notice_each(qtbot, stack, tmp_path):
     from app.main_window import MainWindow
 
     root = tmp_path / "data"
     good = write_good_folder(root)
     (root / "settings.json").write_bytes(b'{"schema": "voice-companion/settings", "persona": "\xff\xfe"}')
-    (root / "history.json").write_text(json.dumps({"schema": HISTORY_SCHEMA, "version": 1, "entries": [
-        {"role": "user", "text": "hello"}, "not an object", {"role": "assistant", "text": "hi", "latency_ms": "fast"}]}))
+    (root / "history.json").write_text(
+        json.dumps(
+            {
+                "schema": HISTORY_SCHEMA,
+                "version": 1,
+                "entries": [
+                    {"role": "user", "text": "hello"},
+                    "not an object",
+                    {"role": "assistant", "text": "hi", "latency_ms": "fast"},
+                ],
+            }
+        )
+    )
     engine, vad = stack
     shown: list[str] = []
-    window = MainWindow(lambda post: Runtime(post, UserFiles(root), ModelStore(root), simulated=True,
-                                             load_engine=lambda _s: engine, vad=vad))
+    window = MainWindow(
+        lambda post: Runtime(
+            post, UserFiles(root), ModelStore(root), simulated=True, load_engine=lambda _s: engine, vad=vad
+        )
+    )
     qtbot.addWidget(window)
     original = window.show_notice
     window.show_notice = lambda level, message: (shown.append(message), original(level, message))

@@ -2,6 +2,7 @@
 devices (the real-model window is tests/test_gui.py; the real X server, tests/test_xvfb.py):
 message bubbles, mute, no microphone, the compact mode, choosing the push-to-talk key, start at
 login, and quitting cleanly."""
+
 from __future__ import annotations
 
 import threading
@@ -34,8 +35,11 @@ def make_window(qtbot, vad, files):
     def make(devices: FakeDevices, settings: Settings | None = None, seconds: float = 0.3) -> MainWindow:
         if settings is not None:
             files.save_settings(settings)
-        window = MainWindow(lambda post: Runtime(post, files, load_engine=lambda _s: QuickEngine(seconds), vad=vad,
-                                                 devices=devices, device_poll_s=0.05))
+        window = MainWindow(
+            lambda post: Runtime(
+                post, files, load_engine=lambda _s: QuickEngine(seconds), vad=vad, devices=devices, device_poll_s=0.05
+            )
+        )
         qtbot.addWidget(window)
         window.show()
         window.activateWindow()  # its shortcuts are the active window's
@@ -86,8 +90,10 @@ def test_without_a_microphone_the_window_says_so_and_answers_typed_questions(qtb
     assert "Error" not in window.notice.text()
     qtbot.keyClicks(window.text_input, "Are you there?")
     qtbot.keyClick(window.text_input, Qt.Key_Return)
-    qtbot.waitUntil(lambda: any(line.text == "answer to: Are you there?" and not line.live
-                                for line in window.view.lines), timeout=10000)
+    qtbot.waitUntil(
+        lambda: any(line.text == "answer to: Are you there?" and not line.live for line in window.view.lines),
+        timeout=10000,
+    )
     devices.inputs = ["USB headset"]
     qtbot.waitUntil(lambda: window.state.label.text() == "Listening", timeout=10000)
     assert not window.notice.isVisible()  # the notice went with the problem
@@ -131,9 +137,11 @@ def test_the_push_to_talk_key_is_set_by_pressing_it_and_conflicts_are_refused(qt
     dialog.show()
     capture = dialog.desktop.key_capture
     assert capture.key == "Space"
-    for key, modifiers, reason in ((Qt.Key_Escape, Qt.NoModifier, "stops the reply"),
-                                   (Qt.Key_M, Qt.ControlModifier, "Ctrl+M mutes"),
-                                   (Qt.Key_X, Qt.NoModifier, "types text")):
+    for key, modifiers, reason in (
+        (Qt.Key_Escape, Qt.NoModifier, "stops the reply"),
+        (Qt.Key_M, Qt.ControlModifier, "Ctrl+M mutes"),
+        (Qt.Key_X, Qt.NoModifier, "types text"),
+    ):
         capture.click()
         assert capture.text() == "Press a key…"
         qtbot.keyClick(capture, key, modifiers)

@@ -1,5 +1,6 @@
 """Audio devices: the lock-free ring buffer, device lookup, and a real PortAudio round trip through a
 PulseAudio null sink (what the speaker plays comes back from the sink's monitor as the microphone)."""
+
 import importlib.abc
 import json
 import os
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- ring buffer ---------------------------------------------------------------------------------
+
 
 def test_ring_wraps_around_in_order():
     ring = RingBuffer(8)
@@ -154,6 +156,7 @@ def test_missing_portaudio_is_one_line_naming_the_package(monkeypatch, capsys):
 
 # --- real devices through PulseAudio ------------------------------------------------------------------
 
+
 def record(mic: Microphone, seconds: float) -> np.ndarray:
     n = int(seconds * mic.rate)
     parts, got = [], 0
@@ -237,10 +240,12 @@ def test_lost_device_reopens_the_default_with_a_notice(pulse):
     notices = []
     with Microphone("pulse", on_notice=notices.append) as mic:
         assert mic.wait(mic.rate // 20, timeout=2.0)
-        listing = subprocess.run(["pacmd", "list-source-outputs"], capture_output=True, text=True,
-                                 check=True).stdout
-        ours = [block.split()[0] for block in listing.split("index: ")[1:]
-                if f'application.process.id = "{os.getpid()}"' in block]
+        listing = subprocess.run(["pacmd", "list-source-outputs"], capture_output=True, text=True, check=True).stdout
+        ours = [
+            block.split()[0]
+            for block in listing.split("index: ")[1:]
+            if f'application.process.id = "{os.getpid()}"' in block
+        ]
         assert len(ours) == 1, listing
         subprocess.run(["pacmd", "kill-source-output", ours[0]], check=True, capture_output=True)
         deadline = time.monotonic() + 5.0
@@ -254,16 +259,30 @@ def test_lost_device_reopens_the_default_with_a_notice(pulse):
 
 
 def test_devices_command_lists_the_pulse_device(pulse, capsys):
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "devices", "--json"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "devices", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     devices = shown["audio"]
     assert set(shown["compute"]["models"]) >= {"chat_llm", "omni_llm", "omni_encoder", "snac", "asr", "tts"}
     pulse_device = next(d for d in devices if d["name"] == "pulse")
     assert pulse_device["max_input_channels"] > 0 and pulse_device["max_output_channels"] > 0
-    assert set(pulse_device) == {"index", "name", "host_api", "max_input_channels", "max_output_channels",
-                                 "default_rate", "is_default_input", "is_default_output"}
+    assert set(pulse_device) == {
+        "index",
+        "name",
+        "host_api",
+        "max_input_channels",
+        "max_output_channels",
+        "default_rate",
+        "is_default_input",
+        "is_default_output",
+    }
     from app.cli import main
 
     assert main(["devices"]) == 0

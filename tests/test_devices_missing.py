@@ -1,6 +1,7 @@
 """A machine without a microphone (or speaker) is not a dead end, and the microphone's mute is a hard
 one. The runtime drives a real conversation (session, audio worker, echo canceller, voice activity)
 on devices a test hands it: first none with an input, then one that has appeared."""
+
 from __future__ import annotations
 
 import threading
@@ -68,8 +69,9 @@ def make_runtime(tmp_path, vad):
         files.presets.mkdir(parents=True)
         files.save_settings(settings)
         seen = Recorder()
-        runtime = Runtime(seen, files, load_engine=lambda _s: QuickEngine(), vad=vad, devices=devices,
-                          device_poll_s=0.05)
+        runtime = Runtime(
+            seen, files, load_engine=lambda _s: QuickEngine(), vad=vad, devices=devices, device_poll_s=0.05
+        )
         runtimes.append(runtime)
         runtime.start()
         assert runtime.wait_ready(60)

@@ -3,7 +3,6 @@ must not interrupt, short sounds that must not interrupt (but may pause it), and
 after a long pause.
 Real voices from the packaged TTS on both sides, real models, real time."""
 
-
 from core.audio.echo import EchoCanceller
 from core.audio.playback import PlaybackQueue
 from core.audio.room import RoomConfig
@@ -22,8 +21,7 @@ DEVICE_RATE = 48000
 class Conversation:
     """A session in a simulated laptop room; the test places the user's voice on the track."""
 
-    def __init__(self, stack, room=RoomConfig(delay_ms=60, rt60_s=0.3, echo_gain_db=-6.0),
-                 config=TurnConfig()):
+    def __init__(self, stack, room=RoomConfig(delay_ms=60, rt60_s=0.3, echo_gain_db=-6.0), config=TurnConfig()):
         engine, vad = stack
         vad.reset()
         self.playback = PlaybackQueue(DEVICE_RATE)
@@ -159,7 +157,11 @@ def test_push_to_talk_marks_the_turn_and_interrupts_the_reply(stack, speak):
             c.session.press()
             c.track.add(question, (tick + 1) * FRAME)
             events["press"] = tick
-        if "press" in events and "release" not in events and (tick - events["press"] - 1) * FRAME >= len(question) + 2400:
+        if (
+            "press" in events
+            and "release" not in events
+            and (tick - events["press"] - 1) * FRAME >= len(question) + 2400
+        ):
             c.session.release()  # no waiting for silence: the key ends the turn
             events["release"] = tick
 

@@ -1,5 +1,6 @@
 """The echo canceller on real speech in the simulated room: it removes the app's own voice, keeps
 the user's, and leaves the signal alone when switched off."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,10 @@ from core.audio.measure import echo_reduction_db
 from core.audio.room import RoomConfig, SimulatedRoom
 from core.audio.format import FRAME, RATE
 
-REPLY = ("The weather today is mild, with a light breeze from the west and a few clouds in the "
-         "afternoon. Later in the evening, rain may arrive along the coast.")
+REPLY = (
+    "The weather today is mild, with a light breeze from the west and a few clouds in the "
+    "afternoon. Later in the evening, rain may arrive along the coast."
+)
 QUESTION = "Could you remind me what time the train leaves tomorrow morning?"
 USER_STARTS_S = 4.0  # the user cuts in after the canceller has heard the reply for a while
 
@@ -47,8 +50,9 @@ def alone(samples: np.ndarray, **switches: bool) -> np.ndarray:
     without any echo to remove, the fair reference for what came out of a real run."""
     canceller = EchoCanceller(RATE, **switches)
     silence = np.zeros(FRAME, np.float32)
-    return np.concatenate([canceller.process(samples[i : i + FRAME], silence)
-                           for i in range(0, len(samples) - FRAME + 1, FRAME)])
+    return np.concatenate(
+        [canceller.process(samples[i : i + FRAME], silence) for i in range(0, len(samples) - FRAME + 1, FRAME)]
+    )
 
 
 def power_db(samples: np.ndarray) -> float:
@@ -131,8 +135,9 @@ def test_frames_must_be_10_ms() -> None:
 
 
 def test_conversion_clips_rather_than_wraps() -> None:
-    np.testing.assert_array_equal(to_int16(np.array([1.5, -1.5, 1.0, -1.0, 0.5])),
-                                  [32767, -32768, 32767, -32768, 16384])
+    np.testing.assert_array_equal(
+        to_int16(np.array([1.5, -1.5, 1.0, -1.0, 0.5])), [32767, -32768, 32767, -32768, 16384]
+    )
 
 
 def test_echo_reduction_counts_only_converged_far_end_speech() -> None:

@@ -1,5 +1,6 @@
 """A process that ends while a reply is still being written leaves the models cleanly: every
 live reply is cancelled and its workers leave the model before the interpreter tears it down."""
+
 import subprocess
 import sys
 import textwrap

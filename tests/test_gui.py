@@ -1,4 +1,5 @@
 """The desktop app on the offscreen platform, driving real models in a simulated laptop room."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,7 @@ def make_window(qtbot, stack, files):
     def make(settings: Settings | None = None) -> MainWindow:
         if settings is not None:
             files.save_settings(settings)
-        window = MainWindow(lambda post: Runtime(post, files, simulated=True,
-                                                 load_engine=lambda _s: engine, vad=vad))
+        window = MainWindow(lambda post: Runtime(post, files, simulated=True, load_engine=lambda _s: engine, vad=vad))
         qtbot.addWidget(window)
         window.show()
         window.runtime.start()
@@ -98,7 +98,9 @@ def test_push_to_talk_turn_is_spoken_and_shown(qtbot, make_window, speak, files)
     qtbot.waitUntil(lambda: window.state.state == "speaking", timeout=20000)
     # Replies appear while they are spoken.
     qtbot.waitUntil(lambda: any(line.live and line.text for line in window.view.lines), timeout=5000)
-    qtbot.waitUntil(lambda: _finished_reply(window) is not None and bool(_finished_reply(window).latency_ms), timeout=30000)
+    qtbot.waitUntil(
+        lambda: _finished_reply(window) is not None and bool(_finished_reply(window).latency_ms), timeout=30000
+    )
     user = [line.text for line in window.view.lines if line.role == "user"]
     assert "france" in user[-1].lower()
     assert "paris" in _finished_reply(window).text.lower()
@@ -137,6 +139,7 @@ def test_always_listening_barge_in_marks_the_reply_interrupted(qtbot, make_windo
     qtbot.waitUntil(lambda: any(line.interrupted for line in _assistant_lines(window)), timeout=10000)
     interrupted = next(line for line in _assistant_lines(window) if line.interrupted)
     assert "interrupted" in window.view.bubble(interrupted).meta.text()
+
     # The interruption became the next turn.
     def interruption_heard():
         users = [line.text.lower() for line in window.view.lines if line.role == "user"]
@@ -216,6 +219,7 @@ def test_preset_crud_and_a_malformed_import(qtbot, make_window, tmp_path, monkey
 
     def dialog_yes():
         from PySide6.QtWidgets import QMessageBox
+
         return QMessageBox.Yes
 
     dialog.voice.pitch.setValue(-4)
@@ -231,7 +235,9 @@ def test_preset_crud_and_a_malformed_import(qtbot, make_window, tmp_path, monkey
     assert json.loads(exported.read_text())["name"] == "Mine copy"
     # Built-ins cannot be renamed or deleted.
     dialog.voice.refresh_presets("Calm")
-    assert not dialog.voice.preset_buttons["Delete"].isEnabled() and not dialog.voice.preset_buttons["Rename"].isEnabled()
+    assert (
+        not dialog.voice.preset_buttons["Delete"].isEnabled() and not dialog.voice.preset_buttons["Rename"].isEnabled()
+    )
     # A malformed preset is refused with a message and changes nothing.
     before = {name: presets.get(name) for name in presets.names()}
     bad = tmp_path / "bad.json"
@@ -263,9 +269,11 @@ def test_voice_clip_import_and_refusal(qtbot, make_window, speak, tmp_path):
     qtbot.waitUntil(lambda: dialog.voice.record_button.isEnabled(), timeout=20000)
     assert "at least" in dialog.message.text() and dialog.voice.voice_reference is None
     long = tmp_path / "reader.wav"
-    text = ("The north wind and the sun were disputing which was the stronger, when a traveller came "
-            "along wrapped in a warm cloak. They agreed that the one who first made the traveller take "
-            "his cloak off should be considered stronger than the other.")
+    text = (
+        "The north wind and the sun were disputing which was the stronger, when a traveller came "
+        "along wrapped in a warm cloak. They agreed that the one who first made the traveller take "
+        "his cloak off should be considered stronger than the other."
+    )
     save_wav(long, speak(text), 16000)
     dialog.voice.import_voice_clip(str(long))
     qtbot.waitUntil(lambda: dialog.voice.record_button.isEnabled(), timeout=30000)
@@ -278,8 +286,15 @@ def test_voice_clip_import_and_refusal(qtbot, make_window, speak, tmp_path):
 def test_corrupt_settings_are_kept_aside_and_noticed(qtbot, make_window, files):
     files.root.mkdir(parents=True, exist_ok=True)
     files.settings_file.write_text('{"schema": "voice-companion/settings", "version": 1, "mode": ')
-    files.history_file.write_text(json.dumps({"schema": "voice-companion/history", "version": 1,
-                                              "entries": [{"role": "user", "text": "Earlier question"}]}))
+    files.history_file.write_text(
+        json.dumps(
+            {
+                "schema": "voice-companion/history",
+                "version": 1,
+                "entries": [{"role": "user", "text": "Earlier question"}],
+            }
+        )
+    )
     window = make_window()
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=5000)
     assert "settings.json" in window.notice.text() and "kept as" in window.notice.text()
@@ -322,8 +337,9 @@ def test_screenshots_render_without_a_display(tmp_path):
     from PySide6.QtGui import QImage
 
     out = tmp_path / "shots"
-    run = subprocess.run([sys.executable, "-m", "app.cli", "--screenshot", str(out)], capture_output=True,
-                         text=True, timeout=280)
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--screenshot", str(out)], capture_output=True, text=True, timeout=280
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == ["main-window.png", "settings-audio.png", "settings-engine.png", "settings-voice.png"]

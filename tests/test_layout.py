@@ -1,5 +1,6 @@
 """The shape of the code: imports flow app -> core -> models with no cycle between modules, and the
 product runs without the benchmarks' dependencies."""
+
 import ast
 import os
 import subprocess
@@ -60,7 +61,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -82,7 +83,9 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from core.audio import vad\n    import models.engine\n")
     assert _imports("core.x", source, {"core.audio", "core.audio.vad", "models.engine", "core.x"}) == {
-        "core.audio.vad", "models.engine"}
+        "core.audio.vad",
+        "models.engine",
+    }
 
 
 def test_no_import_cycle():
@@ -90,39 +93,59 @@ def test_no_import_cycle():
 
 
 def test_imports_flow_one_way():
-    allowed = {"app": {"app", "core", "models", "bench"}, "core": {"core", "models"}, "models": {"models"},
-               "bench": {"bench", "core", "models"}}
-    wrong = [(name, target) for name, targets in import_graph().items() for target in targets
-             if target.split(".")[0] not in allowed[name.split(".")[0]]]
+    allowed = {
+        "app": {"app", "core", "models", "bench"},
+        "core": {"core", "models"},
+        "models": {"models"},
+        "bench": {"bench", "core", "models"},
+    }
+    wrong = [
+        (name, target)
+        for name, targets in import_graph().items()
+        for target in targets
+        if target.split(".")[0] not in allowed[name.split(".")[0]]
+    ]
     assert wrong == []
 
 
 def _run_without_jiwer(code: str, data: Path) -> subprocess.CompletedProcess:
     blocker = "import sys; sys.modules['jiwer'] = None\n"  # as if the bench extra were not installed
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "VOICE_COMPANION_DATA": str(data)}
-    return subprocess.run([sys.executable, "-c", blocker + textwrap.dedent(code)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", blocker + textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_the_product_imports_without_the_bench_extra(tmp_path):
     product = sorted(name for name in _modules() if name.split(".")[0] in ("app", "core", "models"))
-    proc = _run_without_jiwer(f"""
+    proc = _run_without_jiwer(
+        f"""
         import importlib
         for name in {product!r}:
             importlib.import_module(name)
         assert "jiwer" not in [m for m in sys.modules if sys.modules[m] is not None]
         print("ok")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
 
 
 def test_bench_without_its_extra_says_how_to_install_it_in_one_line(tmp_path):
-    proc = _run_without_jiwer("""
+    proc = _run_without_jiwer(
+        """
         sys.argv = ["voice-companion", "bench", "latency"]
         from app.cli import run
         run()
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

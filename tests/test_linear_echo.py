@@ -1,6 +1,7 @@
 """The linear echo canceller on real speech in the simulated room: it learns the echo path, keeps
 the user's voice whole while both talk, and carries its state across 10 ms frames correctly; and
 the echo canceller hands its output to recognition beside AEC3's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,10 @@ from core.audio.measure import echo_reduction_db
 from core.audio.room import RoomConfig, SimulatedRoom
 from core.audio.format import FRAME, RATE
 
-REPLY = ("The weather today is mild, with a light breeze from the west and a few clouds in the "
-         "afternoon. Later in the evening, rain may arrive along the coast.")
+REPLY = (
+    "The weather today is mild, with a light breeze from the west and a few clouds in the "
+    "afternoon. Later in the evening, rain may arrive along the coast."
+)
 QUESTION = "Could you remind me what time the train leaves tomorrow morning?"
 USER_STARTS_S = 4.0  # the canceller has heard the reply alone for a while
 CONVERGED_S = 3.0
@@ -35,8 +38,9 @@ def voices() -> tuple[np.ndarray, np.ndarray]:
     return speak(REPLY), speak(QUESTION)
 
 
-def run(canceller: LinearEchoCanceller, room: SimulatedRoom, far: np.ndarray,
-        user: np.ndarray | None = None) -> np.ndarray:
+def run(
+    canceller: LinearEchoCanceller, room: SimulatedRoom, far: np.ndarray, user: np.ndarray | None = None
+) -> np.ndarray:
     """Plays `far` through the room frame by frame, as the audio worker would, and cleans the mic."""
     out = []
     for i in range(len(far) // FRAME):
@@ -103,8 +107,7 @@ def test_passes_the_mic_through_while_nothing_plays() -> None:
     near = (0.3 * np.random.default_rng(1).standard_normal(50 * FRAME)).astype(np.float32)
     canceller = LinearEchoCanceller()
     silence = np.zeros(FRAME, np.float32)
-    out = np.concatenate([canceller.process(near[i : i + FRAME], silence)
-                          for i in range(0, len(near), FRAME)])
+    out = np.concatenate([canceller.process(near[i : i + FRAME], silence) for i in range(0, len(near), FRAME)])
     np.testing.assert_array_equal(out, near)
 
 

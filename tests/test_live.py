@@ -2,6 +2,7 @@
 What our speaker plays comes back at the microphone unattenuated (the sink's monitor), so the
 echo canceller has the hardest echo there is, and the user's question is played into the same sink
 by another program. Device loss mid-reply is a real stream killed inside the sound server."""
+
 import os
 import subprocess
 import threading
@@ -23,8 +24,11 @@ pytestmark = pytest.mark.models  # loads the real models (see the marker in pypr
 
 def our_stream(kind: str) -> str:
     listing = subprocess.run(["pacmd", f"list-{kind}s"], capture_output=True, text=True, check=True).stdout
-    ours = [block.split()[0] for block in listing.split("index: ")[1:]
-            if f'application.process.id = "{os.getpid()}"' in block]
+    ours = [
+        block.split()[0]
+        for block in listing.split("index: ")[1:]
+        if f'application.process.id = "{os.getpid()}"' in block
+    ]
     assert len(ours) == 1, listing
     return ours[0]
 
@@ -47,7 +51,8 @@ def test_spoken_turn_on_real_streams_survives_losing_the_speaker(pulse, stack, s
 
     session = Session(engine, vad, playback, on_event=on_event, duplex=True)
     audio = LiveAudio(playback, mic, speaker, EchoCanceller()).start(
-        session.feed, on_echo_path_change=lambda: session.hold_barge_in(2.0))
+        session.feed, on_echo_path_change=lambda: session.hold_barge_in(2.0)
+    )
     try:
         question = tmp_path / "question.wav"
         soundfile.write(question, speak("Tell me a long story about a fox who wanted to fly."), 16000)
@@ -77,8 +82,13 @@ def test_listen_command_holds_a_conversation(pulse, speak, tmp_path):
     question = tmp_path / "question.wav"
     soundfile.write(question, speak("What is the capital of France?"), 16000)
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "listen", "--input", "pulse", "--output", "pulse",
-                             "--seconds", "14"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "listen", "--input", "pulse", "--output", "pulse", "--seconds", "14"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # "Listening: ..." once the models are loaded and the devices open
         assert first.startswith("Listening"), first + proc.stderr.read()

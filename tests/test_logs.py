@@ -2,6 +2,7 @@
 exceptions in it, native crashes in crash.log, the command line naming the log, and the window's
 way to the log folder. Each process-wide setup runs in a subprocess of its own, so this test
 session's own logging and faulthandler stay as pytest set them."""
+
 from __future__ import annotations
 
 import os
@@ -22,14 +23,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def python(code: str, data: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter with `data` as the user's data folder (no core dumps)."""
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "VOICE_COMPANION_DATA": str(data)},
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "VOICE_COMPANION_DATA": str(data)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
+    )
 
 
 def cli(data: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "VOICE_COMPANION_DATA": str(data)})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "VOICE_COMPANION_DATA": str(data)},
+    )
 
 
 def test_the_log_is_in_the_data_folder_and_rotates(tmp_path):
@@ -51,8 +64,9 @@ logging.getLogger("some.module").warning("the last record")
     assert all((log.parent / name).stat().st_size <= MAX_BYTES for name in files)
     last = log.read_text().splitlines()[-1]
     # time, level, thread, logger, message
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING +\[MainThread\] some\.module: the last record",
-                        last), last
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING +\[MainThread\] some\.module: the last record", last
+    ), last
     assert proc.stderr == ""  # the log never writes to the terminal
 
 
@@ -92,10 +106,16 @@ raise KeyError("lost on the main thread")
     assert proc.returncode == 1
     assert "lost on the main thread" in proc.stderr  # still printed as Python always did
     log = (tmp_path / "logs" / LOG_FILE).read_text()
-    assert re.search(r"CRITICAL \[engine-worker\] core\.logs: uncaught exception in thread engine-worker\n"
-                     r"Traceback \(most recent call last\):\n(.+\n)+LookupError: lost on a worker", log), log
-    assert re.search(r"uncaught exception\nTraceback \(most recent call last\):\n(.+\n)+"
-                     r"KeyError: 'lost on the main thread'", log), log
+    assert re.search(
+        r"CRITICAL \[engine-worker\] core\.logs: uncaught exception in thread engine-worker\n"
+        r"Traceback \(most recent call last\):\n(.+\n)+LookupError: lost on a worker",
+        log,
+    ), log
+    assert re.search(
+        r"uncaught exception\nTraceback \(most recent call last\):\n(.+\n)+"
+        r"KeyError: 'lost on the main thread'",
+        log,
+    ), log
 
 
 def test_a_native_crash_leaves_every_threads_stack_in_crash_log(tmp_path):
@@ -135,9 +155,12 @@ def test_a_failure_inside_a_command_is_logged_and_the_cli_names_the_log(tmp_path
     text = log.read_text()
     # One record: the logger is app.cli (or __main__ when run as `python -m app.cli`), then the
     # traceback's lines, none of which starts a new record, down to the error.
-    assert re.search(r"ERROR +\[MainThread\] (app\.cli|__main__): failed: voice-companion talk .+\n"
-                     r"Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n)*"
-                     r"FileExistsError: ", text), text
+    assert re.search(
+        r"ERROR +\[MainThread\] (app\.cli|__main__): failed: voice-companion talk .+\n"
+        r"Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n)*"
+        r"FileExistsError: ",
+        text,
+    ), text
     assert "load_vad" in text  # the frames of the failing code path
     assert "exit code 1" in text
 

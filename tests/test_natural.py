@@ -1,5 +1,6 @@
 """The natural-speech material: pauses are silent for as long as they say, speech is speech,
 speakers differ, the same seed gives the same audio, and the words are the ones in the text."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,23 @@ import pytest
 
 from bench import natural
 from bench.natural import (
-    FAR_ROOM, RATE, Kind, Pause, PiperSpeaker, Register, Say, active_rms, lay_out, natural_conversation,
-    natural_set, natural_turn, parse_script, pcm16_from_wav, plan_turn, recorded_turns, words_of,
+    FAR_ROOM,
+    RATE,
+    Kind,
+    Pause,
+    PiperSpeaker,
+    Register,
+    Say,
+    active_rms,
+    lay_out,
+    natural_conversation,
+    natural_set,
+    natural_turn,
+    parse_script,
+    pcm16_from_wav,
+    plan_turn,
+    recorded_turns,
+    words_of,
 )
 from core.style.pitch import track
 from tests.conftest import VOICE_SEED, word_error
@@ -53,12 +69,12 @@ def windows_within(spans, count: int, window: int = 512) -> np.ndarray:
 
 
 def median_f0(turns) -> float:
-    f0 = np.concatenate([track(t.audio if t.background is None else t.audio - t.background, RATE)
-                         for t in turns])
+    f0 = np.concatenate([track(t.audio if t.background is None else t.audio - t.background, RATE) for t in turns])
     return float(np.median(f0[f0 > 0]))
 
 
 # --- the plan -----------------------------------------------------------------------------------
+
 
 def test_marks_become_pauses_and_fillers_and_the_text_keeps_only_the_words():
     script = "~ I was thinking / about the trip ~ next month."
@@ -83,10 +99,21 @@ def test_a_mark_must_stand_between_phrases(script):
 
 def test_a_wav_from_a_pipe_is_read_to_its_end():
     pcm = (np.sin(np.arange(1000) / 7) * 20000).astype("<i2")
-    header = (b"RIFF" + (0xFFFFFFFF).to_bytes(4, "little") + b"WAVE" + b"fmt " + (16).to_bytes(4, "little")
-              + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (22050).to_bytes(4, "little")
-              + (44100).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-              + b"data" + (0x7FFFFFFF).to_bytes(4, "little"))  # sizes as a stream writes them
+    header = (
+        b"RIFF"
+        + (0xFFFFFFFF).to_bytes(4, "little")
+        + b"WAVE"
+        + b"fmt "
+        + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + (22050).to_bytes(4, "little")
+        + (44100).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+        + b"data"
+        + (0x7FFFFFFF).to_bytes(4, "little")
+    )  # sizes as a stream writes them
     audio, rate = pcm16_from_wav(header + pcm.tobytes())
     assert rate == 22050 and len(audio) == 1000
     assert np.allclose(audio, pcm / 32768.0)
@@ -95,6 +122,7 @@ def test_a_wav_from_a_pipe_is_read_to_its_end():
 
 
 # --- one turn -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("speaker", [ESPEAK, PiperSpeaker(speed=1.1, semitones=3.0)], ids=["espeak", "piper"])
 def test_pauses_are_quiet_for_their_length_and_speech_is_voiced(vad, speaker):
@@ -139,6 +167,7 @@ def test_a_rendering_is_cached_whole_and_read_back(tmp_path, monkeypatch):
 
 
 # --- conversations ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def conversation():
@@ -209,6 +238,7 @@ def test_a_far_room_fills_the_start_of_pauses_with_a_decaying_tail():
 
 # --- the set, the voices, the words -------------------------------------------------------------
 
+
 def test_the_set_covers_short_medium_and_long_turns_voices_and_background():
     turns = natural_set(seed=0)
     made = [t for t in turns if t.script]
@@ -223,8 +253,10 @@ def test_the_set_covers_short_medium_and_long_turns_voices_and_background():
 
 
 def test_voices_sit_in_their_registers():
-    f0 = {s: median_f0([natural_turn("The museum opens / at nine in the morning.", s, np.random.default_rng(0))])
-          for s in natural.SPEAKERS}
+    f0 = {
+        s: median_f0([natural_turn("The museum opens / at nine in the morning.", s, np.random.default_rng(0))])
+        for s in natural.SPEAKERS
+    }
     for speaker, hz in f0.items():
         assert (hz < 150) if speaker.register is Register.LOW else (hz > 150), (speaker.id, hz)
 

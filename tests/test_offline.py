@@ -2,6 +2,7 @@
 no interfaces (`unshare -n`, as root), with an audit hook that records every attempt to reach a
 network (any socket connect but a local AF_UNIX one, any name lookup); and the run script, which
 sets up only when it has to."""
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,24 @@ def test_a_spoken_turn_runs_with_no_network_at_all(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     env.update(PYTHONPATH=str(ROOT), NETWORK_ATTEMPTS=str(attempts))
     proc = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", AUDITED_START, "talk", str(ROOT / "assets" / "questions" / "q01.flac"),
-         "--json", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-c",
+            AUDITED_START,
+            "talk",
+            str(ROOT / "assets" / "questions" / "q01.flac"),
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert not attempts.exists(), attempts.read_text()
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -57,11 +73,18 @@ def test_a_spoken_turn_runs_with_no_network_at_all(tmp_path):
 def test_the_audit_hook_does_catch_a_connection(tmp_path):
     # The check above is only as good as the hook: here the program does try, and is caught.
     attempts = tmp_path / "attempts.txt"
-    code = AUDITED_START.replace("from app.cli import run\nrun()",
-                                 "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=2)\n"
-                                 "except Exception:\n    pass")
-    subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                   env={**os.environ, "NETWORK_ATTEMPTS": str(attempts)})
+    code = AUDITED_START.replace(
+        "from app.cli import run\nrun()",
+        "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=2)\n"
+        "except Exception:\n    pass",
+    )
+    subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NETWORK_ATTEMPTS": str(attempts)},
+    )
     assert "socket.getaddrinfo" in attempts.read_text()
 
 
@@ -75,14 +98,14 @@ def make_checkout(tmp_path: Path) -> Path:
     (checkout / "packs.txt").write_text("pack==1\n")
     (checkout / "scripts" / "setup.sh").write_text(
         "set -e\necho ran >> setup.log\nmkdir -p .venv/bin\n"
-        "printf '#!/bin/sh\\necho \"app $*\"\\n' > .venv/bin/voice-companion\nchmod +x .venv/bin/voice-companion\n")
+        "printf '#!/bin/sh\\necho \"app $*\"\\n' > .venv/bin/voice-companion\nchmod +x .venv/bin/voice-companion\n"
+    )
     return checkout
 
 
 def run_script(checkout: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess:
     command = ["bash", str(checkout / "scripts" / "run.sh"), *args]
-    return subprocess.run((["unshare", "-n"] if offline else []) + command, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run((["unshare", "-n"] if offline else []) + command, capture_output=True, text=True, timeout=60)
 
 
 def test_the_run_script_sets_up_only_when_it_has_to(tmp_path):

@@ -1,4 +1,5 @@
 """Streaming SNAC decode: chunks as frames arrive that join into the whole-utterance decode."""
+
 import numpy as np
 import pytest
 import torch

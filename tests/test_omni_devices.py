@@ -1,6 +1,7 @@
 """The device plan: from the compute setting and what a machine offers, where each model runs and
 in which number format; what each backend then receives; and the CPU taking over when a model
 fails to start on a GPU (each failure forced)."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,13 @@ from models.engine import CancelToken, ReplyDone, Style, UserTurn
 from test_omni_support import write_tiny
 
 CPU_ONLY = Machine(platform="linux")
-NVIDIA = Machine(platform="linux", torch_cuda=True, llama_gpu="CUDA", ct2_cuda=True,
-                 onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+NVIDIA = Machine(
+    platform="linux",
+    torch_cuda=True,
+    llama_gpu="CUDA",
+    ct2_cuda=True,
+    onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+)
 MAC = Machine(platform="darwin", torch_mps=True, llama_gpu="Metal")
 VULKAN = Machine(platform="linux", llama_gpu="Vulkan")
 LLAMA = ("chat_llm", "omni_llm")
@@ -150,14 +156,26 @@ def test_omni_language_model_out_of_memory_on_the_gpu_starts_on_the_cpu(tiny, mo
 # ---- the fallback's words ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("error, cause, fix", [
-    (RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"), "a CUDA library is missing",
-     "nvidia-cublas-cu12"),
-    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out of GPU memory",
-     "choose CPU in Settings"),
-    (NotImplementedError("The operator 'aten::_fft_r2c' is not currently implemented for the MPS device."),
-     "an operation Metal (MPS) lacks", "PYTORCH_ENABLE_MPS_FALLBACK=1"),
-])
+@pytest.mark.parametrize(
+    "error, cause, fix",
+    [
+        (
+            RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"),
+            "a CUDA library is missing",
+            "nvidia-cublas-cu12",
+        ),
+        (
+            torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            "out of GPU memory",
+            "choose CPU in Settings",
+        ),
+        (
+            NotImplementedError("The operator 'aten::_fft_r2c' is not currently implemented for the MPS device."),
+            "an operation Metal (MPS) lacks",
+            "PYTORCH_ENABLE_MPS_FALLBACK=1",
+        ),
+    ],
+)
 def test_each_gpu_failure_starts_the_model_on_the_cpu_with_cause_and_fix(error, cause, fix):
     tried = []
 
@@ -200,6 +218,10 @@ def test_bench_omni_refuses_a_device_nothing_can_use_in_one_line(capsys):
     assert "--device applies to bench omni only" in capsys.readouterr().err
     assert main(["bench", "omni", "--quants", "q3"]) == 2
     plan = bench_plan("cpu")
-    assert placed(plan.omni_llm, "q4_k_m") == {"device": "CPU", "number_format": "q4_k_m",
-                                                "why": "the setting is CPU", "flash_attention": True}
+    assert placed(plan.omni_llm, "q4_k_m") == {
+        "device": "CPU",
+        "number_format": "q4_k_m",
+        "why": "the setting is CPU",
+        "flash_attention": True,
+    }
     assert placed(plan.omni_encoder)["number_format"] == "float32"

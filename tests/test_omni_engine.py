@@ -1,5 +1,6 @@
 """The text-guided decoding loop, its stop rules and cancellation (on a scripted backend whose
 logits say exactly what each sequence wants), and the engine end to end."""
+
 import threading
 import time
 
@@ -69,7 +70,8 @@ def test_audio_from_item_0_and_text_from_item_1():
     for s in steps:
         # Layer i is held at _pad_a during its delay, then is item 0's choice.
         assert s.audio.tolist() == [100 * i + s.index if s.index >= i + 1 else T.PAD_A for i in range(6)] + [
-            (T.EOA if s.index >= 12 else 600 + s.index) if s.index >= 7 else T.PAD_A]
+            (T.EOA if s.index >= 12 else 600 + s.index) if s.index >= 7 else T.PAD_A
+        ]
     # Fed back: item 0 gets its own audio + the shared text; item 1 pads + the same text.
     first0, first1 = backend.inputs[0]
     assert first0.tolist() == T.to_global(steps[0].audio).tolist() + [11]
@@ -207,8 +209,11 @@ def published(tmp_path, fake_hub, monkeypatch):  # noqa: F811  (the fixture impo
     from test_omni_support import write_tiny
 
     folders = write_tiny(tmp_path / "upstream", seed=6)
-    repos = {LM: ("gpt-omni/mini-omni", folders["lm"]), ENCODER: ("gpt-omni/mini-omni2", folders["encoder"]),
-             CODEC: ("hubertsiuzdak/snac_24khz", folders["codec"])}
+    repos = {
+        LM: ("gpt-omni/mini-omni", folders["lm"]),
+        ENCODER: ("gpt-omni/mini-omni2", folders["encoder"]),
+        CODEC: ("hubertsiuzdak/snac_24khz", folders["codec"]),
+    }
     pins = {}
     for asset_id, (repo, folder) in repos.items():
         files = []

@@ -1,6 +1,7 @@
 """The published files' number formats: whisper's released small.pt stores float16, re-uploads of
 the other files come in float16 or bfloat16. Each loads, is cast to what its device computes in,
 and a whole turn runs from them on this CPU."""
+
 import numpy as np
 import pytest
 import torch

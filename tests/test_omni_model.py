@@ -1,4 +1,5 @@
 """Loading Mini-Omni's files, and the llama.cpp GGUF against the torch reference."""
+
 import json
 
 import numpy as np
@@ -73,8 +74,11 @@ def test_mismatch_messages_name_the_problem(tiny, tmp_path):
 
     def wrong_shape(s):
         s["transformer.h.0.attn.attn.weight"] = torch.zeros(100, 64)
+
     _rewrite(tiny["lm"] / "lit_model.pth", weights, wrong_shape)
-    with pytest.raises(CheckpointError, match=r"wrong shape: transformer\.h\.0\.attn\.attn\.weight \(100, 64\) != \(128, 64\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wrong shape: transformer\.h\.0\.attn\.attn\.weight \(100, 64\) != \(128, 64\)"
+    ):
         load_lm(folder)
 
     _rewrite(tiny["lm"] / "lit_model.pth", weights, lambda s: s.update(extra=torch.zeros(1)))
@@ -102,11 +106,22 @@ def test_config_checks(tiny, tmp_path):
     assert read_config(bad).norm_eps == 1e-6
 
 
-@pytest.mark.parametrize("key, value", [
-    ("rotary_percentage", 0.25), ("parallel_residual", True), ("scale_embeddings", True),
-    ("lm_head_bias", True), ("shared_attention_norm", True), ("rope_condense_ratio", 2),
-    ("n_expert", 8), ("post_attention_norm", True), ("final_logit_softcapping", 30.0),
-    ("sliding_window_size", 64), ("bias", True)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("rotary_percentage", 0.25),
+        ("parallel_residual", True),
+        ("scale_embeddings", True),
+        ("lm_head_bias", True),
+        ("shared_attention_norm", True),
+        ("rope_condense_ratio", 2),
+        ("n_expert", 8),
+        ("post_attention_norm", True),
+        ("final_logit_softcapping", 30.0),
+        ("sliding_window_size", 64),
+        ("bias", True),
+    ],
+)
 def test_config_values_the_model_does_not_compute_are_refused_by_name(tiny, tmp_path, key, value):
     """A config the model code would load and compute wrongly: one line naming the field."""
     raw = yaml.safe_load((tiny["lm"] / "model_config.yaml").read_text())
@@ -117,9 +132,16 @@ def test_config_values_the_model_does_not_compute_are_refused_by_name(tiny, tmp_
     assert "\n" not in str(caught.value) and "model_config.yaml" in str(caught.value)
 
 
-@pytest.mark.parametrize("key, value", [("rotary_percentage", 1), ("rotary_percentage", "1.0"),
-                                        ("parallel_residual", False), ("sliding_window_size", 4096),
-                                        ("sliding_window_size", None)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("rotary_percentage", 1),
+        ("rotary_percentage", "1.0"),
+        ("parallel_residual", False),
+        ("sliding_window_size", 4096),
+        ("sliding_window_size", None),
+    ],
+)
 def test_config_values_equal_to_what_the_model_computes_are_accepted(tiny, tmp_path, key, value):
     raw = yaml.safe_load((tiny["lm"] / "model_config.yaml").read_text())
     raw.pop("rotary_percentage")  # litgpt's default (1.0) when the file leaves it out
@@ -180,8 +202,13 @@ def _run(backend, features, steps):
 def reference(lm):
     rng = np.random.default_rng(0)
     features = rng.normal(0, 0.3, (12, TINY.n_embd)).astype(np.float32)
-    steps = [(T.to_global(rng.integers(0, 4096, (7, 1))).tolist() + [[int(rng.integers(0, 150000))]],
-              T.to_global(np.full((7, 1), T.PAD_A)).tolist() + [[T.PAD_T]]) for _ in range(3)]
+    steps = [
+        (
+            T.to_global(rng.integers(0, 4096, (7, 1))).tolist() + [[int(rng.integers(0, 150000))]],
+            T.to_global(np.full((7, 1), T.PAD_A)).tolist() + [[T.PAD_T]],
+        )
+        for _ in range(3)
+    ]
     steps = [(np.array(a), np.array(b)) for a, b in steps]
     return features, steps, _run(TorchBackend(lm), features, steps)
 
@@ -222,8 +249,11 @@ def test_gguf_q4_k_m_is_k_quantized_throughout(converted, reference):
 
     types = {t.name: t.tensor_type for t in gguf.GGUFReader(converted["q4_k_m"] / "model.gguf").tensors}
     k_quants = {gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q5_K, gguf.GGMLQuantizationType.Q6_K}
-    matrices = [n for n in types if n.endswith(".weight") and "norm" not in n
-                and n != "token_embd.weight" and not n.endswith("ffn_down.weight")]
+    matrices = [
+        n
+        for n in types
+        if n.endswith(".weight") and "norm" not in n and n != "token_embd.weight" and not n.endswith("ffn_down.weight")
+    ]
     assert all(types[n] in k_quants for n in matrices), {n: types[n].name for n in matrices}
     assert types["output.weight"] == gguf.GGMLQuantizationType.Q4_K  # not the recipe's slower q6_K
     error = _error_against_torch(converted["q4_k_m"], reference)

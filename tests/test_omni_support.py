@@ -1,5 +1,6 @@
 """Shared by the Mini-Omni tests: a small random checkpoint in the exact file layout (2 layers,
 width 64, the full 181120-entry vocabulary), and a check that it is what the tests assume."""
+
 from pathlib import Path
 
 from models.omni.config import OmniConfig
@@ -8,8 +9,16 @@ import pytest
 
 pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
-TINY = OmniConfig(n_layer=2, n_embd=64, n_head=4, n_query_groups=2, head_size=16, intermediate_size=128,
-                  whisper_adapter_dim=32, block_size=128)
+TINY = OmniConfig(
+    n_layer=2,
+    n_embd=64,
+    n_head=4,
+    n_query_groups=2,
+    head_size=16,
+    intermediate_size=128,
+    whisper_adapter_dim=32,
+    block_size=128,
+)
 TINY_ENCODER = EncoderConfig(n_state=32, n_head=2, n_layer=1)
 TINY_CODEC = dict(decoder_dim=64, encoder_dim=8)
 

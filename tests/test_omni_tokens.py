@@ -1,5 +1,6 @@
 """Mini-Omni's token layout, prompts, delay pattern and SNAC code mapping, against sequences
 built by hand from the facts in the model's reference (not from the code under test)."""
+
 import numpy as np
 import pytest
 
@@ -30,10 +31,13 @@ def test_a1a2_prompt_by_hand():
     assert p.audio_frames == 3 and p.length == 6
 
 
-@pytest.mark.parametrize("build, audio_last, text_last", [
-    (T.a1t2, 4097, 151939),  # answer in text: audio streams padded
-    (T.asr, 4097, 151940),  # transcribe: _asr in the text stream
-])
+@pytest.mark.parametrize(
+    "build, audio_last, text_last",
+    [
+        (T.a1t2, 4097, 151939),  # answer in text: audio streams padded
+        (T.asr, 4097, 151940),  # transcribe: _asr in the text stream
+    ],
+)
 def test_other_spoken_prompts_by_hand(build, audio_last, text_last):
     p = build(2)
     assert p.ids[5].tolist() == _audio_row(5, [4098, 4097, 4097, 4096, audio_last])

@@ -1,5 +1,6 @@
 """`voice-companion models pin`: reading a model's commit and hashes from the hub when this version
 could not, then installing against them; on the local hub stand-in with a small random Mini-Omni."""
+
 import json
 from types import SimpleNamespace
 
@@ -21,8 +22,11 @@ def unpinned(tmp_path, fake_hub, monkeypatch):  # noqa: F811
     from test_omni_support import write_tiny
 
     folders = write_tiny(tmp_path / "upstream", seed=7)
-    repos = {LM: ("gpt-omni/mini-omni", folders["lm"]), ENCODER: ("gpt-omni/mini-omni2", folders["encoder"]),
-             CODEC: ("hubertsiuzdak/snac_24khz", folders["codec"])}
+    repos = {
+        LM: ("gpt-omni/mini-omni", folders["lm"]),
+        ENCODER: ("gpt-omni/mini-omni2", folders["encoder"]),
+        CODEC: ("hubertsiuzdak/snac_24khz", folders["codec"]),
+    }
     known, contents = {}, {}
     for asset_id, (repo, folder) in repos.items():
         names = []
@@ -39,8 +43,13 @@ def unpinned(tmp_path, fake_hub, monkeypatch):  # noqa: F811
     monkeypatch.setattr(catalog, "PINNABLE", {k: (v, DESCRIPTIONS[k]) for k, v in known.items()})
     monkeypatch.setattr(cli, "ModelStore", lambda: ModelStore(endpoint=fake_hub.endpoint))
     monkeypatch.setenv("VOICE_COMPANION_DATA", str(tmp_path / "data"))
-    yield SimpleNamespace(data=tmp_path / "data", known=known, contents=contents, hub=fake_hub,
-                          store=ModelStore(endpoint=fake_hub.endpoint))
+    yield SimpleNamespace(
+        data=tmp_path / "data",
+        known=known,
+        contents=contents,
+        hub=fake_hub,
+        store=ModelStore(endpoint=fake_hub.endpoint),
+    )
     fake_hub.listing_lies.clear()
 
 
@@ -107,8 +116,7 @@ def test_a_git_file_unlike_its_listing_is_not_pinned(unpinned, capsys):
 def test_bytes_unlike_the_pinned_hash_are_refused_at_install(unpinned, capsys):
     from app.cli import main
 
-    lie = {"sha256": "2" * 64, "size": len(unpinned.contents[("snac-24khz", "pytorch_model.bin")]),
-           "pointerSize": 134}
+    lie = {"sha256": "2" * 64, "size": len(unpinned.contents[("snac-24khz", "pytorch_model.bin")]), "pointerSize": 134}
     unpinned.hub.listing_lies["pytorch_model.bin"] = {"lfs": lie}
     assert main(["models", "pin", "snac-24khz"]) == 0
     capsys.readouterr()
@@ -123,8 +131,12 @@ def test_unknown_or_already_pinned_ids_and_a_broken_pins_file(unpinned, capsys, 
 
     assert main(["models", "pin", "whisper-base"]) == 2
     assert "unknown model 'whisper-base'" in one_error_line(capsys)
-    monkeypatch.setattr(catalog, "BUILT_IN", catalog.BUILT_IN + catalog.hub_assets(
-        {"snac-24khz": _complete(unpinned)}, {"snac-24khz": catalog.PINNABLE["snac-24khz"][1]}))
+    monkeypatch.setattr(
+        catalog,
+        "BUILT_IN",
+        catalog.BUILT_IN
+        + catalog.hub_assets({"snac-24khz": _complete(unpinned)}, {"snac-24khz": catalog.PINNABLE["snac-24khz"][1]}),
+    )
     assert main(["models", "pin", "snac-24khz"]) == 0
     assert "pinned in this version already" in capsys.readouterr().out
 
@@ -141,6 +153,12 @@ def test_unknown_or_already_pinned_ids_and_a_broken_pins_file(unpinned, capsys, 
 def _complete(unpinned):
     from models.registry.pins import FilePin, RepoPin
 
-    return RepoPin("hubertsiuzdak/snac_24khz", COMMIT, tuple(
-        FilePin(name, len(content), sha256_bytes(content))
-        for (asset_id, name), content in unpinned.contents.items() if asset_id == "snac-24khz"))
+    return RepoPin(
+        "hubertsiuzdak/snac_24khz",
+        COMMIT,
+        tuple(
+            FilePin(name, len(content), sha256_bytes(content))
+            for (asset_id, name), content in unpinned.contents.items()
+            if asset_id == "snac-24khz"
+        ),
+    )

@@ -1,4 +1,5 @@
 """Voice style presets: schema validation, the user's collection, import and export."""
+
 import json
 
 import pytest
@@ -15,23 +16,42 @@ def profile(**changes) -> dict:
 
 
 def good(**changes) -> dict:
-    data = {"schema": SCHEMA, "version": 1, "name": "Evening", "voice": "piper-joe-medium",
-            "emotion": "calm", "speed": 0.9, "pitch": -1.5, "voice_reference": None, "persona": None}
+    data = {
+        "schema": SCHEMA,
+        "version": 1,
+        "name": "Evening",
+        "voice": "piper-joe-medium",
+        "emotion": "calm",
+        "speed": 0.9,
+        "pitch": -1.5,
+        "voice_reference": None,
+        "persona": None,
+    }
     data.update(changes)
     return data
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"speed": 3.0}, "speed"), ({"speed": "fast"}, "speed"), ({"speed": float("nan")}, "speed"),
-    ({"pitch": -13}, "pitch"), ({"emotion": "angry"}, "emotion"), ({"name": ""}, "name"),
-    ({"name": "a/b"}, "name"), ({"version": 2}, "version"), ({"schema": "other"}, "schema"),
-    ({"colour": "blue"}, "colour"), ({"voice_reference": {"clip": "../x.wav"}}, "voice_reference"),
-    ({"persona": 5}, "persona"),
-    ({"voice_reference": {"clip": "x.wav", "profile": {"f0_median_hz": 210.0}}}, "voice_reference"),
-    ({"voice_reference": {"clip": "x.wav", "profile": profile(f0_median_hz=-1.0)}}, "voice_reference"),
-    ({"voice_reference": {"clip": "x.wav", "profile": profile(envelope_db=["loud"])}}, "voice_reference"),
-    ({"emotion": ["calm"]}, "emotion"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"speed": 3.0}, "speed"),
+        ({"speed": "fast"}, "speed"),
+        ({"speed": float("nan")}, "speed"),
+        ({"pitch": -13}, "pitch"),
+        ({"emotion": "angry"}, "emotion"),
+        ({"name": ""}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"version": 2}, "version"),
+        ({"schema": "other"}, "schema"),
+        ({"colour": "blue"}, "colour"),
+        ({"voice_reference": {"clip": "../x.wav"}}, "voice_reference"),
+        ({"persona": 5}, "persona"),
+        ({"voice_reference": {"clip": "x.wav", "profile": {"f0_median_hz": 210.0}}}, "voice_reference"),
+        ({"voice_reference": {"clip": "x.wav", "profile": profile(f0_median_hz=-1.0)}}, "voice_reference"),
+        ({"voice_reference": {"clip": "x.wav", "profile": profile(envelope_db=["loud"])}}, "voice_reference"),
+        ({"emotion": ["calm"]}, "emotion"),
+    ],
+)
 def test_bad_fields_are_refused_with_the_field_named(changes, field):
     with pytest.raises(PresetError) as err:
         parse_preset(good(**changes), "my.json")
@@ -47,8 +67,9 @@ def test_built_ins_cover_every_emotion_and_validate():
 
 def test_round_trip_and_crud(tmp_path):
     store = PresetStore(tmp_path / "presets")
-    preset = parse_preset(good(voice_reference={"clip": "anna.wav", "profile": profile()},
-                               persona="You are Ada, a patient tutor."))
+    preset = parse_preset(
+        good(voice_reference={"clip": "anna.wav", "profile": profile()}, persona="You are Ada, a patient tutor.")
+    )
     store.save(preset)
     assert store.get("Evening") == preset
     export = tmp_path / "out.json"

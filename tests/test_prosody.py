@@ -1,5 +1,6 @@
 """Speed and pitch of the companion's voice on real speech from the packaged Piper voice: the
 change asked for, nothing else, and the same samples whether the reply streams in or comes whole."""
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,7 @@ def test_streamed_reply_equals_the_whole_utterance(voice, whole, speed, semitone
     reference = apply_prosody(audio, rate, speed, semitones)
     assert len(reference) == round(len(audio) / speed)
     np.testing.assert_array_equal(streamed(chunks, rate, speed, semitones), reference)
-    np.testing.assert_array_equal(streamed(in_random_pieces(audio, rate, seed=1), rate, speed, semitones),
-                                  reference)
+    np.testing.assert_array_equal(streamed(in_random_pieces(audio, rate, seed=1), rate, speed, semitones), reference)
 
 
 def test_a_chunk_handed_on_in_parts_is_the_same_audio(voice, whole):
@@ -141,10 +141,17 @@ def test_speed_one_and_no_pitch_change_pass_samples_untouched(voice):
     np.testing.assert_array_equal(apply_prosody(audio, rate), audio)
 
 
-@pytest.mark.parametrize("speed,semitones,message", [
-    (0.49, 0.0, "speed"), (2.01, 0.0, "speed"), (math.nan, 0.0, "speed"),
-    (1.0, 12.5, "pitch"), (1.0, -13.0, "pitch"), (1.0, math.inf, "pitch"),
-])
+@pytest.mark.parametrize(
+    "speed,semitones,message",
+    [
+        (0.49, 0.0, "speed"),
+        (2.01, 0.0, "speed"),
+        (math.nan, 0.0, "speed"),
+        (1.0, 12.5, "pitch"),
+        (1.0, -13.0, "pitch"),
+        (1.0, math.inf, "pitch"),
+    ],
+)
 def test_out_of_range_settings_are_refused(speed, semitones, message):
     with pytest.raises(ValueError, match=message):
         StreamingProsody(22050, speed, semitones)
@@ -202,8 +209,10 @@ def test_the_cascade_speaks_at_the_speed_asked(stack, speed):
 
     engine = CascadeEngine(stack[0].asr, stack[0].chat, fresh_voice())
     rate = engine.tts.rate
-    text = ("Let me know when you want to go through the plan again, and I will be here. "
-            "The museum is closed on Mondays, but the garden behind it stays open until sunset.")
+    text = (
+        "Let me know when you want to go through the plan again, and I will be here. "
+        "The museum is closed on Mondays, but the garden behind it stays open until sunset."
+    )
 
     def speaking_time(speed: float) -> float:
         times = []

@@ -89,8 +89,7 @@ def no_user_data(tmp_path, monkeypatch):
 def test_catalogue_ids_and_defaults():
     ids = [a.id for a in all_assets()]
     assert len(ids) == len(set(ids))
-    assert {"silero-vad", "whisper-base", QWEN, "smollm2-135m-instruct-q4",
-            "piper-joe-medium"} <= set(ids)
+    assert {"silero-vad", "whisper-base", QWEN, "smollm2-135m-instruct-q4", "piper-joe-medium"} <= set(ids)
     assert set(DEFAULT_ASSETS) <= set(ids)
     assert get(QWEN).size == 491400064
 
@@ -215,8 +214,13 @@ def test_corrupted_file_is_refused_and_install_repairs_it(tmp_path):
 def test_wrong_pinned_hash_is_refused_and_nothing_is_kept(tmp_path):
     silero = get("silero-vad").files[0]
     wrong = "0" * 64
-    bad = Asset("bad-pin", "vad", "MIT", "silero with a wrong pin",
-                (AssetFile("silero_vad.onnx", silero.size, wrong, silero.source),))
+    bad = Asset(
+        "bad-pin",
+        "vad",
+        "MIT",
+        "silero with a wrong pin",
+        (AssetFile("silero_vad.onnx", silero.size, wrong, silero.source),),
+    )
     store = ModelStore(tmp_path, extra_assets=[bad])
 
     with pytest.raises(HashMismatch) as caught:
@@ -228,16 +232,32 @@ def test_wrong_pinned_hash_is_refused_and_nothing_is_kept(tmp_path):
 
 
 def test_missing_part_names_module_file_and_package(tmp_path):
-    absent = Asset("absent", "llm", "MIT", "a pack that is not installed", (
-        AssetFile("model.gguf", 10, "0" * 64, PackageParts((
-            PackagePart("silero_vad", "data/silero_vad.onnx"),
-            PackagePart("voice_companion_no_such_pack", "data/part02.bin"),
-        ))),
-    ))
-    wrong_path = Asset("wrong-path", "vad", "MIT", "a file the pack does not ship", (
-        AssetFile("x.onnx", 10, "0" * 64,
-                  PackageParts((PackagePart("silero_vad", "data/nope.onnx"),))),
-    ))
+    absent = Asset(
+        "absent",
+        "llm",
+        "MIT",
+        "a pack that is not installed",
+        (
+            AssetFile(
+                "model.gguf",
+                10,
+                "0" * 64,
+                PackageParts(
+                    (
+                        PackagePart("silero_vad", "data/silero_vad.onnx"),
+                        PackagePart("voice_companion_no_such_pack", "data/part02.bin"),
+                    )
+                ),
+            ),
+        ),
+    )
+    wrong_path = Asset(
+        "wrong-path",
+        "vad",
+        "MIT",
+        "a file the pack does not ship",
+        (AssetFile("x.onnx", 10, "0" * 64, PackageParts((PackagePart("silero_vad", "data/nope.onnx"),))),),
+    )
     store = ModelStore(tmp_path, extra_assets=[absent, wrong_path])
 
     with pytest.raises(MissingPart) as caught:
@@ -275,12 +295,11 @@ def fake_pack(tmp_path, monkeypatch):
         (package / "data" / f"part{i}.bin").write_bytes(content)
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
-    source = PackageParts(tuple(
-        PackagePart(f"vc_test_pack_part{i}", f"data/part{i}.bin") for i in (1, 2)
-    ))
+    source = PackageParts(tuple(PackagePart(f"vc_test_pack_part{i}", f"data/part{i}.bin") for i in (1, 2)))
     joined = parts[0] + parts[1]
-    asset = Asset("joined", "llm", "MIT", "two parts",
-                  (AssetFile("model.gguf", len(joined), sha256_bytes(joined), source),))
+    asset = Asset(
+        "joined", "llm", "MIT", "two parts", (AssetFile("model.gguf", len(joined), sha256_bytes(joined), source),)
+    )
     return asset, site, joined
 
 
@@ -432,9 +451,12 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             siblings = []
             for key, (content, lfs) in hub.files.items():
                 if key.startswith(prefix):
-                    name = key[len(prefix):]
-                    entry = {"rfilename": name, "size": len(content),
-                             "blobId": hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()}
+                    name = key[len(prefix) :]
+                    entry = {
+                        "rfilename": name,
+                        "size": len(content),
+                        "blobId": hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest(),
+                    }
                     if lfs:
                         entry["lfs"] = {"sha256": sha256_bytes(content), "size": len(content), "pointerSize": 134}
                     siblings.append({**entry, **hub.listing_lies.get(name, {})})
@@ -496,11 +518,16 @@ def hub_asset(fake_hub) -> tuple[Asset, dict[str, bytes]]:
     fake_hub.log.clear()
     for name, content in contents.items():
         fake_hub.publish("test-org/tiny-codec", REVISION, name, content, lfs=name.endswith(".bin"))
-    asset = Asset("tiny-codec", "codec", "MIT", "test codec", tuple(
-        AssetFile(name, len(content), sha256_bytes(content),
-                  HubFile("test-org/tiny-codec", name, REVISION))
-        for name, content in contents.items()
-    ))
+    asset = Asset(
+        "tiny-codec",
+        "codec",
+        "MIT",
+        "test codec",
+        tuple(
+            AssetFile(name, len(content), sha256_bytes(content), HubFile("test-org/tiny-codec", name, REVISION))
+            for name, content in contents.items()
+        ),
+    )
     return asset, contents
 
 
@@ -529,8 +556,9 @@ def test_hub_download_installs_the_pinned_files(tmp_path, fake_hub, hub_asset):
 def test_hub_download_with_wrong_hash_is_refused(tmp_path, fake_hub, hub_asset):
     asset, contents = hub_asset
     weights = asset.files[1]
-    wrong = Asset("tiny-codec", "codec", "MIT", "test codec",
-                  (AssetFile(weights.name, weights.size, "f" * 64, weights.source),))
+    wrong = Asset(
+        "tiny-codec", "codec", "MIT", "test codec", (AssetFile(weights.name, weights.size, "f" * 64, weights.source),)
+    )
     store = ModelStore(tmp_path, endpoint=fake_hub.endpoint, extra_assets=[wrong])
 
     with pytest.raises(HashMismatch) as caught:
@@ -545,10 +573,17 @@ def test_hub_download_resumes_a_dropped_connection(tmp_path, fake_hub):
     # The client keeps what it received in whole 10 MiB chunks, so the cut must come later.
     content = random.Random(5).randbytes(12 * 2**20)
     fake_hub.publish("test-org/big", REVISION, "weights.bin", content, lfs=True)
-    asset = Asset("big", "codec", "MIT", "test weights", (
-        AssetFile("weights.bin", len(content), sha256_bytes(content),
-                  HubFile("test-org/big", "weights.bin", REVISION)),
-    ))
+    asset = Asset(
+        "big",
+        "codec",
+        "MIT",
+        "test weights",
+        (
+            AssetFile(
+                "weights.bin", len(content), sha256_bytes(content), HubFile("test-org/big", "weights.bin", REVISION)
+            ),
+        ),
+    )
     store = ModelStore(tmp_path, endpoint=fake_hub.endpoint, extra_assets=[asset])
     fake_hub.log.clear()
     cut = 11 * 2**20
@@ -581,9 +616,13 @@ def test_hub_download_cancelled_by_progress_leaves_no_file(tmp_path, fake_hub, h
 
 
 def test_hub_missing_file_is_one_line(tmp_path, fake_hub):
-    ghost = Asset("ghost", "codec", "MIT", "not on the hub", (
-        AssetFile("x.bin", 1, "0" * 64, HubFile("test-org/tiny-codec", "absent.bin", REVISION)),
-    ))
+    ghost = Asset(
+        "ghost",
+        "codec",
+        "MIT",
+        "not on the hub",
+        (AssetFile("x.bin", 1, "0" * 64, HubFile("test-org/tiny-codec", "absent.bin", REVISION)),),
+    )
     store = ModelStore(tmp_path, endpoint=fake_hub.endpoint, extra_assets=[ghost])
     with pytest.raises(DownloadFailed) as caught:
         store.install("ghost")
@@ -622,12 +661,15 @@ def test_cli_install_then_verify_a_corrupted_file(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["install", "no-such-model"], "unknown model 'no-such-model'"),
-    (["verify", "no-such-model"], "unknown model 'no-such-model'"),
-    (["frobnicate"], "invalid choice"),
-    (["add-gguf", "mine", "/no/such/file.gguf"], "No such file"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["install", "no-such-model"], "unknown model 'no-such-model'"),
+        (["verify", "no-such-model"], "unknown model 'no-such-model'"),
+        (["frobnicate"], "invalid choice"),
+        (["add-gguf", "mine", "/no/such/file.gguf"], "No such file"),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_2(args, expected, capsys):
     assert models_command(args) == 2
     err = capsys.readouterr().err

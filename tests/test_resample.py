@@ -1,4 +1,5 @@
 """Streaming resampling equals resampling the whole signal; frames come out exactly sized."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The simulated room: its echo arrives when configured, decays as configured, and keeps the
 components apart so cancellers can be measured against the truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,18 +10,20 @@ from core.audio.room import EchoPath, RoomConfig, SimulatedRoom, make_rir, soft_
 from core.audio.format import FRAME, RATE
 
 
-
 def white(seconds: float, seed: int = 0, level: float = 0.1) -> np.ndarray:
     return (level * np.random.default_rng(seed).standard_normal(int(seconds * RATE))).astype(np.float32)
 
 
 def play(room: SimulatedRoom, speaker: np.ndarray, user: np.ndarray | None = None) -> np.ndarray:
     frames = len(speaker) // FRAME
-    return np.concatenate([
-        room.mic_frame(speaker[i * FRAME : (i + 1) * FRAME],
-                       None if user is None else user[i * FRAME : (i + 1) * FRAME])
-        for i in range(frames)
-    ])
+    return np.concatenate(
+        [
+            room.mic_frame(
+                speaker[i * FRAME : (i + 1) * FRAME], None if user is None else user[i * FRAME : (i + 1) * FRAME]
+            )
+            for i in range(frames)
+        ]
+    )
 
 
 def decay_time(rir: np.ndarray, start: int) -> float:

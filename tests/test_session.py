@@ -1,5 +1,6 @@
 """The turn loop: a spoken question played into the session in real time, the reply out of a
 simulated speaker, on the real packaged models."""
+
 import threading
 import time
 
@@ -26,7 +27,9 @@ def test_round_trip_spoken_question_and_spoken_reply(stack, speak):
     engine, vad = stack
     question = "Which planet is closest to the sun?"
     states = []
-    result = talk_once(engine, vad, speak(question), on_event=lambda e: isinstance(e, StateChanged) and states.append(e.state))
+    result = talk_once(
+        engine, vad, speak(question), on_event=lambda e: isinstance(e, StateChanged) and states.append(e.state)
+    )
     assert result.reason == "complete"
     assert word_error(question, result.transcript) <= 0.10
     assert result.reply_text.strip()
@@ -46,8 +49,13 @@ def test_a_pause_inside_the_turn_does_not_answer_half_a_question(stack, speak):
     # 350 ms of silence: past the speculation point, short of the end of turn. On silence alone
     # (no end-of-turn model: a synthetic voice ends "Please tell me," as it ends a sentence, and
     # the model hears that; tests/test_turn_end.py holds the model to real cases).
-    voice = np.concatenate([speak("Please tell me,"), np.zeros(int(16000 * 0.35), np.float32),
-                            speak("what is the capital city of Italy?", lead_ms=0)])
+    voice = np.concatenate(
+        [
+            speak("Please tell me,"),
+            np.zeros(int(16000 * 0.35), np.float32),
+            speak("what is the capital city of Italy?", lead_ms=0),
+        ]
+    )
     replies, states = [], []
 
     def on_event(e):
@@ -165,10 +173,13 @@ def test_a_natural_dialogue_is_answered_turn_by_turn(stack):
 
     engine, vad = stack
     rng = np.random.default_rng(5)
-    scripts = ["How long should I boil an egg / if I want the yolk / still a little soft?",
-               "What is the difference / between a crocodile / and an alligator?"]
-    turns = tuple(natural_turn(text, SPEAKERS[i * 5 % len(SPEAKERS)], rng, pause_s=(0.3, 0.45))
-                  for i, text in enumerate(scripts))
+    scripts = [
+        "How long should I boil an egg / if I want the yolk / still a little soft?",
+        "What is the difference / between a crocodile / and an alligator?",
+    ]
+    turns = tuple(
+        natural_turn(text, SPEAKERS[i * 5 % len(SPEAKERS)], rng, pause_s=(0.3, 0.45)) for i, text in enumerate(scripts)
+    )
     dialogue = lay_out(Conversation(turns, (None,), 5, -65.0), 2.0)
     result = talk(engine, vad, dialogue.audio)
     reasons = [t.reason for t in result.turns]

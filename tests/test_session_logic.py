@@ -1,6 +1,7 @@
 """The session's logic on a virtual clock with a fake engine and scripted voice activity: turn
 taking, speculative replies, barge-in, push-to-talk, stop, and who owns the model, checked on
 hand-written cases and on random schedules (hypothesis). No model, no wall-clock assertion."""
+
 from __future__ import annotations
 
 import queue
@@ -149,7 +150,10 @@ def test_a_turn_is_answered_and_kept(thread_errors):
     rig.quiet_for(3000)
     [call] = rig.engine.calls
     assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
-    assert [(m.role, m.text) for m in rig.session.history] == [("user", call.transcript), ("assistant", call.reply_text)]
+    assert [(m.role, m.text) for m in rig.session.history] == [
+        ("user", call.transcript),
+        ("assistant", call.reply_text),
+    ]
     states = [e.state for e in rig.events if isinstance(e, StateChanged)]
     assert states == [State.LISTENING, State.HEARING, State.THINKING, State.SPEAKING, State.LISTENING]
     latency = rig.session.latencies[0]
@@ -284,7 +288,10 @@ def test_an_engine_error_is_shown_once_and_the_next_turn_works(thread_errors):
     rig.engine.script = script
     rig.session.say("second")
     rig.run(2000)
-    assert [(f.reason, f.detail) for f in rig.finished] == [(ReplyEnd.ERROR, "model fell over"), (ReplyEnd.COMPLETE, "")]
+    assert [(f.reason, f.detail) for f in rig.finished] == [
+        (ReplyEnd.ERROR, "model fell over"),
+        (ReplyEnd.COMPLETE, ""),
+    ]
     assert [m.text for m in rig.session.history if m.role == "user"] == ["second"]
     assert not thread_errors and not rig.live_reply_threads()
 
@@ -372,8 +379,12 @@ def test_random_schedules_keep_every_invariant(actions):
     threading.excepthook = lambda args: errors.append(args.exc_value)
     try:
         verdicts = iter(np.random.default_rng(len(actions)).uniform(0, 1, 10_000))
-        rig = Rig(config=TurnConfig(speculate_after_ms=96), clauses=2, clause_ms=300,
-                  judge=ScriptedJudge(lambda audio: next(verdicts)))
+        rig = Rig(
+            config=TurnConfig(speculate_after_ms=96),
+            clauses=2,
+            clause_ms=300,
+            judge=ScriptedJudge(lambda audio: next(verdicts)),
+        )
         run_schedule(rig, actions)
         check_invariants(rig, errors)
     finally:

@@ -1,4 +1,5 @@
 """Settings and history on disk: validation, round trips, and recovery from damaged files."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,15 @@ from core.settings import HistoryEntry, Settings, SettingsError, UserFiles, pars
 
 def test_settings_round_trip(tmp_path):
     files = UserFiles(tmp_path)
-    changed = replace(Settings(), mode="push-to-talk", end_of_turn_ms=800, speed=1.25, persona="Ada",
-                      input_device="USB Mic", asr_model="whisper-tiny-en")
+    changed = replace(
+        Settings(),
+        mode="push-to-talk",
+        end_of_turn_ms=800,
+        speed=1.25,
+        persona="Ada",
+        input_device="USB Mic",
+        asr_model="whisper-tiny-en",
+    )
     files.save_settings(changed)
     loaded, notice = files.load_settings()
     assert loaded == changed and notice is None
@@ -24,13 +32,16 @@ def test_missing_file_is_the_defaults_without_a_notice(tmp_path):
     assert UserFiles(tmp_path).load_history() == ([], None)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"mode": "telepathy"}, "mode"),
-    ({"end_of_turn_ms": 50}, "end_of_turn_ms"),
-    ({"vad_sensitivity": "high"}, "vad_sensitivity"),
-    ({"echo_cancellation": 1}, "echo_cancellation"),
-    ({"version": 7}, "version"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"mode": "telepathy"}, "mode"),
+        ({"end_of_turn_ms": 50}, "end_of_turn_ms"),
+        ({"vad_sensitivity": "high"}, "vad_sensitivity"),
+        ({"echo_cancellation": 1}, "echo_cancellation"),
+        ({"version": 7}, "version"),
+    ],
+)
 def test_bad_values_are_refused_by_name(change, message):
     with pytest.raises(SettingsError, match=message):
         parse_settings({**Settings().to_json(), **change})

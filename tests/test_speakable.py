@@ -1,4 +1,5 @@
 """The clause splitter and text cleaning that sit between the chat model and the voice."""
+
 from models.cascade.speakable import ClauseSplitter, speakable
 
 
@@ -29,8 +30,10 @@ def test_sentences_split_and_nothing_is_lost():
 
 
 def test_markdown_lists_code_and_emoji_are_not_spoken():
-    text = ("Here are **two** tips:\n\n1. Drink *water* 💧\n- Sleep well 😴\n"
-            "```python\nprint('hi')\n```\nSee [the guide](https://example.com/x) for `more`.")
+    text = (
+        "Here are **two** tips:\n\n1. Drink *water* 💧\n- Sleep well 😴\n"
+        "```python\nprint('hi')\n```\nSee [the guide](https://example.com/x) for `more`."
+    )
     spoken = " ".join(stream(text, step=3))
     for banned in ("*", "`", "💧", "😴", "print", "https", "1.", "- ", "(", "#"):
         assert banned not in spoken, banned

@@ -1,4 +1,5 @@
 """The end-of-turn model (Smart Turn v3.2 from the installed pack) on real speech."""
+
 import threading
 import time
 
@@ -27,8 +28,9 @@ def _verdict(judge, key, audio, timeout=30.0):
     return p
 
 
-@pytest.mark.parametrize("text", ["What time is it?", "Set a timer for ten minutes.",
-                                  "Could you tell me the weather for tomorrow in Paris?"])
+@pytest.mark.parametrize(
+    "text", ["What time is it?", "Set a timer for ten minutes.", "Could you tell me the weather for tomorrow in Paris?"]
+)
 def test_a_finished_question_is_judged_complete(judge, speak, text):
     assert _verdict(judge, hash(text), speak(text)) > 0.7
 
@@ -48,5 +50,4 @@ def test_only_the_latest_question_is_answered_and_close_ends_the_thread(speak):
     assert _verdict(judge, 4, audio) > 0.7
     assert judge.verdict(0) is None
     judge.close()
-    assert not [t for t in threading.enumerate() if t.name == "turn-judge" and t.is_alive()
-                and t is judge._thread]
+    assert not [t for t in threading.enumerate() if t.name == "turn-judge" and t.is_alive() and t is judge._thread]

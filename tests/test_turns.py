@@ -1,4 +1,5 @@
 """Turn detection from speech probabilities: start, pause (speculate), resume, end."""
+
 import pytest
 
 from core.turns import TurnConfig, TurnDetector

@@ -1,6 +1,7 @@
 """The user's data stays theirs: private files, erasing from the core and the command line, and the
 smaller promises (voice clips stay in voices/, unique clip names, converted model files checked,
 torch new enough to load weights safely)."""
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,16 @@ def test_delete_clip_removes_the_clip_its_profile_and_every_reference(tmp_path):
     put_clip(files, "anna-1.wav")
     put_clip(files, "bob-1.wav")
     store = PresetStore(files.presets)
-    store.save(parse_preset({"schema": "voice-companion/preset", "version": 1, "name": "Anna",
-                             "voice_reference": {"clip": "anna-1.wav", "profile": profile_json()}}))
+    store.save(
+        parse_preset(
+            {
+                "schema": "voice-companion/preset",
+                "version": 1,
+                "name": "Anna",
+                "voice_reference": {"clip": "anna-1.wav", "profile": profile_json()},
+            }
+        )
+    )
     files.save_settings(replace(Settings(), voice_reference="anna-1.wav"))
     removed = erase.delete_clip(files, "anna-1.wav")
     assert sorted(removed) == ["anna-1.wav", "anna-1.wav" + PROFILE_SUFFIX]
@@ -127,9 +136,15 @@ def run_cli(args: list[str], data: Path, stdin: str | None = None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=120,
-                          input=stdin, cwd=ROOT, env={**os.environ, "VOICE_COMPANION_DATA": str(data),
-                                                     "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        cwd=ROOT,
+        env={**os.environ, "VOICE_COMPANION_DATA": str(data), "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_the_data_command_erases_and_refuses_in_one_line(tmp_path):
@@ -150,6 +165,7 @@ def test_the_data_command_erases_and_refuses_in_one_line(tmp_path):
 
 
 # ---- the smaller promises ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["../settings.json", "/etc/passwd", "voices/../../x.wav", "..", "a\\b.wav", "a\nb"])
 def test_a_voice_reference_outside_the_voices_folder_is_refused(name):
@@ -191,8 +207,9 @@ def test_a_converted_omni_file_that_changed_is_converted_again(tmp_path):
 
     for name in CONVERTED_FILES:
         (tmp_path / name).write_bytes(name.encode() * 100)
-    write_json(tmp_path / META_FILE, {"converter": CONVERTER, "source_sha256": "s" * 64,
-                                      "files": converted_hashes(tmp_path)})
+    write_json(
+        tmp_path / META_FILE, {"converter": CONVERTER, "source_sha256": "s" * 64, "files": converted_hashes(tmp_path)}
+    )
     assert is_current(tmp_path, "s" * 64)
     with open(tmp_path / CONVERTED_FILES[0], "r+b") as f:  # one flipped byte, same size
         f.write(b"X")

@@ -1,4 +1,5 @@
 """Silero voice activity on real speech, silence and noise; the playback fade."""
+
 import numpy as np
 
 from core.audio.playback import FADE_MS, PlaybackQueue

@@ -3,6 +3,7 @@
 The "other speaker" is the packaged voice made higher and shorter-tracted with WORLD (+6 semitones,
 formants x1.12); it says other sentences than the reply, as a user's clip would.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,20 @@ from tests.conftest import fresh_voice, word_error
 
 pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
 
-REFERENCE_TEXT = ("My grandmother grew tomatoes and beans behind the house every summer. "
-                  "In the evenings she would sit on the porch and tell us stories about the old harbour. "
-                  "We never knew which of them were true, and we never asked.")
+REFERENCE_TEXT = (
+    "My grandmother grew tomatoes and beans behind the house every summer. "
+    "In the evenings she would sit on the porch and tell us stories about the old harbour. "
+    "We never knew which of them were true, and we never asked."
+)
 # The voice's median pitch wanders by about a semitone from one short text to the next; a reply of
 # five clauses keeps that well below the distances measured here.
-REPLY = ("I think a walk by the lake would do you good.",
-         "The forecast says the rain will stop around noon.",
-         "Would you like me to remind you to take an umbrella anyway?",
-         "Afterwards we could look at that recipe for apple pie.",
-         "It only needs flour, butter, apples and a little cinnamon.")
+REPLY = (
+    "I think a walk by the lake would do you good.",
+    "The forecast says the rain will stop around noon.",
+    "Would you like me to remind you to take an umbrella anyway?",
+    "Afterwards we could look at that recipe for apple pie.",
+    "It only needs flour, butter, apples and a little cinnamon.",
+)
 SHIFT_ST, FORMANT_RATIO = 6.0, 1.12
 
 

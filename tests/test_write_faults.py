@@ -5,6 +5,7 @@ the user is told once, and the conversation goes on.
 The read-only folder is a read-only bind mount and the full disk a 64 kB tmpfs: the tests run as
 root (permission bits alone do not stop root), and every mount is undone when the test ends.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,7 +127,11 @@ def test_history_and_settings_writes_fail_with_one_notice_and_the_conversation_g
     settings_notices = [n for n in notices if "settings" in n.message]
     assert len(history_notices) == 1 and len(settings_notices) == 1, notices
     assert [e.text for e in runtime.history][-3:] == ["first question", "second question", "third question"]
-    assert [e.text for e in passed_on if isinstance(e, UserTranscript)][-3:] == ["first question", "second question", "third question"]  # still shown
+    assert [e.text for e in passed_on if isinstance(e, UserTranscript)][-3:] == [
+        "first question",
+        "second question",
+        "third question",
+    ]  # still shown
     assert runtime.settings.speed == 1.2  # applied for this session
     assert snapshot(root) == good  # the previous files whole, no temp files left
 
@@ -190,8 +195,12 @@ else:
         write(version)
         version += 1
 """
-TARGETS = {"settings": "settings.json", "history": "history.json", "preset": "presets/mine.json",
-           "clip": "voices/me.wav"}
+TARGETS = {
+    "settings": "settings.json",
+    "history": "history.json",
+    "preset": "presets/mine.json",
+    "clip": "voices/me.wav",
+}
 
 
 def readable(kind: str, path: Path) -> str:
@@ -211,8 +220,13 @@ def readable(kind: str, path: Path) -> str:
 
 
 def kill_writer(kind: str, root: Path, when: str, delay: float = 0.0) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, kind, str(root), when], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, kind, str(root), when],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert proc.stdout.readline().strip() == "paused"
         if delay:

@@ -5,6 +5,7 @@ window keeps the companion in the tray; Quit ends it with every thread gone and 
 The app runs in a child process (tests/xvfb_app.py): this process's Qt is on the offscreen platform.
 
 Skipped only when Xvfb, xdotool, xterm or trayer are missing (scripts/setup.sh installs them)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("Xvfb", "xdotool", "xterm", "trayer")
 missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-pytestmark = [pytest.mark.models, pytest.mark.timeout(600),
-              pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/setup.sh installs them)")]
+pytestmark = [
+    pytest.mark.models,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/setup.sh installs them)"),
+]
 
 
 def _free_display() -> int:
@@ -40,19 +44,36 @@ def x_server():
     env = {**os.environ, "DISPLAY": f":{n}"}
     env.pop("WAYLAND_DISPLAY", None)
     env.pop("XDG_SESSION_TYPE", None)
-    started = [subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    started = [
+        subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         deadline = time.monotonic() + 20
         while not Path(f"/tmp/.X11-unix/X{n}").exists():
             assert time.monotonic() < deadline, "Xvfb did not start"
             time.sleep(0.05)
-        started.append(subprocess.Popen(["trayer", "--expand", "false"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        started.append(subprocess.Popen(["xterm", "-title", "other-app"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        xterm = subprocess.run(["xdotool", "search", "--sync", "--name", "other-app"], env=env, check=True,
-                               capture_output=True, text=True, timeout=20).stdout.split()[0]
+        started.append(
+            subprocess.Popen(
+                ["trayer", "--expand", "false"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        started.append(
+            subprocess.Popen(
+                ["xterm", "-title", "other-app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        xterm = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "other-app"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.split()[0]
         yield env, xterm
     finally:
         for process in reversed(started):
@@ -65,9 +86,14 @@ class App:
 
     def __init__(self, env: dict, data: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.xvfb_app", str(data)], cwd=ROOT,
+            [sys.executable, "-m", "tests.xvfb_app", str(data)],
+            cwd=ROOT,
             env={**env, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -98,8 +124,9 @@ class App:
 
 
 def _focus(env: dict) -> str:
-    return subprocess.run(["xdotool", "getwindowfocus"], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["xdotool", "getwindowfocus"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_global_key_tray_close_to_tray_and_quit_on_a_real_x_server(x_server, tmp_path):

@@ -5,6 +5,7 @@ says the sample question into the room.
 
     python -m tests.xvfb_app DATA_DIR      (DISPLAY set; QT_QPA_PLATFORM=xcb)
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,13 @@ def main(data_dir: str) -> int:
     if not window.runtime.wait_ready(300):
         say(error="the models did not load")
         return 1
-    say(ready=True, tray=window.tray is not None, global_key=window.global_key is not None,
-        problem=window.global_key_problem, window=int(window.winId()))
+    say(
+        ready=True,
+        tray=window.tray is not None,
+        global_key=window.global_key is not None,
+        problem=window.global_key_problem,
+        window=int(window.winId()),
+    )
 
     tray = window.tray
     commands = {
@@ -73,8 +79,12 @@ def main(data_dir: str) -> int:
             notifier.setEnabled(False)  # the test closed our stdin
             return
         commands[line]()
-        say(done=line, visible=window.isVisible(), mode=window.runtime.settings.mode,
-            tray_notice_shown=window.runtime.settings.tray_notice_shown)
+        say(
+            done=line,
+            visible=window.isVisible(),
+            mode=window.runtime.settings.mode,
+            tray_notice_shown=window.runtime.settings.tray_notice_shown,
+        )
 
     notifier = QSocketNotifier(sys.stdin.fileno(), QSocketNotifier.Read)
     notifier.activated.connect(command)
@@ -88,9 +98,13 @@ def main(data_dir: str) -> int:
         thread.join(timeout=2)
     saved, _ = files.load_settings()
     history, _ = files.load_history()
-    say(exited=code, threads=[t.name for t in others if t.is_alive()],
-        conversation_closed=window.runtime.conversation is None, settings_saved=saved == window.runtime.settings,
-        history=[e.role for e in history])
+    say(
+        exited=code,
+        threads=[t.name for t in others if t.is_alive()],
+        conversation_closed=window.runtime.conversation is None,
+        settings_saved=saved == window.runtime.settings,
+        history=[e.role for e in history],
+    )
     return code
 
 

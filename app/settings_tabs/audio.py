@@ -1,5 +1,6 @@
 """The Audio tab: microphone and speaker (with a live test meter and a test tone), echo
 cancellation and the rest of the processing, voice sensitivity and the end-of-turn silence."""
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,10 @@ class AudioTab(QWidget):
         self.end_of_turn.setSingleStep(END_OF_TURN_STEP_MS)
         self.end_of_turn.setSuffix(" ms")
         self.end_of_turn.setAccessibleName("Longest silence before your turn ends")
-        self.end_of_turn.setToolTip("A turn that sounds finished ends after a short silence; one that "
-                                    "sounds unfinished (\"I was thinking about, um\") waits up to this long.")
+        self.end_of_turn.setToolTip(
+            "A turn that sounds finished ends after a short silence; one that "
+            'sounds unfinished ("I was thinking about, um") waits up to this long.'
+        )
         form.addRow("&End of turn at most after", self.end_of_turn)
 
     def load(self, s: Settings) -> None:
@@ -87,10 +90,15 @@ class AudioTab(QWidget):
         self.end_of_turn.setValue(s.end_of_turn_ms)
 
     def values(self) -> dict[str, Any]:
-        return {"input_device": self.input_combo.currentData(), "output_device": self.output_combo.currentData(),
-                "echo_cancellation": self.echo_box.isChecked(), "noise_suppression": self.noise_box.isChecked(),
-                "gain_control": self.gain_box.isChecked(), "vad_sensitivity": self.sensitivity.value() / 100,
-                "end_of_turn_ms": self.end_of_turn.value()}
+        return {
+            "input_device": self.input_combo.currentData(),
+            "output_device": self.output_combo.currentData(),
+            "echo_cancellation": self.echo_box.isChecked(),
+            "noise_suppression": self.noise_box.isChecked(),
+            "gain_control": self.gain_box.isChecked(),
+            "vad_sensitivity": self.sensitivity.value() / 100,
+            "end_of_turn_ms": self.end_of_turn.value(),
+        }
 
     def stop(self) -> None:
         """Stop the microphone test, if it runs (the dialog is closing)."""

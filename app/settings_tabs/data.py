@@ -1,5 +1,6 @@
 """The Data tab: where the user's files are, their voice clips, and erasing (one clip, the
 history, or everything but the models)."""
+
 from __future__ import annotations
 
 import logging
@@ -17,16 +18,24 @@ log = logging.getLogger(__name__)
 class DataTab(QWidget):
     """`on_clip_deleted(name)` and `on_forgotten()` let the dialog bring its other tabs up to date."""
 
-    def __init__(self, runtime: Runtime, say: Say, on_clip_deleted: Callable[[str], None],
-                 on_forgotten: Callable[[], None], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        say: Say,
+        on_clip_deleted: Callable[[str], None],
+        on_forgotten: Callable[[], None],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.runtime = runtime
         self.say = say
         self.on_clip_deleted = on_clip_deleted
         self.on_forgotten = on_forgotten
         layout = QVBoxLayout(self)
-        where = QLabel(f"Your settings, history, presets, voice clips and logs are kept only on this "
-                       f"computer, readable by you alone, in {runtime.files.root}")
+        where = QLabel(
+            f"Your settings, history, presets, voice clips and logs are kept only on this "
+            f"computer, readable by you alone, in {runtime.files.root}"
+        )
         where.setWordWrap(True)
         layout.addWidget(where)
         layout.addWidget(QLabel("Voice clips (recordings of a voice, for voice matching)"))
@@ -40,8 +49,9 @@ class DataTab(QWidget):
         self.clear_history_button.setToolTip("Erase every transcript, here and in the main window")
         self.clear_history_button.clicked.connect(self.clear_history)
         self.forget_button = QPushButton("Forget everything…")
-        self.forget_button.setToolTip("Erase settings, history, your presets, voice clips and logs; "
-                                      "the models stay installed")
+        self.forget_button.setToolTip(
+            "Erase settings, history, your presets, voice clips and logs; the models stay installed"
+        )
         self.forget_button.clicked.connect(self.forget_everything)
         layout.addWidget(row(self.delete_clip_button, self.clear_history_button, self.forget_button))
         self.refresh_clips()
@@ -85,9 +95,10 @@ class DataTab(QWidget):
             self._erase(self.runtime.clear_history, "The conversation history is erased.")
 
     def forget_everything(self) -> None:
-        if not self._confirm("Forget everything",
-                             "Erase your settings, conversation history, presets, voice clips and logs? "
-                             "The models stay installed."):
+        if not self._confirm(
+            "Forget everything",
+            "Erase your settings, conversation history, presets, voice clips and logs? The models stay installed.",
+        ):
             return
 
         def forget() -> None:

@@ -1,5 +1,6 @@
 """The Desktop tab: the push-to-talk key (and whether it works in every window), the tray and
 start at login."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,9 +51,12 @@ class DesktopTab(QWidget):
             self.global_note.setText(why + ".")
             return
         conflict = key_conflict(self.key_capture.key, global_key=True) if on else None
-        self.global_note.setText(f"Choose another key: {conflict}." if conflict else
-                                 "While this is on, the companion watches for this one key in every window "
-                                 "(X11); no other key is kept or sent anywhere.")
+        self.global_note.setText(
+            f"Choose another key: {conflict}."
+            if conflict
+            else "While this is on, the companion watches for this one key in every window "
+            "(X11); no other key is kept or sent anywhere."
+        )
 
     def load(self, s: Settings) -> None:
         self.key_capture.set_key(s.push_to_talk_key)
@@ -62,5 +66,9 @@ class DesktopTab(QWidget):
         self.login_box.setChecked(s.start_at_login)
 
     def values(self) -> dict[str, Any]:
-        return {"push_to_talk_key": self.key_capture.key, "global_push_to_talk": self.global_box.isChecked(),
-                "close_to_tray": self.tray_box.isChecked(), "start_at_login": self.login_box.isChecked()}
+        return {
+            "push_to_talk_key": self.key_capture.key,
+            "global_push_to_talk": self.global_box.isChecked(),
+            "close_to_tray": self.tray_box.isChecked(),
+            "start_at_login": self.login_box.isChecked(),
+        }

@@ -1,12 +1,24 @@
 """The Engine tab: the engine, the chat and speech recognition models, the compute device with
 where each model would run, and every model's status with an install/verify button."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.install import Installer
 from app.settings_tabs.form import Say, disable_item, select
@@ -91,8 +103,12 @@ class EngineTab(QWidget):
 
     def values(self, s: Settings) -> dict[str, Any]:
         """The engine choices; a model list that is empty here keeps the setting `s` had."""
-        return {"engine": self.engine_combo.currentData(), "chat_model": self.chat_combo.currentData() or s.chat_model,
-                "asr_model": self.asr_combo.currentData() or s.asr_model, "compute": self.compute_combo.currentData()}
+        return {
+            "engine": self.engine_combo.currentData(),
+            "chat_model": self.chat_combo.currentData() or s.chat_model,
+            "asr_model": self.asr_combo.currentData() or s.asr_model,
+            "compute": self.compute_combo.currentData(),
+        }
 
     def stop(self) -> None:
         """Cancel an install in progress (the dialog is closing)."""

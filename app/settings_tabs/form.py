@@ -1,4 +1,5 @@
 """Small helpers the settings tabs share for building their forms."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -1,4 +1,5 @@
 """The Persona tab: who the companion is, added to the chat model's instructions."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,11 @@ class PersonaTab(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Who the companion is: added to the chat model's instructions. "
-                                "Leave empty for the preset's persona."))
+        layout.addWidget(
+            QLabel(
+                "Who the companion is: added to the chat model's instructions. Leave empty for the preset's persona."
+            )
+        )
         self.persona = QPlainTextEdit()
         self.persona.setAccessibleName("Persona")
         self.persona.setPlaceholderText("e.g. You are Ada, a patient tutor who loves astronomy.")
@@ -33,4 +37,6 @@ class PersonaTab(QWidget):
     def honour(self, caps: Capabilities) -> None:
         if not caps.instruction_styles:
             self.persona.setEnabled(False)
-            self.persona.setToolTip("This engine does not take instructions, so the persona cannot change what it says.")
+            self.persona.setToolTip(
+                "This engine does not take instructions, so the persona cannot change what it says."
+            )

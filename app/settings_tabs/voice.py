@@ -1,5 +1,6 @@
 """The Voice tab: presets (apply, save, rename, duplicate, delete, import, export), the voice, its
 emotion, speed and pitch, and voice matching from a recorded or imported clip, with a preview."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QInputDialog, QLabel,
-                               QListWidget, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.settings_tabs.form import Say, percent_range, row, select
 from app.settings_tabs.persona import PersonaTab
@@ -25,9 +39,11 @@ log = logging.getLogger(__name__)
 PREVIEW_TEXT = "This is how I will sound. Do you like it?"
 VOICES = {"piper-joe-medium": "Joe (Piper, US English)"}
 DEFAULT_PRESET = "Neutral"  # chosen when the applied preset is deleted
-VOICE_MATCH_HELP = ("Moves the reply's pitch, melody range, vocal-tract length and brightness toward "
-                    "the speaker in a 5-30 s clip. It is not a voice clone: timbre and accent stay "
-                    "the companion's own.")
+VOICE_MATCH_HELP = (
+    "Moves the reply's pitch, melody range, vocal-tract length and brightness toward "
+    "the speaker in a 5-30 s clip. It is not a voice clone: timbre and accent stay "
+    "the companion's own."
+)
 
 
 class VoiceTab(QWidget):
@@ -35,9 +51,16 @@ class VoiceTab(QWidget):
     is recorded from; `apply()`: the dialog's Apply (the preview applies first);
     `on_clip_measured()`: a new clip is in the user's folder."""
 
-    def __init__(self, runtime: Runtime, say: Say, persona: PersonaTab, microphone: Callable[[], str | None],
-                 apply: Callable[[], bool], on_clip_measured: Callable[[], None],
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        say: Say,
+        persona: PersonaTab,
+        microphone: Callable[[], str | None],
+        apply: Callable[[], bool],
+        on_clip_measured: Callable[[], None],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.runtime = runtime
         self.say = say
@@ -56,10 +79,15 @@ class VoiceTab(QWidget):
         self.preset_list.currentTextChanged.connect(self._preset_selected)
         left.addWidget(self.preset_list, 1)
         self.preset_buttons: dict[str, QPushButton] = {}
-        for label, slot in (("Apply", self.apply_preset), ("Save as…", self.save_preset_as),
-                            ("Rename…", self.rename_preset), ("Duplicate…", self.duplicate_preset),
-                            ("Delete", self.delete_preset), ("Import…", self.import_preset),
-                            ("Export…", self.export_preset)):
+        for label, slot in (
+            ("Apply", self.apply_preset),
+            ("Save as…", self.save_preset_as),
+            ("Rename…", self.rename_preset),
+            ("Duplicate…", self.duplicate_preset),
+            ("Delete", self.delete_preset),
+            ("Import…", self.import_preset),
+            ("Export…", self.export_preset),
+        ):
             button = QPushButton(label)
             button.clicked.connect(slot)
             self.preset_buttons[label.rstrip("…")] = button
@@ -123,15 +151,21 @@ class VoiceTab(QWidget):
         self.applied_preset = s.preset
         self.refresh_presets(s.preset)
         preset = self._preset(s.preset)
-        self._show_style(s.emotion or (preset.emotion if preset else "neutral"),
-                         s.speed if s.speed is not None else (preset.speed if preset else 1.0),
-                         s.pitch if s.pitch is not None else (preset.pitch if preset else 0.0))
+        self._show_style(
+            s.emotion or (preset.emotion if preset else "neutral"),
+            s.speed if s.speed is not None else (preset.speed if preset else 1.0),
+            s.pitch if s.pitch is not None else (preset.pitch if preset else 0.0),
+        )
         self.set_clip(s.voice_reference)
 
     def values(self) -> dict[str, Any]:
-        return {"preset": self.applied_preset, "emotion": self.emotion_combo.currentData(),
-                "speed": self.speed.value() / 100, "pitch": float(self.pitch.value()),
-                "voice_reference": self.voice_reference}
+        return {
+            "preset": self.applied_preset,
+            "emotion": self.emotion_combo.currentData(),
+            "speed": self.speed.value() / 100,
+            "pitch": float(self.pitch.value()),
+            "voice_reference": self.voice_reference,
+        }
 
     def _show_style(self, emotion: str, speed: float, pitch: float) -> None:
         select(self.emotion_combo, emotion)
@@ -142,8 +176,10 @@ class VoiceTab(QWidget):
 
     def honour(self, caps: Capabilities, can_match_voice: bool) -> None:
         if not caps.instruction_styles:
-            self.emotion_combo.setToolTip("This engine does not take instructions: an emotion changes "
-                                          "only speed, pitch and loudness, not the wording.")
+            self.emotion_combo.setToolTip(
+                "This engine does not take instructions: an emotion changes "
+                "only speed, pitch and loudness, not the wording."
+            )
         if not can_match_voice:
             why = "Voice matching needs the engine's own voice profile, which this engine does not offer."
             for widget in (self.record_button, self.import_clip_button, self.voice_combo):
@@ -202,12 +238,23 @@ class VoiceTab(QWidget):
         if self.voice_reference:
             from core.style.voice_clips import clip_profile
 
-            reference = {"clip": self.voice_reference,
-                         "profile": clip_profile(self.runtime.files.voices, self.voice_reference).to_json()}
-        return parse_preset({"schema": "voice-companion/preset", "version": 1, "name": name,
-                             "voice": self.voice_combo.currentData(), "emotion": self.emotion_combo.currentData(),
-                             "speed": self.speed.value() / 100, "pitch": float(self.pitch.value()),
-                             "voice_reference": reference, "persona": self.persona.text or None})
+            reference = {
+                "clip": self.voice_reference,
+                "profile": clip_profile(self.runtime.files.voices, self.voice_reference).to_json(),
+            }
+        return parse_preset(
+            {
+                "schema": "voice-companion/preset",
+                "version": 1,
+                "name": name,
+                "voice": self.voice_combo.currentData(),
+                "emotion": self.emotion_combo.currentData(),
+                "speed": self.speed.value() / 100,
+                "pitch": float(self.pitch.value()),
+                "voice_reference": reference,
+                "persona": self.persona.text or None,
+            }
+        )
 
     def _ask_name(self, title: str, default: str = "") -> str | None:
         name, ok = QInputDialog.getText(self, title, "Preset name:", text=default)
@@ -227,18 +274,23 @@ class VoiceTab(QWidget):
     def save_preset_as(self) -> None:
         name = self._ask_name("Save preset as")
         if name:
-            self._preset_action(lambda: self.runtime.presets.save(self._preset_from_controls(name), overwrite=False),
-                                f"Saved preset “{name}”.", name)
+            self._preset_action(
+                lambda: self.runtime.presets.save(self._preset_from_controls(name), overwrite=False),
+                f"Saved preset “{name}”.",
+                name,
+            )
             self.applied_preset = name if self._preset(name) else self.applied_preset
 
     def rename_preset(self) -> None:
         old = self.selected_preset()
         new = self._ask_name("Rename preset", old or "")
         if old and new and new != old:
+
             def rename() -> None:
                 self.runtime.presets.rename(old, new)
                 if self.applied_preset == old:
                     self.applied_preset = new
+
             self._preset_action(rename, f"Renamed “{old}” to “{new}”.", new)
 
     def duplicate_preset(self) -> None:
@@ -249,18 +301,25 @@ class VoiceTab(QWidget):
 
     def delete_preset(self) -> None:
         name = self.selected_preset()
-        if name and QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?") == QMessageBox.StandardButton.Yes:
+        if (
+            name
+            and QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?")
+            == QMessageBox.StandardButton.Yes
+        ):
+
             def delete() -> None:
                 self.runtime.presets.delete(name)
                 if self.applied_preset == name:
                     self.applied_preset = DEFAULT_PRESET
+
             self._preset_action(delete, f"Deleted “{name}”.")
 
     def import_preset(self, path: str | None = None) -> None:
         path = path or QFileDialog.getOpenFileName(self, "Import preset", "", "Presets (*.json)")[0]
         if path:
-            self._preset_action(lambda: self.runtime.presets.import_file(Path(path)).name,
-                                f"Imported “{Path(path).name}”.")
+            self._preset_action(
+                lambda: self.runtime.presets.import_file(Path(path)).name, f"Imported “{Path(path).name}”."
+            )
 
     def export_preset(self, path: str | None = None) -> None:
         name = self.selected_preset()
@@ -294,8 +353,9 @@ class VoiceTab(QWidget):
         self._tasks.append(Task(work, self._clip_ready, self).start())
 
     def import_voice_clip(self, path: str | None = None) -> None:
-        path = path or QFileDialog.getOpenFileName(self, "Import a voice clip", "",
-                                                   "Audio (*.wav *.flac *.ogg *.mp3)")[0]
+        path = (
+            path or QFileDialog.getOpenFileName(self, "Import a voice clip", "", "Audio (*.wav *.flac *.ogg *.mp3)")[0]
+        )
         if path:
             self._measure(lambda: import_clip(self.runtime.files.voices, Path(path)))
 

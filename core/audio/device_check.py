@@ -1,5 +1,6 @@
 """Device checks for the settings pane: a test tone on a speaker, and a microphone recorder with a
 live level (the voice-clone recorder and the input meter). Both run on their own thread."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,6 @@ from core.audio.resample import StreamResampler
 from core.audio.format import RATE
 
 log = logging.getLogger(__name__)
-
 
 
 def tone(rate: int, seconds: float = 0.6, hz: float = 440.0, level: float = 0.25) -> np.ndarray:
@@ -40,8 +40,9 @@ class Recorder:
     """Records a microphone at 16 kHz until stopped or `max_seconds`; `level_db` is the peak of the
     last 100 ms, for a meter."""
 
-    def __init__(self, device: str | None = None, max_seconds: float = 30.0,
-                 on_notice: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, max_seconds: float = 30.0, on_notice: Callable[[str], None] | None = None
+    ) -> None:
         self.device = device
         self.max_seconds = max_seconds
         self.on_notice = on_notice

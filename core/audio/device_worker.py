@@ -11,6 +11,7 @@ voice activity and recognition see them. Without a microphone `SilentInput` stan
 the pace of a device, so the session's clock goes on and typed questions are answered); without a
 speaker `SilentOutput` takes the replies at the pace they would be heard and drops them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -146,8 +147,13 @@ class SilentOutput:
 
 
 class LiveAudio:
-    def __init__(self, playback: PlaybackQueue, mic: Microphone | SilentInput, speaker: Speaker | SilentOutput,
-                 echo: EchoCanceller | None) -> None:
+    def __init__(
+        self,
+        playback: PlaybackQueue,
+        mic: Microphone | SilentInput,
+        speaker: Speaker | SilentOutput,
+        echo: EchoCanceller | None,
+    ) -> None:
         self.playback = playback
         self.mic = mic
         self.speaker = speaker
@@ -159,8 +165,12 @@ class LiveAudio:
         self.settling = EchoSettling()
         self.muted = False  # read by the worker each pass; set from any thread
 
-    def start(self, feed: Callable[[np.ndarray, float, np.ndarray], None],
-              on_echo_path_change: Callable[[], None] | None = None, started: bool = False) -> "LiveAudio":
+    def start(
+        self,
+        feed: Callable[[np.ndarray, float, np.ndarray], None],
+        on_echo_path_change: Callable[[], None] | None = None,
+        started: bool = False,
+    ) -> "LiveAudio":
         """`on_echo_path_change` is called when a device is replaced, and when the speaker first
         plays (a new canceller has never heard the room either), and again every 100 ms
         until the canceller has learned the new echo path (see EchoSettling): meanwhile its

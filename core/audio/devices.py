@@ -7,6 +7,7 @@ waits, logs or allocates beyond a one-time scratch buffer.
 A device that goes away must not end the conversation: a watchdog thread per stream notices a stream
 that stopped or stalled, reopens the default device and says so through `on_notice`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["input", "output"]
 
-MISSING_PORTAUDIO = ("the PortAudio audio library is missing: install the system package libportaudio2 "
-                     "(Debian/Ubuntu) or portaudio (Homebrew, Fedora)")
+MISSING_PORTAUDIO = (
+    "the PortAudio audio library is missing: install the system package libportaudio2 "
+    "(Debian/Ubuntu) or portaudio (Homebrew, Fedora)"
+)
 # Device buffering asked of PortAudio. Through the PulseAudio ALSA plugin (how most Linux desktops
 # reach their sound server) 20-40 ms streams fell into underrun storms as they started, 50 ms never
 # did; it also leaves the Python callbacks room to wait for the GIL behind the worker and engines.
@@ -80,10 +83,16 @@ def list_devices() -> list[DeviceInfo]:
     host_apis = sd.query_hostapis()
     default_in, default_out = _default_index(sd, "input"), _default_index(sd, "output")
     return [
-        DeviceInfo(index=d["index"], name=d["name"], host_api=host_apis[d["hostapi"]]["name"],
-                   max_input_channels=d["max_input_channels"], max_output_channels=d["max_output_channels"],
-                   default_rate=float(d["default_samplerate"]),
-                   is_default_input=d["index"] == default_in, is_default_output=d["index"] == default_out)
+        DeviceInfo(
+            index=d["index"],
+            name=d["name"],
+            host_api=host_apis[d["hostapi"]]["name"],
+            max_input_channels=d["max_input_channels"],
+            max_output_channels=d["max_output_channels"],
+            default_rate=float(d["default_samplerate"]),
+            is_default_input=d["index"] == default_in,
+            is_default_output=d["index"] == default_out,
+        )
         for d in sd.query_devices()
     ]
 
@@ -100,9 +109,11 @@ def find_device(name: str | None, kind: Kind) -> DeviceInfo:
             if d.is_default(kind):
                 return d
         raise DeviceError(f"no {kind} device found")
-    matches = ([d for d in devices if d.name == name]
-               or [d for d in devices if name.strip().isdecimal() and d.index == int(name)]  # "²" is a digit, not a number
-               or [d for d in devices if name.casefold() in d.name.casefold()])
+    matches = (
+        [d for d in devices if d.name == name]
+        or [d for d in devices if name.strip().isdecimal() and d.index == int(name)]  # "²" is a digit, not a number
+        or [d for d in devices if name.casefold() in d.name.casefold()]
+    )
     if matches:
         return matches[0]
     available = ", ".join(repr(d.name) for d in devices) or "none"
@@ -121,8 +132,9 @@ class _DeviceStream:
     kind: Kind
     label: str  # what the user calls it, for notices
 
-    def __init__(self, device: str | None, on_notice: Callable[[str], None] | None,
-                 buffer_seconds: float, latency: float) -> None:
+    def __init__(
+        self, device: str | None, on_notice: Callable[[str], None] | None, buffer_seconds: float, latency: float
+    ) -> None:
         self._sd = _sounddevice()
         self._notice = on_notice or _log_notice
         self._suggested_latency = latency
@@ -169,10 +181,12 @@ class _DeviceStream:
                     raise DeviceError(f"could not open the {self.label} {self.device.name!r}: {exc}") from None
                 failed = self.device
                 if not self._open_default():
-                    raise DeviceError(f"could not open the {self.label} {failed.name!r} ({exc}) "
-                                      f"nor the default one") from None
-                self._notice(f"could not open the {self.label} {failed.name!r} ({exc}); "
-                             f"using the default, {self.device.name!r}")
+                    raise DeviceError(
+                        f"could not open the {self.label} {failed.name!r} ({exc}) nor the default one"
+                    ) from None
+                self._notice(
+                    f"could not open the {self.label} {failed.name!r} ({exc}); using the default, {self.device.name!r}"
+                )
             self._running = True
         self._watchdog = threading.Thread(target=self._watch, name=f"{self.label}-watchdog", daemon=True)
         self._watchdog.start()
@@ -202,9 +216,14 @@ class _DeviceStream:
 
     def _open(self, device: DeviceInfo, rate: int) -> Any:
         stream = self._stream_class()(
-            device=device.index, samplerate=rate, channels=min(2, device.channels(self.kind)),
-            dtype="float32", latency=self._suggested_latency, callback=self._callback,
-            finished_callback=self._wake.set)
+            device=device.index,
+            samplerate=rate,
+            channels=min(2, device.channels(self.kind)),
+            dtype="float32",
+            latency=self._suggested_latency,
+            callback=self._callback,
+            finished_callback=self._wake.set,
+        )
         try:
             stream.start()
         except BaseException:
@@ -279,11 +298,14 @@ class _DeviceStream:
                 recovered = self._open_default()
             if recovered:
                 seen, last_alive = self._callbacks, time.monotonic()
-                self._notice(f"the {self.label} {lost.name!r} stopped working; "
-                             f"switched to the default, {self.device.name!r} ({self.rate} Hz)")
+                self._notice(
+                    f"the {self.label} {lost.name!r} stopped working; "
+                    f"switched to the default, {self.device.name!r} ({self.rate} Hz)"
+                )
             elif was_open:  # say it once; keep retrying quietly every period
-                self._notice(f"the {self.label} {lost.name!r} stopped working and no other {self.label} "
-                             f"opens; retrying")
+                self._notice(
+                    f"the {self.label} {lost.name!r} stopped working and no other {self.label} opens; retrying"
+                )
 
 
 class Microphone(_DeviceStream):
@@ -293,8 +315,14 @@ class Microphone(_DeviceStream):
     kind = "input"
     label = "microphone"
 
-    def __init__(self, device: str | None = None, *, on_notice: Callable[[str], None] | None = None,
-                 buffer_seconds: float = 2.0, latency: float = SUGGESTED_LATENCY) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        *,
+        on_notice: Callable[[str], None] | None = None,
+        buffer_seconds: float = 2.0,
+        latency: float = SUGGESTED_LATENCY,
+    ) -> None:
         super().__init__(device, on_notice, buffer_seconds, latency)
         self._downmix = np.zeros(self.rate // 10, np.float32)
         self._arrived = threading.Event()
@@ -346,8 +374,14 @@ class Speaker(_DeviceStream):
     kind = "output"
     label = "speaker"
 
-    def __init__(self, device: str | None = None, *, on_notice: Callable[[str], None] | None = None,
-                 buffer_seconds: float = 2.0, latency: float = SUGGESTED_LATENCY) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        *,
+        on_notice: Callable[[str], None] | None = None,
+        buffer_seconds: float = 2.0,
+        latency: float = SUGGESTED_LATENCY,
+    ) -> None:
         super().__init__(device, on_notice, buffer_seconds, latency)
         # The worker cannot move the ring's read position itself (the callback owns it), so a flush
         # records where the written stream stood and the callback drops up to there.

@@ -22,6 +22,7 @@ user's voice intact (word error within ~2 points of alone). `capture_both` / `pr
 return both: voice activity must listen to AEC3's output (on the linear one, residual echo set
 off the voice activity detector in all 12 replies measured), recognition to the linear one.
 """
+
 from __future__ import annotations
 
 import collections
@@ -81,8 +82,14 @@ class EchoCanceller:
     never calls WebRTC, so turning processing off really leaves the signal alone.
     """
 
-    def __init__(self, rate: int = RATE, echo_cancellation: bool = True, noise_suppression: bool = True,
-                 high_pass_filter: bool = True, gain_control: bool = False) -> None:
+    def __init__(
+        self,
+        rate: int = RATE,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        high_pass_filter: bool = True,
+        gain_control: bool = False,
+    ) -> None:
         if rate * FRAME_MS % 1000:
             raise ValueError(f"{rate} Hz has no whole 10 ms frame")
         self.rate = rate
@@ -157,8 +164,9 @@ class EchoCanceller:
         return to_float32(np.frombuffer(mic.data, dtype=np.int16))
 
     def _frame(self, samples: np.ndarray) -> rtc.AudioFrame:
-        return rtc.AudioFrame(bytearray(to_int16(np.asarray(samples, dtype=np.float32)).tobytes()),
-                              self.rate, 1, self.frame)
+        return rtc.AudioFrame(
+            bytearray(to_int16(np.asarray(samples, dtype=np.float32)).tobytes()), self.rate, 1, self.frame
+        )
 
     def _build_linear(self) -> LinearEchoCanceller | None:
         return LinearEchoCanceller(rate=self.rate) if self.switches.echo_cancellation else None
@@ -167,7 +175,9 @@ class EchoCanceller:
         s = self.switches
         if not s.any:
             return None
-        return rtc.AudioProcessingModule(echo_cancellation=s.echo_cancellation,
-                                         noise_suppression=s.noise_suppression,
-                                         high_pass_filter=s.high_pass_filter,
-                                         auto_gain_control=s.gain_control)
+        return rtc.AudioProcessingModule(
+            echo_cancellation=s.echo_cancellation,
+            noise_suppression=s.noise_suppression,
+            high_pass_filter=s.high_pass_filter,
+            auto_gain_control=s.gain_control,
+        )

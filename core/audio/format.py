@@ -1,5 +1,6 @@
 """The audio format the core works in, from the microphone to the engines: mono float32 at
 16 kHz (the rate of a user's turn in the engine contract), in 10 ms frames."""
+
 from __future__ import annotations
 
 from models.engine import SPEECH_RATE

@@ -6,6 +6,7 @@ each block mixed to mono and resampled as it comes: memory grows with the 16 kHz
 only (38 MB for ten minutes), never with the file's own size (a 10-minute 8-channel 192 kHz file
 would be 3.7 GB of float32 samples decoded at once).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,7 @@ def load_voice(path: Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     except Exception as exc:  # libsndfile's reason stays chained for the log
         raise AudioInputError(f"{path}: not a readable audio file (WAV, FLAC or OGG expected)") from exc
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
-        raise AudioInputError(f"{path}: a sample rate of {info.samplerate} Hz is outside "
-                              f"{MIN_RATE} to {MAX_RATE} Hz")
+        raise AudioInputError(f"{path}: a sample rate of {info.samplerate} Hz is outside {MIN_RATE} to {MAX_RATE} Hz")
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise AudioInputError(f"{path}: {info.channels} channels; at most {MAX_CHANNELS} are read")
     if info.frames <= 0:

@@ -1,4 +1,5 @@
 """Input and output levels for the meters, read off the audio worker's path without slowing it down."""
+
 from __future__ import annotations
 
 import math

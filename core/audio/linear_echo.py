@@ -38,6 +38,7 @@ of foreground copies) let double talk pull the filter off course in some runs.
 
 Measured, 16 kHz, 400 ms tail (numpy, one core): ~0.13 ms per 10 ms frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -128,8 +129,7 @@ class LinearEchoCanceller:
         """`near`: 10 ms from the mic; `far`: the 10 ms handed to the speaker at the same time
         (zeros while nothing plays). Returns the mic minus the estimated echo, float32."""
         if np.shape(near) != (self.frame,) or np.shape(far) != (self.frame,):
-            raise ValueError(f"frames must be {self.frame} mono samples, "
-                             f"got {np.shape(near)} and {np.shape(far)}")
+            raise ValueError(f"frames must be {self.frame} mono samples, got {np.shape(near)} and {np.shape(far)}")
         near = np.asarray(near, dtype=np.float64)
         far = np.asarray(far, dtype=np.float64)
         self._push_far(far)

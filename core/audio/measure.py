@@ -1,4 +1,5 @@
 """Measuring an echo canceller against a simulated room's ground truth."""
+
 from __future__ import annotations
 
 import numpy as np

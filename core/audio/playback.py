@@ -6,6 +6,7 @@ what is there and fills the rest with silence. A barge-in fades the reply out ov
 milliseconds instead of cutting it (a cut clicks) and drops the rest; a hold (someone may be
 cutting in) fades it out the same way but keeps the rest, which `resume` fades back in.
 """
+
 from __future__ import annotations
 
 import collections

@@ -4,6 +4,7 @@ Device callbacks deliver blocks of whatever size and rate the hardware likes; th
 16 kHz mono float32 in 10 ms frames. These two pieces bridge the gap without ever seeing the whole
 signal, so they keep their state between blocks.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ class StreamResampler:
         self.in_rate = in_rate
         self.out_rate = out_rate
         # Equal rates skip soxr entirely: no filter delay, no rounding, samples pass untouched.
-        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, 1, dtype="float32", quality="HQ")
+        self._stream = (
+            None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
+        )
 
     def process(self, block: np.ndarray) -> np.ndarray:
         block = np.ascontiguousarray(block, dtype=np.float32)

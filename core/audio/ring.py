@@ -15,6 +15,7 @@ Why no lock is needed (CPython, one producer thread and one consumer thread):
   the GIL inside a large copy, because the counter is stored after the copy, in program order.
 A free-threaded (no-GIL) build gives no such ordering guarantee; there this class would need locks.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ speakers play, built from parts whose truth is known.
 The room keeps every component apart as well (`played`, `user`, `echo_only`), so a benchmark can
 measure how much echo a canceller removed and how much of the user's voice it kept.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ DECAY_60 = 3 * np.log(10)
 
 @dataclass(frozen=True)
 class RoomConfig:
-    delay_ms: float = 40.0          # speaker -> mic bulk delay (device buffers + air), 10-250 ms
-    rt60_s: float = 0.3             # reverberation time; small furnished rooms are ~0.2-0.6 s
-    echo_gain_db: float = -6.0      # speaker-to-mic coupling: laptop speakers sit right by the mic
+    delay_ms: float = 40.0  # speaker -> mic bulk delay (device buffers + air), 10-250 ms
+    rt60_s: float = 0.3  # reverberation time; small furnished rooms are ~0.2-0.6 s
+    echo_gain_db: float = -6.0  # speaker-to-mic coupling: laptop speakers sit right by the mic
     direct_to_reverb_db: float = 6.0  # energy of the direct path over the reverberant tail
-    nonlinearity: float = 0.0       # loudspeaker overdrive into a soft clipper; 0 = linear, 1 = harsh
-    noise_dbfs: float = -70.0       # RMS of the mic's own white noise
+    nonlinearity: float = 0.0  # loudspeaker overdrive into a soft clipper; 0 = linear, 1 = harsh
+    noise_dbfs: float = -70.0  # RMS of the mic's own white noise
     seed: int = 0
 
     def __post_init__(self) -> None:

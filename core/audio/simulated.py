@@ -7,6 +7,7 @@ was handed, and the session gets the result. It runs in real time (or `speed` ti
 keeps the ground truth: what was played, what the user said, what the session heard (both of the
 canceller's outputs: see `core.audio.echo.CleanedFrame`).
 """
+
 from __future__ import annotations
 
 import collections
@@ -21,7 +22,6 @@ from core.audio.playback import PlaybackQueue
 from core.audio.resample import FrameSplitter, StreamResampler
 from core.audio.room import RoomConfig, SimulatedRoom
 from core.audio.format import FRAME, FRAME_MS, RATE
-
 
 
 class PacedClock:
@@ -96,8 +96,14 @@ class VoiceTrack:
 
 
 class SimulatedRoomLoop:
-    def __init__(self, playback: PlaybackQueue, room: RoomConfig | None = RoomConfig(),
-                 echo: EchoCanceller | None = None, speed: float = 1.0, record: bool = True) -> None:
+    def __init__(
+        self,
+        playback: PlaybackQueue,
+        room: RoomConfig | None = RoomConfig(),
+        echo: EchoCanceller | None = None,
+        speed: float = 1.0,
+        record: bool = True,
+    ) -> None:
         """`room=None`: the microphone hears only the user (headphones). `echo=None`: no
         cancellation (the session must then be half duplex). `record=False`: keep nothing of what
         was played and heard (an hour of it is a gigabyte)."""
@@ -129,9 +135,15 @@ class SimulatedRoomLoop:
     def heard_linear_audio(self) -> np.ndarray:
         return np.concatenate(self.heard_linear) if self.heard_linear else np.zeros(0, np.float32)
 
-    def run(self, feed: Callable[[np.ndarray, float, np.ndarray], None], user: np.ndarray | VoiceSource,
-            until: Callable[[], bool], max_seconds: float,
-            on_tick: Callable[[int], None] | None = None, clock: VirtualClock | None = None) -> None:
+    def run(
+        self,
+        feed: Callable[[np.ndarray, float, np.ndarray], None],
+        user: np.ndarray | VoiceSource,
+        until: Callable[[], bool],
+        max_seconds: float,
+        on_tick: Callable[[int], None] | None = None,
+        clock: VirtualClock | None = None,
+    ) -> None:
         """Blocks: plays the user's voice (16 kHz) into the room, then silence, until `until()` is
         true (checked once the user's track is over) or `max_seconds` pass. `on_tick(tick)` runs
         before each frame is fed (tick * 160 is the frame's first sample). With a virtual `clock`

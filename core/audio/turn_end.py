@@ -9,6 +9,7 @@ ends after a short silence, one judged unfinished waits for the user's end-of-tu
 Inference takes tens of milliseconds, too long for the audio worker's 10 ms frames, so the
 judge runs on a thread of its own and the session reads its verdict on a later frame.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -31,7 +32,9 @@ _NORM_EPS = 1e-7
 
 
 class SmartTurn:
-    def __init__(self, model_path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+    def __init__(
+        self, model_path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    ) -> None:
         import onnxruntime
         from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -41,11 +44,13 @@ class SmartTurn:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
-                                                     providers=list(providers))  # see models.devices
+        self._session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=list(providers)
+        )  # see models.devices
         # Whisper's own log-mel (80 bins, 10 ms hop), over an 8 s window.
-        self._features = FeatureExtractor(feature_size=80, sampling_rate=RATE, hop_length=160,
-                                          chunk_length=WINDOW_S, n_fft=400)
+        self._features = FeatureExtractor(
+            feature_size=80, sampling_rate=RATE, hop_length=160, chunk_length=WINDOW_S, n_fft=400
+        )
 
     @single_threaded
     def complete(self, audio: np.ndarray) -> float:
@@ -53,7 +58,7 @@ class SmartTurn:
         n = WINDOW_S * RATE
         window = np.zeros(n, np.float32)
         tail = audio[-n:].astype(np.float32, copy=False)
-        window[n - len(tail):] = tail
+        window[n - len(tail) :] = tail
         window = (window - window.mean()) / np.sqrt(window.var() + _NORM_EPS)
         mel = self._features(window, padding=0)[:, : WINDOW_S * 100]
         out = self._session.run(None, {"input_features": mel[None].astype(np.float32)})[0]
@@ -87,7 +92,7 @@ class TurnJudge:
 
     def ask(self, key: int, audio: np.ndarray) -> None:
         with self._lock:
-            self._question = (key, audio[-WINDOW_S * RATE:].copy())
+            self._question = (key, audio[-WINDOW_S * RATE :].copy())
             self._lock.notify()
 
     def verdict(self, key: int) -> float | None:

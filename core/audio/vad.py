@@ -3,6 +3,7 @@
 The model looks at 512-sample windows (32 ms) and carries a recurrent state plus the last 64 samples
 of the previous window as context; both live here so frames of any size can be pushed in.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,9 @@ class SileroVad:
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=opts, providers=list(providers)  # see models.devices
+            str(model_path),
+            sess_options=opts,
+            providers=list(providers),  # see models.devices
         )
         self._sr = np.array(RATE, dtype=np.int64)
         self.reset()

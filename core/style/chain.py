@@ -5,6 +5,7 @@ loudness. Each stage keeps its own state across chunks so the joins are seamless
 end of the reply returns what the stages still hold. `pieces(chunk)` hands the chunk on in parts as
 the first stage finishes them (WORLD converts a clause block by block), so the first sound of a
 clause does not wait for all of it."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -70,8 +71,9 @@ def engine_chain(engine: Engine, style: Style, rate: int, voice: VoiceProfiles |
     return chain_for(style, rate, engine.capabilities, voice, left)
 
 
-def chain_for(style: Style, rate: int, capabilities: Capabilities,
-              voice: VoiceProfiles | None = None, speed_left: float = 1.0) -> StyleChain | None:
+def chain_for(
+    style: Style, rate: int, capabilities: Capabilities, voice: VoiceProfiles | None = None, speed_left: float = 1.0
+) -> StyleChain | None:
     """The stages this style needs on top of what the engine does itself; None when it needs none.
     `voice` is (the engine voice's profile, the reference speaker's profile) for voice matching;
     `speed_left` what an engine with a native speed control could not reach of the speed."""
@@ -88,8 +90,9 @@ def chain_for(style: Style, rate: int, capabilities: Capabilities,
     if mapping is not None:
         # WORLD rewrites the contour anyway: the pitch setting joins it there instead of a second
         # processor running after it.
-        mapping = replace(mapping, f0_range_scale=mapping.f0_range_scale * style.pitch_range,
-                          f0_shift_st=mapping.f0_shift_st + pitch)
+        mapping = replace(
+            mapping, f0_range_scale=mapping.f0_range_scale * style.pitch_range, f0_shift_st=mapping.f0_shift_st + pitch
+        )
         stages.append(StreamingVoiceMatcher(rate, mapping=mapping))
         pitch = 0.0
     speed = speed_left if capabilities.native_speed else style.speed

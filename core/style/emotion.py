@@ -5,6 +5,7 @@ The prosody values are deliberately moderate: past roughly +-2 semitones or +-15
 synthetic voice starts to sound processed rather than moved. `bench style` measures what each
 one really changes against neutral.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,19 +22,57 @@ class Emotion:
     expressiveness: float = 1.0  # scales the TTS's own variability (Piper's noise scales)
 
 
-EMOTIONS: dict[str, Emotion] = {e.name: e for e in (
-    Emotion("neutral", None),
-    Emotion("cheerful", "Sound cheerful and warm: upbeat words, a friendly exclamation now and then.",
-            speed=1.08, pitch_semitones=1.5, pitch_range=1.3, energy_db=1.5, expressiveness=1.2),
-    Emotion("calm", "Sound calm and soothing: gentle, unhurried words.",
-            speed=0.88, pitch_semitones=-1.0, pitch_range=0.75, energy_db=-2.0, expressiveness=0.7),
-    Emotion("sad", "Sound a little sad and subdued: quiet, simple, sympathetic words.",
-            speed=0.85, pitch_semitones=-2.0, pitch_range=0.6, energy_db=-3.0, expressiveness=0.6),
-    Emotion("excited", "Sound excited and enthusiastic: energetic words and exclamations.",
-            speed=1.15, pitch_semitones=2.5, pitch_range=1.45, energy_db=2.5, expressiveness=1.35),
-    Emotion("serious", "Sound serious and matter-of-fact: precise, sober words, no jokes.",
-            speed=0.95, pitch_semitones=-1.5, pitch_range=0.8, energy_db=0.0, expressiveness=0.8),
-)}
+EMOTIONS: dict[str, Emotion] = {
+    e.name: e
+    for e in (
+        Emotion("neutral", None),
+        Emotion(
+            "cheerful",
+            "Sound cheerful and warm: upbeat words, a friendly exclamation now and then.",
+            speed=1.08,
+            pitch_semitones=1.5,
+            pitch_range=1.3,
+            energy_db=1.5,
+            expressiveness=1.2,
+        ),
+        Emotion(
+            "calm",
+            "Sound calm and soothing: gentle, unhurried words.",
+            speed=0.88,
+            pitch_semitones=-1.0,
+            pitch_range=0.75,
+            energy_db=-2.0,
+            expressiveness=0.7,
+        ),
+        Emotion(
+            "sad",
+            "Sound a little sad and subdued: quiet, simple, sympathetic words.",
+            speed=0.85,
+            pitch_semitones=-2.0,
+            pitch_range=0.6,
+            energy_db=-3.0,
+            expressiveness=0.6,
+        ),
+        Emotion(
+            "excited",
+            "Sound excited and enthusiastic: energetic words and exclamations.",
+            speed=1.15,
+            pitch_semitones=2.5,
+            pitch_range=1.45,
+            energy_db=2.5,
+            expressiveness=1.35,
+        ),
+        Emotion(
+            "serious",
+            "Sound serious and matter-of-fact: precise, sober words, no jokes.",
+            speed=0.95,
+            pitch_semitones=-1.5,
+            pitch_range=0.8,
+            energy_db=0.0,
+            expressiveness=0.8,
+        ),
+    )
+}
 
 
 def get_emotion(name: str) -> Emotion:

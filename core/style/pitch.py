@@ -18,6 +18,7 @@ The styled voice is tracked as if its rate were `rate / ratio`, which moves its 
 band the original was tracked in (a voice shifted down an octave has F0 at 35-65 Hz). Both
 signals are then tracked alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ CEILING_HZ = 400.0
 TRACKER = "praat-ac"  # named in saved voice profiles: a profile measured otherwise is measured again
 
 
-def track(audio: np.ndarray, rate: float, frame_ms: float = FRAME_MS, floor: float = FLOOR_HZ,
-          ceiling: float = CEILING_HZ) -> np.ndarray:
+def track(
+    audio: np.ndarray, rate: float, frame_ms: float = FRAME_MS, floor: float = FLOOR_HZ, ceiling: float = CEILING_HZ
+) -> np.ndarray:
     """F0 in Hz at times i * frame_ms from the first sample (0 where unvoiced), as many frames as
     WORLD would give for this length (len * 1000 / rate / frame_ms + 1)."""
     x = np.asarray(audio, dtype=np.float64)
@@ -41,7 +43,8 @@ def track(audio: np.ndarray, rate: float, frame_ms: float = FRAME_MS, floor: flo
     if len(x) < window * rate or not np.any(x):
         return np.zeros(frames)
     pitch = parselmouth.Sound(x, sampling_frequency=rate).to_pitch_ac(
-        time_step=frame_ms / 1000, pitch_floor=floor, pitch_ceiling=ceiling)
+        time_step=frame_ms / 1000, pitch_floor=floor, pitch_ceiling=ceiling
+    )
     f0 = pitch.selected_array["frequency"]
     times = pitch.xs()
     grid = np.arange(frames) * frame_ms / 1000
@@ -69,8 +72,7 @@ def f0_track(audio: np.ndarray, rate: int, ratio: float = 1.0) -> np.ndarray:
     return track(audio, rate / ratio) * ratio
 
 
-def compare_tracks(original: np.ndarray, styled: np.ndarray, speed: float = 1.0,
-                   semitones: float = 0.0) -> PitchShift:
+def compare_tracks(original: np.ndarray, styled: np.ndarray, speed: float = 1.0, semitones: float = 0.0) -> PitchShift:
     """The shift between an original's track (`f0_track(x, rate)`) and its styled copy's
     (`f0_track(y, rate, 2 ** (semitones / 12))`), the copy played `speed` times as fast."""
     ratio = 2.0 ** (semitones / 12)
@@ -83,15 +85,18 @@ def compare_tracks(original: np.ndarray, styled: np.ndarray, speed: float = 1.0,
         return PitchShift(float("nan"), 0, 0.0)
     off = 1200 * np.log2(b[voiced] / a[voiced]) - 100 * semitones
     slips = np.round(off / 1200)
-    return PitchShift(cents=float(np.median(off - 1200 * slips)) + 100 * semitones,
-                      frames=int(voiced.sum()), octave_slips=float(np.mean(slips != 0)))
+    return PitchShift(
+        cents=float(np.median(off - 1200 * slips)) + 100 * semitones,
+        frames=int(voiced.sum()),
+        octave_slips=float(np.mean(slips != 0)),
+    )
 
 
-def measure_shift(original: np.ndarray, styled: np.ndarray, rate: int, speed: float = 1.0,
-                  semitones: float = 0.0) -> PitchShift:
+def measure_shift(
+    original: np.ndarray, styled: np.ndarray, rate: int, speed: float = 1.0, semitones: float = 0.0
+) -> PitchShift:
     """The pitch shift of `styled` against `original`, made from it at this speed and pitch."""
-    return compare_tracks(f0_track(original, rate), f0_track(styled, rate, 2.0 ** (semitones / 12)),
-                          speed, semitones)
+    return compare_tracks(f0_track(original, rate), f0_track(styled, rate, 2.0 ** (semitones / 12)), speed, semitones)
 
 
 def range_factor(original: np.ndarray, styled: np.ndarray, least_deviation: float = 0.05) -> float:

@@ -13,6 +13,7 @@ file never replaces a good one: every write goes through a temporary file and a 
 Files are read through models/registry/userfile.py: a damaged one is one PresetError, whatever the
 damage.
 """
+
 from __future__ import annotations
 
 import logging
@@ -108,8 +109,11 @@ def parse_preset(data: object, source: str = "") -> Preset:
         raise fail("persona", f"must be text of at most {MAX_PERSONA} characters, or null")
     reference = data.get("voice_reference")
     if reference is not None:
-        if (not isinstance(reference, dict) or not isinstance(reference.get("clip"), str)
-                or not isinstance(reference.get("profile", {}), dict)):
+        if (
+            not isinstance(reference, dict)
+            or not isinstance(reference.get("clip"), str)
+            or not isinstance(reference.get("profile", {}), dict)
+        ):
             raise fail("voice_reference", 'must be null or {"clip": name, "profile": {...}}')
         clip = reference["clip"]
         if not clip or clip in (".", "..") or Path(clip).name != clip or "\\" in clip or len(clip) > 200:

@@ -18,6 +18,7 @@ look-ahead at the end of each chunk, which comes out with the next chunk or `flu
 streams faster than it plays, so the listener does not wait on it. Rubber Band is GPL, as is
 Piper, which the app already ships.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -29,8 +30,13 @@ from core.style.presets import PITCH_RANGE, SPEED_RANGE
 
 ENGINE = "Rubber Band R3, real-time, short window, formants kept (pylibrb)"
 BLOCK = 256  # samples per stretcher call: a fixed grid makes the output independent of chunking
-OPTIONS = (pylibrb.Option.PROCESS_REALTIME | pylibrb.Option.ENGINE_FINER | pylibrb.Option.WINDOW_SHORT
-           | pylibrb.Option.FORMANT_PRESERVED | pylibrb.Option.THREADING_NEVER)
+OPTIONS = (
+    pylibrb.Option.PROCESS_REALTIME
+    | pylibrb.Option.ENGINE_FINER
+    | pylibrb.Option.WINDOW_SHORT
+    | pylibrb.Option.FORMANT_PRESERVED
+    | pylibrb.Option.THREADING_NEVER
+)
 _EMPTY = np.zeros(0, np.float32)
 PIECE_S = 0.125  # input per part handed on by `pieces`
 
@@ -40,11 +46,13 @@ def check_prosody(rate: int, speed: float, semitones: float) -> None:
     if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
         raise ValueError(f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}, got {speed}")
     if not PITCH_RANGE[0] <= semitones <= PITCH_RANGE[1]:
-        raise ValueError(f"pitch must be between {PITCH_RANGE[0]:+g} and {PITCH_RANGE[1]:+g} semitones, "
-                         f"got {semitones}")
+        raise ValueError(
+            f"pitch must be between {PITCH_RANGE[0]:+g} and {PITCH_RANGE[1]:+g} semitones, got {semitones}"
+        )
     if not pylibrb.MIN_SAMPLE_RATE <= rate <= pylibrb.MAX_SAMPLE_RATE:
-        raise ValueError(f"sample rate must be between {pylibrb.MIN_SAMPLE_RATE} and "
-                         f"{pylibrb.MAX_SAMPLE_RATE} Hz, got {rate}")
+        raise ValueError(
+            f"sample rate must be between {pylibrb.MIN_SAMPLE_RATE} and {pylibrb.MAX_SAMPLE_RATE} Hz, got {rate}"
+        )
 
 
 class StreamingProsody:
@@ -59,9 +67,13 @@ class StreamingProsody:
         check_prosody(rate, speed, semitones)
         self.rate, self.speed, self.semitones = rate, float(speed), float(semitones)
         self.identity = self.speed == 1.0 and self.semitones == 0.0
-        self._stretcher = None if self.identity else pylibrb.RubberBandStretcher(
-            rate, 1, OPTIONS, initial_time_ratio=1.0 / self.speed,
-            initial_pitch_scale=2.0 ** (self.semitones / 12))
+        self._stretcher = (
+            None
+            if self.identity
+            else pylibrb.RubberBandStretcher(
+                rate, 1, OPTIONS, initial_time_ratio=1.0 / self.speed, initial_pitch_scale=2.0 ** (self.semitones / 12)
+            )
+        )
         if self._stretcher is not None:
             self._stretcher.set_max_process_size(BLOCK)
         self.reset()

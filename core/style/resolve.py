@@ -1,4 +1,5 @@
 """From what the user chose (a preset, an emotion, sliders) to the Style an engine receives."""
+
 from __future__ import annotations
 
 from core.style.emotion import get_emotion

@@ -3,6 +3,7 @@ measured profile beside them, so a preset can name a clip and the profile is not
 
 A clip is a recording of someone's voice: it lives only in the private voices folder, under a name
 no other clip has, and `delete_clip` removes it with its profile."""
+
 from __future__ import annotations
 
 import glob
@@ -69,17 +70,21 @@ def delete_clip(folder: Path, name: str) -> list[str]:
     """Delete the clip `name` and its stored profile; returns the files removed. KeyError when
     there is no such clip (a name with a path in it never is one)."""
     if Path(name).name != name or not name.endswith(".wav") or not (folder / name).is_file():
-        raise KeyError(f"no voice clip named {name!r}" + (f"; there are: {', '.join(clip_names(folder))}"
-                                                            if clip_names(folder) else ""))
+        raise KeyError(
+            f"no voice clip named {name!r}"
+            + (f"; there are: {', '.join(clip_names(folder))}" if clip_names(folder) else "")
+        )
     removed = []
-    for path in [folder / name, folder / (name + PROFILE_SUFFIX),
-                 *folder.glob(f"{glob.escape(name + PROFILE_SUFFIX)}.corrupt-*")]:
+    for path in [
+        folder / name,
+        folder / (name + PROFILE_SUFFIX),
+        *folder.glob(f"{glob.escape(name + PROFILE_SUFFIX)}.corrupt-*"),
+    ]:
         if path.exists():
             path.unlink()
             removed.append(path.name)
     log.info("deleted the voice clip %s (%d files)", name, len(removed))
     return removed
-
 
 
 def import_clip(folder: Path, source: Path) -> tuple[str, VoiceProfile]:

@@ -17,6 +17,7 @@ blocks of a few hundred milliseconds, each handed on as soon as it is ready, so 
 clause waits only for its first block (~20 ms); the whole costs ~0.08 s of one core per second of
 speech.
 """
+
 from __future__ import annotations
 
 import math
@@ -114,8 +115,13 @@ class VoiceProfile:
             raise ValueError("every value of a voice profile must be a finite number")
         if data["f0_median_hz"] <= 0 or data["formant_scale"] <= 0:
             raise ValueError("f0_median_hz and formant_scale must be positive")
-        return cls(float(data["f0_median_hz"]), float(data["f0_range_st"]), float(data["formant_scale"]),
-                   float(data["tilt_db_per_octave"]), tuple(float(v) for v in envelope))
+        return cls(
+            float(data["f0_median_hz"]),
+            float(data["f0_range_st"]),
+            float(data["formant_scale"]),
+            float(data["tilt_db_per_octave"]),
+            tuple(float(v) for v in envelope),
+        )
 
 
 def _is_number(value: object) -> bool:
@@ -152,30 +158,32 @@ def analyze_reference(audio: np.ndarray, rate: int) -> VoiceProfile:
     mono = raw if raw.ndim == 1 else raw.mean(axis=int(np.argmin(raw.shape)))
     seconds = len(mono) / rate
     if seconds < MIN_SECONDS:
-        raise ReferenceError(f"The clip is {seconds:.1f} s long; "
-                             f"record at least {MIN_SECONDS:.0f} seconds of speech.")
+        raise ReferenceError(f"The clip is {seconds:.1f} s long; record at least {MIN_SECONDS:.0f} seconds of speech.")
     if seconds > MAX_SECONDS:
         raise ReferenceError(f"The clip is {seconds:.0f} s long; use at most {MAX_SECONDS:.0f} seconds.")
     x = soxr.resample(mono, rate, WORK_RATE).astype(np.float64)
     if _loudest_window_dbfs(x) < SILENT_DBFS:
-        raise ReferenceError(f"The clip is silent (nothing in it is louder than {SILENT_DBFS:.0f} dBFS); "
-                             "check the microphone.")
+        raise ReferenceError(
+            f"The clip is silent (nothing in it is louder than {SILENT_DBFS:.0f} dBFS); check the microphone."
+        )
     clipped = float(np.mean(np.abs(raw) >= CLIP_LEVEL))
     if clipped > CLIP_SHARE:
-        raise ReferenceError(f"The clip is distorted ({100 * clipped:.1f}% of it is at full scale); "
-                             "record it again a little quieter.")
+        raise ReferenceError(
+            f"The clip is distorted ({100 * clipped:.1f}% of it is at full scale); record it again a little quieter."
+        )
     speech = _speech_windows(x)
     speech_seconds = speech.sum() * VAD_WINDOW / WORK_RATE
     if speech_seconds < MIN_SPEECH_SECONDS:
-        raise ReferenceError(f"The clip does not sound like speech (only {speech_seconds:.1f} s of talking "
-                             f"found); record at least {MIN_SPEECH_SECONDS:.0f} seconds of one person talking.")
+        raise ReferenceError(
+            f"The clip does not sound like speech (only {speech_seconds:.1f} s of talking "
+            f"found); record at least {MIN_SPEECH_SECONDS:.0f} seconds of one person talking."
+        )
     f0 = track(x, WORK_RATE, FRAME_MS, F0_FLOOR, F0_CEIL)
     times = np.arange(len(f0)) * FRAME_MS / 1000
     window = np.minimum((times * WORK_RATE) // VAD_WINDOW, len(speech) - 1).astype(int)
     voiced = (f0 > 0) & speech[window]
     if voiced.sum() * FRAME_MS / 1000 < MIN_VOICED_SECONDS:
-        raise ReferenceError("The clip has too little voiced speech, as if whispered; "
-                             "record someone talking normally.")
+        raise ReferenceError("The clip has too little voiced speech, as if whispered; record someone talking normally.")
     low, median, high = np.percentile(f0[voiced], [10, 50, 90])
     envelope = _mean_envelope_db(envelopes(x, f0, times, WORK_RATE, median)[voiced], WORK_RATE)
     return VoiceProfile(
@@ -327,8 +335,7 @@ def map_f0(f0: np.ndarray, mapping: VoiceMapping) -> np.ndarray:
         pivot = float(np.median(log_f0))
     else:
         pivot = math.log(mapping.f0_pivot_hz or 1.0)  # (no voiced frame: nothing to map)
-    out[voiced] = np.exp(pivot + (log_f0 - pivot) * mapping.f0_range_scale
-                         + mapping.f0_shift_st * math.log(2) / 12)
+    out[voiced] = np.exp(pivot + (log_f0 - pivot) * mapping.f0_range_scale + mapping.f0_shift_st * math.log(2) / 12)
     return out
 
 
@@ -392,8 +399,7 @@ def convert_blocks(samples: np.ndarray, rate: int, mapping: VoiceMapping) -> Ite
         frames = slice(lo, hi)
         envelope = pyworld.cheaptrick(x, smoothed[frames], times[frames], rate)
         aperiodicity = pyworld.d4c(x, f0[frames], times[frames], rate)
-        y = pyworld.synthesize(target[frames], shape_envelope(envelope, rate, mapping), aperiodicity,
-                               rate, FRAME_MS)
+        y = pyworld.synthesize(target[frames], shape_envelope(envelope, rate, mapping), aperiodicity, rate, FRAME_MS)
         offset = int(round(lo * hop))  # y[0] is input sample `offset`
         start = 0 if k == 0 else int(round(a * hop)) - join
         end = len(x) if b == len(f0) else int(round(b * hop)) + join
@@ -421,8 +427,10 @@ def _block_edges(f0: np.ndarray) -> list[int]:
         wanted = edges[-1] + (FIRST_BLOCK_FRAMES if len(edges) == 1 else BLOCK_FRAMES)
         if wanted + MIN_BLOCK_FRAMES >= n:
             return edges + [n]
-        near = np.arange(max(wanted - EDGE_SEARCH_FRAMES, edges[-1] + MIN_BLOCK_FRAMES),
-                         min(wanted + EDGE_SEARCH_FRAMES, n - MIN_BLOCK_FRAMES) + 1)
+        near = np.arange(
+            max(wanted - EDGE_SEARCH_FRAMES, edges[-1] + MIN_BLOCK_FRAMES),
+            min(wanted + EDGE_SEARCH_FRAMES, n - MIN_BLOCK_FRAMES) + 1,
+        )
         unvoiced = near[f0[near] == 0]
         edges.append(int(unvoiced[np.argmin(np.abs(unvoiced - wanted))]) if len(unvoiced) else wanted)
 
@@ -453,8 +461,13 @@ class StreamingVoiceMatcher:
     `process` output and `flush` gives the whole reply.
     """
 
-    def __init__(self, rate: int, source: VoiceProfile | None = None, target: VoiceProfile | None = None,
-                 mapping: VoiceMapping | None = None) -> None:
+    def __init__(
+        self,
+        rate: int,
+        source: VoiceProfile | None = None,
+        target: VoiceProfile | None = None,
+        mapping: VoiceMapping | None = None,
+    ) -> None:
         self.rate = rate
         if mapping is None:
             if source is None or target is None:

@@ -5,6 +5,7 @@ spends most of its time on silence. Short turns here go straight to CTranslate2 
 longer than the speech (the same tokens on the bundled questions; `voice-companion bench latency`
 times it); turns longer than the window use faster-whisper's own long-form path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,18 +26,21 @@ MIN_REST_S = 8  # a growing turn's last part is decoded with at least this much 
 
 
 class WhisperAsr:
-    def __init__(self, model_dir: Path, threads: int = 2, device: str = "cpu", compute_type: str = "int8",
-                 language: str = "en") -> None:
+    def __init__(
+        self, model_dir: Path, threads: int = 2, device: str = "cpu", compute_type: str = "int8", language: str = "en"
+    ) -> None:
         """device, compute_type: CTranslate2's (see models.devices: cuda int8_float16, cpu int8)."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
         self.device, self.compute_type = device, compute_type
         self.language = language
-        self._model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
-                                   cpu_threads=threads, num_workers=1)
-        self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
-                                    task="transcribe", language=language)
+        self._model = WhisperModel(
+            str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads, num_workers=1
+        )
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
+        )
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         # The current turn as far as it was heard, and where it was recognised up to: (samples, text).
         self._turn = np.zeros(0, np.float32)
@@ -56,7 +60,7 @@ class WhisperAsr:
         if len(audio) - start >= MIN_REST_S * RATE:  # heard with enough around it to build on
             if len(audio) > len(self._turn):
                 self._turn = audio.copy()
-            self._cuts = [c for c in self._cuts if c[0] < len(audio)][-MAX_CUTS + 1:] + [(len(audio), text)]
+            self._cuts = [c for c in self._cuts if c[0] < len(audio)][-MAX_CUTS + 1 :] + [(len(audio), text)]
         return text
 
     def _heard_prefix(self, audio: np.ndarray) -> tuple[int, str]:
@@ -90,7 +94,7 @@ class WhisperAsr:
         if not previous:
             return self._prompt
         # Whisper's own layout: previous text after <|startofprev|>, at most half its context.
-        context = self._tokenizer.encode(" " + previous.strip())[-(MAX_PROMPT_TOKENS - 1):]
+        context = self._tokenizer.encode(" " + previous.strip())[-(MAX_PROMPT_TOKENS - 1) :]
         return [self._tokenizer.sot_prev, *context, *self._prompt]
 
     def _transcribe_window(self, audio: np.ndarray, frames: int, previous: str = "") -> str | None:
@@ -108,8 +112,13 @@ class WhisperAsr:
         budget = 16 + int(8 * len(audio) / RATE)
         prompt = self._prompt_for(previous)
         result = self._model.model.generate(
-            encoded, [prompt], beam_size=1, max_length=len(prompt) + budget,
-            suppress_blank=True, suppress_tokens=[-1], return_no_speech_prob=True,
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + budget,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > 0.8:
             return ""
@@ -118,11 +127,18 @@ class WhisperAsr:
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         return self._tokenizer.decode(tokens).strip()
 
-    def _transcribe_long(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None,
-                         previous: str = "") -> str:
+    def _transcribe_long(
+        self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None, previous: str = ""
+    ) -> str:
         segments, _ = self._model.transcribe(
-            audio, language=self.language, beam_size=1, temperature=0.0, without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False, initial_prompt=previous or None,
+            audio,
+            language=self.language,
+            beam_size=1,
+            temperature=0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            initial_prompt=previous or None,
         )
         texts = []
         for segment in segments:  # faster-whisper decodes the next window when asked for it

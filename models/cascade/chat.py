@@ -1,4 +1,5 @@
 """A chat model in GGUF on llama.cpp, streamed token by token, with history kept within a budget."""
+
 from __future__ import annotations
 
 import functools
@@ -93,8 +94,9 @@ class ChatModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def build_messages(self, history: tuple[Message, ...], question: str,
-                       persona: str | None = None, instruction: str | None = None) -> list[dict]:
+    def build_messages(
+        self, history: tuple[Message, ...], question: str, persona: str | None = None, instruction: str | None = None
+    ) -> list[dict]:
         """The chat messages for this turn: the oldest messages are dropped to fit the token budget.
         The persona says who the companion is; the instruction how to say it (an emotion).
 

@@ -8,6 +8,7 @@ Three workers per reply, joined by queues:
       token, so a cancel ends the iterator at once; the workers stop within one token / one clause.
 The two workers hold the engine's lease: the next reply's workers start when both have ended.
 """
+
 from __future__ import annotations
 
 import logging
@@ -161,16 +162,24 @@ class CascadeEngine:
         self._pace = _Pace()
 
     @classmethod
-    def load(cls, paths: CascadePaths, chat_config: ChatConfig = ChatConfig(), streaming: bool = True,
-             threads: int = 2, plan: DevicePlan | None = None) -> "CascadeEngine":
+    def load(
+        cls,
+        paths: CascadePaths,
+        chat_config: ChatConfig = ChatConfig(),
+        streaming: bool = True,
+        threads: int = 2,
+        plan: DevicePlan | None = None,
+    ) -> "CascadeEngine":
         """Each model where `plan` places it (default: the CPU); one that fails to start on a GPU
         starts on the CPU, and `engine.notices` says why."""
         plan = plan or plan_devices("cpu", Machine())
         notices: list[str] = []
-        asr, asr_at = start_on_device("speech recognition", plan.asr,
-                                      lambda p: start_asr(paths.asr_dir, threads, p), notices)
-        chat, chat_at = start_on_device("the chat model", plan.chat_llm,
-                                        lambda p: start_chat(paths.llm_file, chat_config, p), notices)
+        asr, asr_at = start_on_device(
+            "speech recognition", plan.asr, lambda p: start_asr(paths.asr_dir, threads, p), notices
+        )
+        chat, chat_at = start_on_device(
+            "the chat model", plan.chat_llm, lambda p: start_chat(paths.llm_file, chat_config, p), notices
+        )
         tts, tts_at = start_on_device("the voice", plan.tts, lambda p: start_tts(paths.tts_dir, threads, p), notices)
         engine = cls(asr, chat, tts, streaming=streaming)
         engine.placements = {"asr": asr_at, "chat_llm": chat_at, "tts": tts_at}
@@ -214,8 +223,9 @@ class CascadeEngine:
 
     # ---- workers ------------------------------------------------------------------------
 
-    def _write(self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue,
-               clauses: queue.Queue) -> None:
+    def _write(
+        self, turn: UserTurn, style: Style, token: CancelToken, events: queue.Queue, clauses: queue.Queue
+    ) -> None:
         try:
             if turn.verbatim is not None:
                 splitter = ClauseSplitter()

@@ -4,6 +4,7 @@ Two jobs, both incremental: cut the stream into clauses as early as they can be 
 (the first one as soon as it is a few words long, so the voice starts early), and remove what a
 voice must not read aloud: markdown marks, list bullets, code, links and emoji.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,7 @@ _FENCE = "```"
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)")
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[-–—]|[-–—]{2})(?=\s)")
 _EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\u2190-\u21ff\u2b00-\u2bff"
-    "\ufe0f\u200d\u20e3]+"
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\u2190-\u21ff\u2b00-\u2bff\ufe0f\u200d\u20e3]+"
 )
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"https?://\S+")
@@ -28,7 +28,9 @@ _LINE_BREAK = re.compile(r"\n")
 # where a speaker could take a breath, so the voice need not wait for the whole sentence.
 _PHRASE_START = re.compile(
     r"\s(?=(?:is|are|was|were|has|have|because|and|but|so|with|in|on|at|from|to|of|for|that|which|"
-    r"when|where|if|about|around|approximately|by|like|after|before|than)\s)", re.I)
+    r"when|where|if|about|around|approximately|by|like|after|before|than)\s)",
+    re.I,
+)
 _SPACE_BEFORE_MARK = re.compile(r"\s+([.,!?;:])")
 _WHOLE_WORD = re.compile(r"\S+\s")  # a word the stream has finished: a space came after it
 
@@ -63,8 +65,9 @@ class ClauseSplitter:
     "with", ...) once it has `first_phrase_words` words. Fenced code is dropped whole.
     """
 
-    def __init__(self, first_min_words: int = 3, min_words: int = 6, max_words: int = 25,
-                 first_phrase_words: int = 3) -> None:
+    def __init__(
+        self, first_min_words: int = 3, min_words: int = 6, max_words: int = 25, first_phrase_words: int = 3
+    ) -> None:
         self.first_min_words = first_min_words
         self.first_phrase_words = first_phrase_words
         self.min_words = min_words

@@ -1,4 +1,5 @@
 """Text to speech with Piper (VITS, ONNX) on the packaged voice."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 # of 1/1.5 spoke 1.34 times as fast, 1/2 only 1.54 times, and no scale gets past ~2. The voice is
 # timed once at these scales (a few seconds, then kept beside it) and the scale for a speed is read
 # off that curve.
-SPEED_PROBE_TEXT = ("The train leaves at half past seven, so we should pack tonight. "
-                    "Your plants look much healthier since you moved them to the window. "
-                    "I checked the weather, and it looks like a bright, calm day for a walk by the lake.")
+SPEED_PROBE_TEXT = (
+    "The train leaves at half past seven, so we should pack tonight. "
+    "Your plants look much healthier since you moved them to the window. "
+    "I checked the weather, and it looks like a bright, calm day for a walk by the lake."
+)
 PROBE_SCALES = (1.4, 1.2, 1.0, 0.85, 0.75)
 PROBE_RENDERINGS = 3
 # Away from 1 the curve is only a guide: phoneme durations are whole frames and pauses barely
@@ -34,7 +37,9 @@ LOUD = 0.01  # speech, for timing: from the first sample above this to the last
 
 
 class PiperTts:
-    def __init__(self, voice_dir: Path, threads: int = 2, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+    def __init__(
+        self, voice_dir: Path, threads: int = 2, providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    ) -> None:
         """providers: onnxruntime's, in order of preference (see models.devices)."""
         import onnxruntime
         from piper import PiperVoice
@@ -49,8 +54,9 @@ class PiperTts:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         config = json.loads((voice_dir / "voice.onnx.json").read_text(encoding="utf-8"))
-        session = onnxruntime.InferenceSession(str(voice_dir / "voice.onnx"), sess_options=options,
-                                               providers=list(providers or ("CPUExecutionProvider",)))
+        session = onnxruntime.InferenceSession(
+            str(voice_dir / "voice.onnx"), sess_options=options, providers=list(providers or ("CPUExecutionProvider",))
+        )
         self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         self.rate: int = self._voice.config.sample_rate
         self._dir = voice_dir
@@ -105,7 +111,9 @@ class PiperTts:
                 keep.append(i)
         scales, speeds = np.array(PROBE_SCALES)[keep], speeds[keep]
         try:
-            write_json(self._dir / SPEED_FILE, {"length_scales": scales.tolist(), "speeds": np.round(speeds, 4).tolist()})
+            write_json(
+                self._dir / SPEED_FILE, {"length_scales": scales.tolist(), "speeds": np.round(speeds, 4).tolist()}
+            )
         except OSError:  # a read-only folder: measured again next time
             log.warning("could not keep the speed curve beside the voice", exc_info=True)
         return scales, speeds
@@ -122,9 +130,11 @@ class PiperTts:
         from piper import SynthesisConfig
 
         own = self._voice.config
-        config = SynthesisConfig(length_scale=self.length_scale(speed)[0],
-                                 noise_scale=own.noise_scale * expressiveness,
-                                 noise_w_scale=own.noise_w_scale * expressiveness)
+        config = SynthesisConfig(
+            length_scale=self.length_scale(speed)[0],
+            noise_scale=own.noise_scale * expressiveness,
+            noise_w_scale=own.noise_w_scale * expressiveness,
+        )
         for chunk in self._voice.synthesize(text, syn_config=config):
             yield chunk.audio_float_array.astype(np.float32, copy=False)
 

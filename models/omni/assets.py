@@ -8,6 +8,7 @@ have them read on their own machine (`voice-companion models pin mini-omni snac-
 models/registry/pins.py), where what is known here must agree with what the hub says. Plain data:
 the registry's catalogue builds its entries from it.
 """
+
 from __future__ import annotations
 
 from models.registry.pins import FilePin, RepoPin
@@ -29,16 +30,26 @@ DESCRIPTIONS = {
 # byte sizes and other hashes must be read from the hub before those two assets join the
 # catalogue. Until then `models install mini-omni` asks for `models pin mini-omni` first.
 KNOWN: dict[str, RepoPin] = {
-    LM: RepoPin("gpt-omni/mini-omni", None, (
-        FilePin("lit_model.pth", None, "97fbcf5093ffe42f5015b10a70ff383a88e280e66b1c814c78656fb29cd600b6"),
-        FilePin("model_config.yaml", None, None),
-        FilePin("tokenizer.json", None, None),
-    )),
-    ENCODER: RepoPin("gpt-omni/mini-omni2", "bb9541a44ac45b60d0541b3052736bd6bdc51da0", (
-        FilePin("small.pt", 483617219, "9ecf779972d90ba49c06d968637d720dd632c55bbf19d441fb42bf17a411e794"),
-    )),
-    CODEC: RepoPin("hubertsiuzdak/snac_24khz", None, (
-        FilePin("config.json", None, None),
-        FilePin("pytorch_model.bin", None, None),
-    )),
+    LM: RepoPin(
+        "gpt-omni/mini-omni",
+        None,
+        (
+            FilePin("lit_model.pth", None, "97fbcf5093ffe42f5015b10a70ff383a88e280e66b1c814c78656fb29cd600b6"),
+            FilePin("model_config.yaml", None, None),
+            FilePin("tokenizer.json", None, None),
+        ),
+    ),
+    ENCODER: RepoPin(
+        "gpt-omni/mini-omni2",
+        "bb9541a44ac45b60d0541b3052736bd6bdc51da0",
+        (FilePin("small.pt", 483617219, "9ecf779972d90ba49c06d968637d720dd632c55bbf19d441fb42bf17a411e794"),),
+    ),
+    CODEC: RepoPin(
+        "hubertsiuzdak/snac_24khz",
+        None,
+        (
+            FilePin("config.json", None, None),
+            FilePin("pytorch_model.bin", None, None),
+        ),
+    ),
 }

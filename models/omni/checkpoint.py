@@ -6,6 +6,7 @@ Folders, as installed by the registry:
   encoder  small.pt (openai-whisper checkpoint: {"dims": ..., "model_state_dict": ...})
   codec    config.json + pytorch_model.bin (SNAC, as on the Hugging Face hub)
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,19 @@ from models.registry.atomic import replacing, write_json
 LM_WEIGHTS, LM_CONFIG, TOKENIZER = "lit_model.pth", "model_config.yaml", "tokenizer.json"
 ENCODER_WEIGHTS = "small.pt"
 CODEC_CONFIG, CODEC_WEIGHTS = "config.json", "pytorch_model.bin"
-SNAC_24KHZ = dict(sampling_rate=24000, encoder_dim=48, encoder_rates=[2, 4, 8, 8], decoder_dim=1024,
-                  decoder_rates=[8, 8, 4, 2], attn_window_size=None, codebook_size=4096, codebook_dim=8,
-                  vq_strides=[4, 2, 1], noise=True, depthwise=True)
+SNAC_24KHZ = dict(
+    sampling_rate=24000,
+    encoder_dim=48,
+    encoder_rates=[2, 4, 8, 8],
+    decoder_dim=1024,
+    decoder_rates=[8, 8, 4, 2],
+    attn_window_size=None,
+    codebook_size=4096,
+    codebook_dim=8,
+    vq_strides=[4, 2, 1],
+    noise=True,
+    depthwise=True,
+)
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -44,8 +55,11 @@ def check_state(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
     """Raise one line naming what is missing, unexpected or the wrong shape."""
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
-    wrong = [f"{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}"
-             for k in expected if k in found and found[k].shape != expected[k].shape]
+    wrong = [
+        f"{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and found[k].shape != expected[k].shape
+    ]
     problems = []
     for label, items in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)):
         if items:
@@ -93,12 +107,18 @@ def load_encoder(path: Path, device: str = "cpu", dtype: torch.dtype = torch.flo
         raise CheckpointError(f"{path}: not an openai-whisper checkpoint (needs 'dims' and 'model_state_dict')")
     dims = checkpoint["dims"]
     try:
-        config = EncoderConfig(n_mels=dims["n_mels"], n_ctx=dims["n_audio_ctx"], n_state=dims["n_audio_state"],
-                               n_head=dims["n_audio_head"], n_layer=dims["n_audio_layer"])
+        config = EncoderConfig(
+            n_mels=dims["n_mels"],
+            n_ctx=dims["n_audio_ctx"],
+            n_state=dims["n_audio_state"],
+            n_head=dims["n_audio_head"],
+            n_layer=dims["n_audio_layer"],
+        )
     except KeyError as error:
         raise CheckpointError(f"{path}: dims lacks {error}") from error
-    state = {k.removeprefix("encoder."): v for k, v in checkpoint["model_state_dict"].items()
-             if k.startswith("encoder.")}
+    state = {
+        k.removeprefix("encoder."): v for k, v in checkpoint["model_state_dict"].items() if k.startswith("encoder.")
+    }
     with torch.device("meta"):
         expected = WhisperEncoder(config).state_dict()
     check_state(state, expected, path)
@@ -165,18 +185,30 @@ def write_lm(folder: Path, model: OmniLM, dtype: torch.dtype = torch.float32) ->
     _write_text(folder / TOKENIZER, small_tokenizer_json())
 
 
-def write_encoder(path: Path, config: EncoderConfig, seed: int = 0, dtype: torch.dtype = torch.float32) -> WhisperEncoder:
+def write_encoder(
+    path: Path, config: EncoderConfig, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> WhisperEncoder:
     """openai-whisper's checkpoint layout: `dims` and the whole model's state dict, the decoder's
     keys too (a stand-in pair of them). Its released files store float16: pass dtype to match."""
     torch.manual_seed(seed)
     encoder = WhisperEncoder(config).eval().requires_grad_(False)
-    dims = {"n_mels": config.n_mels, "n_audio_ctx": config.n_ctx, "n_audio_state": config.n_state,
-            "n_audio_head": config.n_head, "n_audio_layer": config.n_layer, "n_vocab": 51865,
-            "n_text_ctx": 448, "n_text_state": config.n_state, "n_text_head": config.n_head,
-            "n_text_layer": config.n_layer}
+    dims = {
+        "n_mels": config.n_mels,
+        "n_audio_ctx": config.n_ctx,
+        "n_audio_state": config.n_state,
+        "n_audio_head": config.n_head,
+        "n_audio_layer": config.n_layer,
+        "n_vocab": 51865,
+        "n_text_ctx": 448,
+        "n_text_state": config.n_state,
+        "n_text_head": config.n_head,
+        "n_text_layer": config.n_layer,
+    }
     state = {f"encoder.{k}": v.to(dtype) for k, v in encoder.state_dict().items()}
-    state |= {"decoder.ln.weight": torch.ones(config.n_state, dtype=dtype),
-              "decoder.ln.bias": torch.zeros(config.n_state, dtype=dtype)}
+    state |= {
+        "decoder.ln.weight": torch.ones(config.n_state, dtype=dtype),
+        "decoder.ln.bias": torch.zeros(config.n_state, dtype=dtype),
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save_torch(Path(path), {"dims": dims, "model_state_dict": state})
     return encoder
@@ -203,10 +235,15 @@ def small_tokenizer_json() -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    text = ["what is the weather like today", "tell me a story about a small robot",
-            "hello there, how are you doing", "the quick brown fox jumps over the lazy dog"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    text = [
+        "what is the weather like today",
+        "tell me a story about a small robot",
+        "hello there, how are you doing",
+        "the quick brown fox jumps over the lazy dog",
+    ]
     tokenizer.train_from_iterator(text, trainer)
     return tokenizer.to_str()
 
@@ -226,9 +263,14 @@ def _write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
 
 
-def write_random_checkpoint(root: Path, config: OmniConfig, encoder: EncoderConfig = EncoderConfig(),
-                            codec: dict | None = None, seed: int = 0,
-                            dtype: torch.dtype = torch.float32) -> dict[str, Path]:
+def write_random_checkpoint(
+    root: Path,
+    config: OmniConfig,
+    encoder: EncoderConfig = EncoderConfig(),
+    codec: dict | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Path]:
     """The three asset folders of a random Mini-Omni under `root`, every file storing `dtype`;
     returns {asset: folder}."""
     root = Path(root)
@@ -237,4 +279,3 @@ def write_random_checkpoint(root: Path, config: OmniConfig, encoder: EncoderConf
     write_encoder(folders["encoder"] / ENCODER_WEIGHTS, encoder, seed, dtype)
     write_codec(folders["codec"], seed, dtype, **(codec or {}))
     return folders
-

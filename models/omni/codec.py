@@ -12,6 +12,7 @@ each) and a fifth its depthwise dilated convolutions (oneDNN's dilated depthwise
 `SeededCodec` runs both over cache-sized time blocks instead, and folds the weight norm into the
 weights once (`_faster_decoder`), the same arithmetic to float rounding.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -104,8 +105,13 @@ def _faster_decoder(decoder) -> None:
     for module in decoder.modules():
         if isinstance(module, Snake1d):
             module.forward = _blocked_snake(module)
-        elif (isinstance(module, nn.Conv1d) and module.groups == module.in_channels == module.out_channels
-              and module.stride == (1,) and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+        elif (
+            isinstance(module, nn.Conv1d)
+            and module.groups == module.in_channels == module.out_channels
+            and module.stride == (1,)
+            and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str)
+        ):
             module.forward = _blocked_depthwise(module)
 
 
@@ -176,8 +182,9 @@ class StreamingDecoder:
     samples.
     """
 
-    def __init__(self, codec: SeededCodec, first: int = 1, chunk: int = 8, left: int = 3, right: int = 2,
-                 fade: int = 256) -> None:
+    def __init__(
+        self, codec: SeededCodec, first: int = 1, chunk: int = 8, left: int = 3, right: int = 2, fade: int = 256
+    ) -> None:
         self.codec = codec
         self.first, self.chunk, self.left, self.right, self.fade = first, chunk, left, right, fade
         self.frames: list[np.ndarray] = []

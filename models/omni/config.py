@@ -1,4 +1,5 @@
 """The LLM's shape, as `model_config.yaml` states it (litgpt's field names)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -38,13 +39,27 @@ class OmniConfig:
 # sequential residual with its own norm per branch, unscaled embeddings, no head bias, ...). A
 # file that leaves one out gets litgpt's default, which is this value; anything else in the file
 # (names, training settings) is ignored.
-_REQUIRED = {"mlp_class_name": "LLaMAMLP", "norm_class_name": "RMSNorm", "bias": False,
-             "post_adapter": False, "rotary_percentage": 1.0, "parallel_residual": False,
-             "shared_attention_norm": False, "scale_embeddings": False, "lm_head_bias": False,
-             "pos_type": "rope", "rope_condense_ratio": 1, "rope_adjustments": None, "n_expert": 0,
-             "norm_qk": False, "post_attention_norm": False, "post_mlp_norm": False,
-             "attention_logit_softcapping": None,
-             "final_logit_softcapping": None, "attention_scores_scalar": None}
+_REQUIRED = {
+    "mlp_class_name": "LLaMAMLP",
+    "norm_class_name": "RMSNorm",
+    "bias": False,
+    "post_adapter": False,
+    "rotary_percentage": 1.0,
+    "parallel_residual": False,
+    "shared_attention_norm": False,
+    "scale_embeddings": False,
+    "lm_head_bias": False,
+    "pos_type": "rope",
+    "rope_condense_ratio": 1,
+    "rope_adjustments": None,
+    "n_expert": 0,
+    "norm_qk": False,
+    "post_attention_norm": False,
+    "post_mlp_norm": False,
+    "attention_logit_softcapping": None,
+    "final_logit_softcapping": None,
+    "attention_scores_scalar": None,
+}
 
 
 def _same(found, wanted) -> bool:
@@ -81,11 +96,15 @@ def read_config(path: Path) -> OmniConfig:
     window = raw.get("sliding_window_size")
     if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < config.block_size):
         # A window at least as long as the context is no window; a shorter one is not implemented.
-        raise CheckpointError(f"{path}: sliding_window_size is {window!r}; this engine implements only none "
-                              f"(or one of at least block_size, {config.block_size})")
+        raise CheckpointError(
+            f"{path}: sliding_window_size is {window!r}; this engine implements only none "
+            f"(or one of at least block_size, {config.block_size})"
+        )
     if config.padded_vocab_size != config.text_vocab_size + 7 * config.audio_vocab_size:
-        raise CheckpointError(f"{path}: padded_vocab_size {config.padded_vocab_size} is not text + 7 audio "
-                              f"layers ({config.text_vocab_size} + 7 x {config.audio_vocab_size})")
+        raise CheckpointError(
+            f"{path}: padded_vocab_size {config.padded_vocab_size} is not text + 7 audio "
+            f"layers ({config.text_vocab_size} + 7 x {config.audio_vocab_size})"
+        )
     if config.n_head % config.n_query_groups:
         raise CheckpointError(f"{path}: n_head {config.n_head} is not a multiple of n_query_groups")
     return config

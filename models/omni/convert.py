@@ -21,6 +21,7 @@ in llama.cpp's sense: `tokenizer.ggml.model = "none"` and `qwen2.vocab_size` kee
 A converted folder holds: model.gguf, embeddings.npy ([181120, C], f32 for f32, else f16),
 adapter.pt (the SwiGLU adapter's state dict) and omni.json (what was converted).
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,9 @@ def gguf_tensors(model: OmniLM) -> Iterator[tuple[str, torch.Tensor]]:
         yield p + "ffn_down.weight", block.mlp.proj.weight
 
 
-def widened(config: OmniConfig, tensors: Iterator[tuple[str, torch.Tensor]], width: int
-            ) -> tuple[OmniConfig, Iterator[tuple[str, torch.Tensor]]]:
+def widened(
+    config: OmniConfig, tensors: Iterator[tuple[str, torch.Tensor]], width: int
+) -> tuple[OmniConfig, Iterator[tuple[str, torch.Tensor]]]:
     """The same model at a larger width, for k-quants (rows of a multiple of 256 values).
 
     The residual stream gains `width - n_embd` channels that stay zero: every matrix that reads it
@@ -91,8 +93,14 @@ def widened(config: OmniConfig, tensors: Iterator[tuple[str, torch.Tensor]], wid
     if extra < 0 or extra % (size * groups):
         raise ValueError(f"cannot widen {config.n_embd} to {width} in whole heads per group")
     per_group, added = config.n_head // groups, extra // (size * groups)
-    wide = OmniConfig(**{**asdict(config), "n_embd": width, "n_head": config.n_head + added * groups,
-                         "norm_eps": config.norm_eps * config.n_embd / width})
+    wide = OmniConfig(
+        **{
+            **asdict(config),
+            "n_embd": width,
+            "n_head": config.n_head + added * groups,
+            "norm_eps": config.norm_eps * config.n_embd / width,
+        }
+    )
     scale = (config.n_embd / width) ** 0.5
 
     def heads(t: torch.Tensor, dim: int) -> torch.Tensor:  # zero heads after each group's own
@@ -110,7 +118,8 @@ def widened(config: OmniConfig, tensors: Iterator[tuple[str, torch.Tensor]], wid
         if name.endswith("norm.weight"):
             return grown(t * scale, 0)
         if name in ("token_embd.weight", "output.weight") or name.endswith(
-                ("attn_k.weight", "attn_v.weight", "ffn_gate.weight", "ffn_up.weight")):
+            ("attn_k.weight", "attn_v.weight", "ffn_gate.weight", "ffn_up.weight")
+        ):
             return grown(t, 1)
         if name.endswith("attn_q.weight"):
             return grown(heads(t, 0), 1)
@@ -175,8 +184,11 @@ def quantize(source: Path, target: Path, quant: str, threads: int = 0) -> None:
     from models.omni.llama_log import quiet_llama
 
     quiet_llama()
-    ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
-             "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[quant]
+    ftype = {
+        "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
+        "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+        "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+    }[quant]
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = threads
     params.ftype = ftype

@@ -9,6 +9,7 @@ goes on does not hold up the next one by a whole encoder pass. Mini-Omni has no 
 memory and takes no instructions: history is not read, and the core applies style to the audio it
 makes.
 """
+
 from __future__ import annotations
 
 import queue
@@ -66,8 +67,9 @@ class OmniEngine:
         native_speed=False,
     )
 
-    def __init__(self, backend: Backend, encoder: WhisperEncoder, codec, tokenizer,
-                 options: OmniOptions = OmniOptions()) -> None:
+    def __init__(
+        self, backend: Backend, encoder: WhisperEncoder, codec, tokenizer, options: OmniOptions = OmniOptions()
+    ) -> None:
         self.backend, self.encoder, self.tokenizer, self.options = backend, encoder, tokenizer, options
         self.codec = SeededCodec(codec, options.codec_seed)
         self.output_rate = self.codec.rate
@@ -98,7 +100,9 @@ class OmniEngine:
 
         return start_reply(self.lease, token, "omni", work)
 
-    def _prompts(self, turn: UserTurn, token: CancelToken) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
+    def _prompts(
+        self, turn: UserTurn, token: CancelToken
+    ) -> tuple[tuple[T.Prompt, T.Prompt], np.ndarray | None, float]:
         """The batch's two prompts, the adapted audio features and the encoder's seconds.
         Raises Cancelled between encoder blocks once the reply is cancelled."""
         if turn.text is not None:
@@ -108,8 +112,7 @@ class OmniEngine:
             raise ValueError(f"audio must be {RATE} Hz, got {turn.rate}")
         frames = T.whisper_frames(len(turn.audio))
         t0 = time.perf_counter()
-        whisper = self.encoder.encode(turn.audio, frames, self.options.pad_to_30s,
-                                      cancelled=lambda: token.cancelled)
+        whisper = self.encoder.encode(turn.audio, frames, self.options.pad_to_30s, cancelled=lambda: token.cancelled)
         features = self.backend.adapt(whisper)
         return T.text_guided_batch(frames), features, time.perf_counter() - t0
 
@@ -144,7 +147,7 @@ class OmniEngine:
                 texts.append(step.text)
                 whole = self.tokenizer.decode(texts)
                 if len(whole) > len(said) and not whole.endswith("\ufffd"):  # whole characters only
-                    yield ReplyText(whole[len(said):])
+                    yield ReplyText(whole[len(said) :])
                     said = whole
             if step.frame is not None:
                 samples = stream.push(step.frame)
@@ -174,8 +177,14 @@ class OmniPaths:
     converted_dir: Path | None = None  # a converted GGUF folder (llama.cpp backend)
 
 
-def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, plan: DevicePlan | None = None,
-                options: OmniOptions = OmniOptions(), warm: bool = True) -> OmniEngine:
+def load_engine(
+    paths: OmniPaths,
+    backend: str = "llama",
+    threads: int = 2,
+    plan: DevicePlan | None = None,
+    options: OmniOptions = OmniOptions(),
+    warm: bool = True,
+) -> OmniEngine:
     """backend: "llama" (a converted GGUF) or "torch" (the float32 reference, on the CPU);
     plan: where each part runs and in which number format (default: everything on the CPU).
     A part that fails to start on a GPU starts on the CPU; `engine.notices` says so."""
@@ -185,8 +194,9 @@ def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, plan
     torch.set_num_threads(threads)
     plan = plan or plan_devices("cpu", Machine())
     notices: list[str] = []
-    encoder, encoder_at = start_on_device("the speech encoder", plan.omni_encoder,
-                                          lambda p: start_encoder(paths.encoder_file, p), notices)
+    encoder, encoder_at = start_on_device(
+        "the speech encoder", plan.omni_encoder, lambda p: start_encoder(paths.encoder_file, p), notices
+    )
     codec, codec_at = start_on_device("the audio codec", plan.snac, lambda p: start_codec(paths.codec_dir, p), notices)
     if backend == "torch":
         from models.omni.checkpoint import load_lm
@@ -198,8 +208,12 @@ def load_engine(paths: OmniPaths, backend: str = "llama", threads: int = 2, plan
             raise ValueError("the llama.cpp backend needs a converted model folder")
         # The adapter reads the encoder's output: it runs where the encoder ended up.
         adapter_at = encoder_at
-        lm, lm_at = start_on_device("the Mini-Omni language model", plan.omni_llm,
-                                    lambda p: start_llama(paths.converted_dir, threads, p, adapter_at), notices)
+        lm, lm_at = start_on_device(
+            "the Mini-Omni language model",
+            plan.omni_llm,
+            lambda p: start_llama(paths.converted_dir, threads, p, adapter_at),
+            notices,
+        )
     else:
         raise ValueError(f"backend {backend!r}: llama or torch")
     engine = OmniEngine(lm, encoder, codec, load_tokenizer(paths.lm_dir / "tokenizer.json"), options)
@@ -236,5 +250,11 @@ def start_codec(folder: Path, placement: Placement):
 def start_llama(folder: Path, threads: int, placement: Placement, adapter: Placement) -> Backend:
     from models.omni.lm_backends import LlamaBackend
 
-    return LlamaBackend(folder, threads=threads, gpu_layers=placement.gpu_layers, flash_attention=placement.flash_attention,
-                        adapter_device=adapter.device, adapter_dtype=torch_dtype(adapter))
+    return LlamaBackend(
+        folder,
+        threads=threads,
+        gpu_layers=placement.gpu_layers,
+        flash_attention=placement.flash_attention,
+        adapter_device=adapter.device,
+        adapter_dtype=torch_dtype(adapter),
+    )

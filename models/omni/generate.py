@@ -6,6 +6,7 @@ held at `_pad_t` while the audio finishes, and item 1 (whose only use is its tex
 layer i is held at `_pad_a` for the first i+1 steps (the delay: it has no frame yet). Stops when
 audio layer 6 says `_eoa`, when the context is full, or when cancelled (checked between steps).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,15 +37,18 @@ AUDIO_STREAMS = tuple(range(T.N_AUDIO))
 TEXT_STREAM = (T.TEXT,)
 
 
-def greedy_step(backend: Backend, inputs: list[np.ndarray | None],
-                streams: list[tuple[int, ...]]) -> list[np.ndarray | None]:
+def greedy_step(
+    backend: Backend, inputs: list[np.ndarray | None], streams: list[tuple[int, ...]]
+) -> list[np.ndarray | None]:
     """One step; each sequence's greedy ids in its `streams`. A backend with its own
     `step_greedy` reads them where the logits are (llama.cpp: in place, no copy of the row)."""
     own = getattr(backend, "step_greedy", None)
     if own is not None:
         return own(inputs, streams)
-    return [None if row is None else np.array([greedy(row, s) for s in wanted])
-            for row, wanted in zip(backend.step(inputs), streams)]
+    return [
+        None if row is None else np.array([greedy(row, s) for s in wanted])
+        for row, wanted in zip(backend.step(inputs), streams)
+    ]
 
 
 def step_ids(audio_local: np.ndarray, text: int) -> np.ndarray:
@@ -52,14 +56,19 @@ def step_ids(audio_local: np.ndarray, text: int) -> np.ndarray:
     return np.concatenate([T.to_global(np.asarray(audio_local)), [text]])[:, None]
 
 
-def text_guided(backend: Backend, prompts: tuple[T.Prompt, T.Prompt], features: np.ndarray | None,
-                cancelled: Callable[[], bool] = lambda: False,
-                max_positions: int | None = None) -> Iterator[Step | Stop]:
+def text_guided(
+    backend: Backend,
+    prompts: tuple[T.Prompt, T.Prompt],
+    features: np.ndarray | None,
+    cancelled: Callable[[], bool] = lambda: False,
+    max_positions: int | None = None,
+) -> Iterator[Step | Stop]:
     limit = min(max_positions or backend.config.block_size, backend.config.block_size)
     audio_prompt, text_prompt = prompts
     try:
-        logits = backend.start([backend.embed(audio_prompt.ids, features), backend.embed(text_prompt.ids, features)],
-                               cancelled)
+        logits = backend.start(
+            [backend.embed(audio_prompt.ids, features), backend.embed(text_prompt.ids, features)], cancelled
+        )
     except Cancelled:
         yield Stop("cancelled", 0)
         return

@@ -3,6 +3,7 @@
 Both runtimes take input embeddings (llama.cpp through `batch.embd`), so this one function makes
 them from the shared embedding table, a torch tensor or a memory-mapped array alike.
 """
+
 from __future__ import annotations
 
 import numpy as np

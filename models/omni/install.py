@@ -6,6 +6,7 @@ came from, so a re-installed or changed checkpoint is converted again, and the S
 the conversion wrote, checked before every load like any model's (a stamp of size and mtime spares
 re-reading unchanged files): a converted file that changed is converted again, never loaded.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """llama.cpp logs every tensor it loads or quantizes to stderr; only its errors matter to a user."""
+
 from __future__ import annotations
 
 import ctypes
@@ -14,6 +15,7 @@ def quiet_llama() -> None:
     import llama_cpp
 
     if _QUIET is None:
+
         @llama_cpp.llama_log_callback
         def quiet(level, text, user_data):  # noqa: ARG001
             if level == _GGML_LOG_ERROR:
@@ -21,5 +23,3 @@ def quiet_llama() -> None:
 
         _QUIET = quiet
         llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
-
-

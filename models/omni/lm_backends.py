@@ -4,6 +4,7 @@ fed input embeddings through `batch.embd`) or on the torch reference model.
 Both backends keep a KV cache per sequence and return the full 181120-wide logits of each
 sequence's newest position; the caller slices them per stream.
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,6 +103,7 @@ class TorchBackend:
 
 # ---- llama.cpp ----------------------------------------------------------------------------
 
+
 class LlamaBackend:
     """A converted folder (see convert.py) on llama.cpp's low-level API.
 
@@ -111,9 +113,18 @@ class LlamaBackend:
     (joint on a GPU) and `calibrate()` then times both here and keeps the faster.
     """
 
-    def __init__(self, folder: Path, threads: int = 2, gpu_layers: int = 0, sequences: int = 2,
-                 step_mode: str = "auto", batch: int = 256, adapter_device: str = "cpu",
-                 adapter_dtype: torch.dtype = torch.float32, flash_attention: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        threads: int = 2,
+        gpu_layers: int = 0,
+        sequences: int = 2,
+        step_mode: str = "auto",
+        batch: int = 256,
+        adapter_device: str = "cpu",
+        adapter_dtype: torch.dtype = torch.float32,
+        flash_attention: bool = True,
+    ) -> None:
         import llama_cpp
 
         folder = Path(folder)
@@ -227,6 +238,7 @@ class LlamaBackend:
         """As `step`, but returns each sequence's greedy id in each of its `streams` (local ids
         for audio, global for text), read from llama.cpp's logits in place: no row of 181120 is
         copied, and only the columns of the streams asked for are read."""
+
         def choose(seq: int, index: int) -> np.ndarray:
             logits = self._logits_view(index)
             return np.array([greedy(logits, stream) for stream in streams[seq]])

@@ -4,6 +4,7 @@
 Module names follow litgpt's, so `lit_model.pth` loads with a strict `load_state_dict`.
 Shapes in comments: B batch, T positions, C n_embd, H heads, G kv groups, D head size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,8 +58,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class KVCache:
     """Keys and values of every layer for positions seen so far: [B, G, block_size, D] each."""
 
-    def __init__(self, config: OmniConfig, batch: int, dtype: torch.dtype = torch.float32,
-                 length: int | None = None) -> None:
+    def __init__(
+        self, config: OmniConfig, batch: int, dtype: torch.dtype = torch.float32, length: int | None = None
+    ) -> None:
         shape = (batch, config.n_query_groups, length or config.block_size, config.head_size)
         self.k = [torch.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
         self.v = [torch.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
@@ -82,8 +84,9 @@ class Attention(nn.Module):
         self.attn = nn.Linear(config.n_embd, config.qkv_rows, bias=config.add_qkv_bias)
         self.proj = nn.Linear(config.n_head * config.head_size, config.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
-                layer: int, start: int) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None, layer: int, start: int
+    ) -> torch.Tensor:
         c = self.config
         B, T, _ = x.shape
         per_group = c.n_head // c.n_query_groups
@@ -123,11 +126,13 @@ class OmniLM(nn.Module):
     def __init__(self, config: OmniConfig) -> None:
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict({
-            "wte": nn.Embedding(config.padded_vocab_size, config.n_embd),
-            "h": nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-            "ln_f": RMSNorm(config.n_embd, config.norm_eps),
-        })
+        self.transformer = nn.ModuleDict(
+            {
+                "wte": nn.Embedding(config.padded_vocab_size, config.n_embd),
+                "h": nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+                "ln_f": RMSNorm(config.n_embd, config.norm_eps),
+            }
+        )
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         self.whisper_adapter = SwiGLU(config.whisper_adapter_dim, config.intermediate_size, config.n_embd)
 

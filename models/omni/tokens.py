@@ -5,6 +5,7 @@ Ids are global (as the model's embedding table and head see them) unless a name 
 an audio layer's local id is its SNAC code (0..4095) or one of its specials (4096..4100).
 The 8 input streams are ordered audio layers 0..6, then text (index 7), as in the checkpoint.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def deinterleave(steps: np.ndarray) -> np.ndarray:
     frames = steps.shape[1] - delay(N_AUDIO - 1)
     if frames <= 0:
         return np.zeros((0, N_AUDIO), np.int64)
-    return np.stack([steps[i, delay(i): delay(i) + frames] for i in range(N_AUDIO)], axis=1)
+    return np.stack([steps[i, delay(i) : delay(i) + frames] for i in range(N_AUDIO)], axis=1)
 
 
 # Depth-first order of a frame's 7 tokens: (codebook, index within the frame)

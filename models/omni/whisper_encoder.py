@@ -4,6 +4,7 @@ Parameter names follow openai-whisper's checkpoint (`encoder.` prefix stripped),
 `small.pt` state dict loads strictly. 16 kHz audio -> 80-bin log-mel at 100 frames/s ->
 two convolutions (the second strides 2) -> 12 pre-norm transformer blocks -> [B, frames/2, 768].
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -134,8 +135,9 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(config.n_state, config.n_head) for _ in range(config.n_layer))
         self.ln_post = nn.LayerNorm(config.n_state)
 
-    def forward(self, mel: torch.Tensor, keep: int | None = None,
-                cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+    def forward(
+        self, mel: torch.Tensor, keep: int | None = None, cancelled: Callable[[], bool] | None = None
+    ) -> torch.Tensor:
         """[B, n_mels, 2N] -> [B, N, n_state], N <= n_ctx; keep: only the first `keep` frames
         (the last block then computes those rows only, the same values: 7 % of a 30 s window).
         cancelled: asked before each block; True raises Cancelled (so a cancel waits for one
@@ -148,8 +150,14 @@ class WhisperEncoder(nn.Module):
         return self.ln_post(x)
 
     @single_threaded
-    def encode(self, audio: np.ndarray, frames: int, pad_to_30s: bool, fast: bool = True,
-               cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        audio: np.ndarray,
+        frames: int,
+        pad_to_30s: bool,
+        fast: bool = True,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> torch.Tensor:
         """16 kHz mono audio -> [1, frames, n_state]: the first `frames` encoder frames.
 
         pad_to_30s=True is the original's way (the clip padded with silence to 30 s, 1500

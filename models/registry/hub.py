@@ -16,9 +16,7 @@ from .hashing import OnBytes
 from .offline import online
 
 
-def download(
-    file: HubFile, staging_dir: Path, endpoint: str | None = None, on_bytes: OnBytes | None = None
-) -> Path:
+def download(file: HubFile, staging_dir: Path, endpoint: str | None = None, on_bytes: OnBytes | None = None) -> Path:
     """Download `file` into `staging_dir` and return its path there.
 
     `endpoint` overrides HF_ENDPOINT. With `on_bytes`, progress goes there instead of to the
@@ -42,9 +40,7 @@ def download(
     except Exception as error:
         # The client raises HTTP, connection, OS and validation errors of many types; the user
         # needs one line, and the cause stays chained for a debugger.
-        raise DownloadFailed(
-            f"{file.filename} from {file.repo_id}@{file.revision[:12]}", str(error)
-        ) from error
+        raise DownloadFailed(f"{file.filename} from {file.repo_id}@{file.revision[:12]}", str(error)) from error
     return Path(path)
 
 

@@ -6,6 +6,7 @@ turns off onnxruntime's telemetry. `online()` lifts the hub's offline switch aro
 `models install` or `models pin` and puts it back after. Nothing else in the app opens a socket
 (tests/test_offline.py proves it inside a network namespace with no interfaces).
 """
+
 from __future__ import annotations
 
 import logging

@@ -16,6 +16,7 @@ verifies like any built-in one: at that commit, against those hashes. This trust
 at the moment the user chose, instead of never being able to install the model at all; the
 command prints what it pinned so the user can compare it with the model's page.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,15 +56,22 @@ class RepoPin:
         return self.revision is not None and all(f.size is not None and f.sha256 for f in self.files)
 
     def to_json(self) -> dict:
-        return {"repo_id": self.repo_id, "revision": self.revision,
-                "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files]}
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "RepoPin":
-        pin = cls(str(data["repo_id"]), str(data["revision"]), tuple(
-            FilePin(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in data["files"]))
+        pin = cls(
+            str(data["repo_id"]),
+            str(data["revision"]),
+            tuple(FilePin(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in data["files"]),
+        )
         if not _HEX40.fullmatch(pin.revision or "") or not all(
-                _HEX64.fullmatch(f.sha256 or "") and f.size >= 0 for f in pin.files):
+            _HEX64.fullmatch(f.sha256 or "") and f.size >= 0 for f in pin.files
+        ):
             raise ValueError(f"{pin.repo_id}: a saved pin needs a 40-hex commit and 64-hex hashes")
         return pin
 
@@ -100,7 +108,8 @@ def pin_from_hub(asset_id: str, known: RepoPin, endpoint: str | None = None) -> 
     try:
         with online():  # `models pin` is the user's request to ask the hub
             info = HfApi(endpoint=endpoint).model_info(
-                known.repo_id, revision=known.revision or "main", files_metadata=True)
+                known.repo_id, revision=known.revision or "main", files_metadata=True
+            )
     except Exception as error:  # HTTP, connection and validation errors of many types
         raise DownloadFailed(f"the file list of {where}", str(error)) from error
     commit = info.sha or ""
@@ -119,8 +128,10 @@ def pin_from_hub(asset_id: str, known: RepoPin, endpoint: str | None = None) -> 
         got = FilePin(want.name, int(sibling.size), sha256)
         for field, mine, theirs in (("size", want.size, got.size), ("SHA-256", want.sha256, got.sha256)):
             if mine is not None and mine != theirs:
-                raise RegistryError(f"{asset_id}: the hub's {want.name} has {field} {theirs}, but this app "
-                                    f"knows {mine}; not pinned (is {known.repo_id} the right repo?)")
+                raise RegistryError(
+                    f"{asset_id}: the hub's {want.name} has {field} {theirs}, but this app "
+                    f"knows {mine}; not pinned (is {known.repo_id} the right repo?)"
+                )
         files.append(got)
     return replace(known, revision=commit, files=tuple(files))
 
@@ -134,13 +145,16 @@ def _git_file_sha256(repo_id: str, name: str, commit: str, sibling, endpoint: st
     with tempfile.TemporaryDirectory() as staging:
         try:
             with online():
-                path = hf_hub_download(repo_id=repo_id, filename=name, revision=commit,
-                                       local_dir=staging, endpoint=endpoint)
+                path = hf_hub_download(
+                    repo_id=repo_id, filename=name, revision=commit, local_dir=staging, endpoint=endpoint
+                )
         except Exception as error:
             raise DownloadFailed(f"{name} from {repo_id}@{commit[:12]}", str(error)) from error
         content = Path(path).read_bytes()
     blob_id = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
     if blob_id != sibling.blob_id:
-        raise RegistryError(f"{repo_id}/{name} as downloaded does not match the hub's listing "
-                            f"(git blob {blob_id}, listed {sibling.blob_id}); not pinned")
+        raise RegistryError(
+            f"{repo_id}/{name} as downloaded does not match the hub's listing "
+            f"(git blob {blob_id}, listed {sibling.blob_id}); not pinned"
+        )
     return hashlib.sha256(content).hexdigest()

