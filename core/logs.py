@@ -148,9 +148,8 @@ def _install_hooks() -> None:
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread is not None else "?"
-            log.critical(
-                "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
-            )  # type: ignore[arg-type]
+            exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+            log.critical("uncaught exception in thread %s", name, exc_info=exc_info)  # type: ignore[arg-type]
         previous_thread(args)
 
     sys_hook._voice_companion = True  # type: ignore[attr-defined]  # marks the hook as installed
