@@ -29,7 +29,7 @@ from core.session import Session
 from core.turns import TurnConfig
 from core.audio.format import FRAME, RATE
 
-QUESTIONS = Path(__file__).resolve().parents[2] / "assets" / "questions"
+QUESTIONS = Path(__file__).resolve().parents[1] / "assets" / "questions"
 DEVICE_RATE = 48000
 LONG_ASKS = [
     "Tell me a long story about a fox who wanted to fly.",

@@ -15,7 +15,7 @@ from core.file_conversation import talk_once
 from core.turns import TurnConfig
 from models.cascade.engine import CascadeEngine
 
-QUESTIONS = Path(__file__).resolve().parents[2] / "assets" / "questions"
+QUESTIONS = Path(__file__).resolve().parents[1] / "assets" / "questions"
 STAGES = ("asr", "llm_first_token", "tts_first_audio")
 
 

@@ -42,7 +42,7 @@ from core.audio.room import EchoPath, RoomConfig, make_rir
 from models.registry.atomic import replacing
 from core.audio.format import FRAME, RATE
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "natural"
+CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "natural"
 RENDER_VERSION = 1  # part of every cache key: bump it when rendering changes what a key's audio is
 
 SPEECH_DBFS = -24.0  # RMS of the speech's active frames, every voice alike

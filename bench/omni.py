@@ -354,7 +354,7 @@ def worker(folder: str, full: bool, turns: int, device: str = "cpu") -> dict:
 
 
 def _run_worker(folder: Path, full: bool, turns: int, device: str) -> dict:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "bench.omni", str(folder), "1" if full else "0", str(turns), device],
         cwd=root,

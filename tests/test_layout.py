@@ -150,3 +150,13 @@ def test_bench_without_its_extra_says_how_to_install_it_in_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "[bench]" in lines[0] and "jiwer" in lines[0]
+
+
+def test_the_benchmarks_find_the_repository_files():
+    """bench/ sits at the top of the repository: its paths to the bundled questions and to the
+    cache beside the checkout start there."""
+    from bench import duplex, latency, natural
+
+    assert latency.QUESTIONS == ROOT / "assets" / "questions" == duplex.QUESTIONS
+    assert sorted(latency.QUESTIONS.glob("q*.flac"))
+    assert natural.CACHE_DIR == ROOT / ".cache" / "natural"
