@@ -43,8 +43,9 @@ def fresh_voice():
 
 # Fixtures that load the heavy real models (speech recognition, chat, voice): a test that uses one,
 # directly or through another fixture, is in the `models` tier (`pytest -m "not models"` skips it).
-# Files whose tests load models themselves say so with their own `pytestmark`.
-MODEL_FIXTURES = {"stack", "speak"}
+# `voices` (test_echo, test_linear_echo) is speech from the packaged Piper voice. Files whose tests
+# load models themselves say so with their own `pytestmark`.
+MODEL_FIXTURES = {"stack", "speak", "voices"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

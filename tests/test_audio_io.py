@@ -83,6 +83,7 @@ def test_block_decoding_matches_decoding_the_whole_file(tmp_path):
     assert np.abs(got[:n] - whole[:n]).max() < 1e-3
 
 
+@pytest.mark.slow  # decodes 1.8 GB of samples
 def test_peak_memory_for_the_largest_accepted_input_stays_under_300_mb(tmp_path):
     """Ten minutes at the highest rate and channel count accepted (1.8 GB of 16-bit samples),
     read in a fresh process: its peak resident memory, imports included, and what Python

@@ -133,6 +133,7 @@ def test_voice_reference_is_checked_and_applied(tmp_path, speak):
     assert report["reply_audio_seconds"] > 0.3
 
 
+@pytest.mark.slow  # a dozen command-line processes
 def test_presets_import_export_and_refusals(tmp_path):
     env_root = tmp_path / "data"
 

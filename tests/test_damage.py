@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import models.registry  # noqa: F401  (first: the catalog and models.omni.assets import each other)
@@ -220,6 +221,7 @@ EXPECTED = {
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data(), kind=st.sampled_from(sorted(KINDS)))
+@pytest.mark.slow  # 600 generated cases
 def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_untouched(data, kind, monkeypatch):
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "data"

@@ -330,6 +330,7 @@ def test_first_run_installs_from_the_local_packs(qtbot, tmp_path):
     assert dialog.bars["piper-joe-medium"].value() == 100
 
 
+@pytest.mark.models  # a real turn through the real models, captured
 def test_screenshots_render_without_a_display(tmp_path):
     import subprocess
     import sys

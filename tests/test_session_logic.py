@@ -373,6 +373,7 @@ def check_invariants(rig: Rig, thread_errors: list) -> None:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(st.lists(ACTIONS, min_size=1, max_size=12))
+@pytest.mark.slow  # 500 generated schedules
 def test_random_schedules_keep_every_invariant(actions):
     errors: list[BaseException] = []
     previous = threading.excepthook
