@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything, lint and type-check, then run the test suite (arguments go to pytest: -m "not
-# models" is the fast tier). "No tests ran" counts as a failure.
+# models and not slow" is the fast tier). "No tests ran" counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Tests keep their models beside the checkout, never in the user's own data folder.
