@@ -252,8 +252,9 @@ def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_un
                 assert values[other] == EXPECTED[other], other
 
 
+@pytest.mark.slow  # counts the cases of the property test above, which is slow
 def test_every_kind_of_file_was_damaged_many_times():
-    # Runs after the property test (same module, file order): the count is the README's figure.
+    # Runs after the property test (same module, file order): the count is docs/command-line.md's figure.
     print("damage cases per file kind:", cases, "total", sum(cases.values()))
     assert all(n >= 50 for n in cases.values()), cases
 
