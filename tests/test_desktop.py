@@ -10,44 +10,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from app.widgets import ConversationView
-from core.runtime import Runtime
 from core.settings import Settings
-from tests.fakes import FakeDevices, QuickEngine
+from tests.fakes import FakeDevices
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def vad():
-    from core.companion import load_vad
-
-    return load_vad()
-
-
-@pytest.fixture
-def make_window(qtbot, vad, files):
-    windows = []
-
-    def make(devices: FakeDevices, settings: Settings | None = None, seconds: float = 0.3) -> MainWindow:
-        if settings is not None:
-            files.save_settings(settings)
-        window = MainWindow(lambda post: Runtime(post, files, load_engine=lambda _s: QuickEngine(seconds), vad=vad,
-                                                 devices=devices, device_poll_s=0.05))
-        qtbot.addWidget(window)
-        window.show()
-        window.activateWindow()  # its shortcuts are the active window's
-        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-        window.runtime.start()
-        assert window.runtime.wait_ready(60)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.shut_down()
 
 
 def test_bubbles_carry_time_latency_and_the_interrupted_mark_and_copy(qtbot):
@@ -161,13 +129,6 @@ def test_a_typing_key_cannot_be_global():
     assert key_conflict("Space") is None  # in the window it is fine (not while typing)
     assert "typing in every other window" in key_conflict("Space", global_key=True)
     assert key_conflict("F8", global_key=True) is None and key_conflict("Pause", global_key=True) is None
-
-
-def test_wayland_says_there_is_no_global_key(monkeypatch):
-    from app.global_key import global_key_unavailable
-
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
-    assert "Wayland" in global_key_unavailable()
 
 
 def test_start_at_login_writes_and_removes_the_autostart_entry(qtbot, make_window, tmp_path, monkeypatch):
