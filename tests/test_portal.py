@@ -314,7 +314,7 @@ def test_wayland_without_the_portal_says_so_and_the_window_key_works(qtbot, sess
 
 
 def test_with_the_portal_the_settings_say_the_desktop_watches_the_key(qtbot, portal, make_window):
-    portal()
+    portal(trigger_description="Shift+F9")
     window = make_window(FakeDevices(inputs=["Fake microphone"]), Settings(push_to_talk_key="F8"))
     dialog = SettingsDialog(window.runtime, window)
     qtbot.addWidget(dialog)
@@ -326,4 +326,9 @@ def test_with_the_portal_the_settings_say_the_desktop_watches_the_key(qtbot, por
     assert window.runtime.settings.global_push_to_talk
     window.apply_global_key()  # what closing the settings pane does
     assert isinstance(window.global_key, PortalKey) and window.global_key.bound.wait(5)
+    dialog.close()
+    # The desktop chose another key than the one asked for: the settings say which.
+    again = SettingsDialog(window.runtime, window)
+    qtbot.addWidget(again)
+    assert "Your desktop bound it to Shift+F9." in again.global_note.text()
 
