@@ -104,7 +104,7 @@ def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> 
         for name in EARLIER:
             before = answered()
             window.runtime.speak(load_voice(SAMPLE.parent / name))
-            if not _wait(app, lambda: answered() > before and window.state.state == "listening", 90):
+            if not _wait(app, lambda n=before: answered() > n and window.state.state == "listening", 90):
                 raise RuntimeError(f"{name} was not answered")
         window.runtime.speak(load_voice(SAMPLE.parent / LAST))
         speaking = lambda: window.state.state == "speaking" and window.presence.output_db > -40  # noqa: E731

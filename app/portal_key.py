@@ -140,8 +140,11 @@ class PortalKey:
                 message = self._next(POLL_S)
                 if message is not None:
                     self._dispatch(message)
-        except (PortalError, TimeoutError, OSError) as exc:
-            self._fail(str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}")
+        except PortalError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # the connection broke, or an answer not shaped as the interface says
+            log.warning("the portal key's thread failed", exc_info=True)
+            self._fail(f"{type(exc).__name__}: {exc}")
         finally:
             self._started.set()
             self._release()
@@ -172,9 +175,12 @@ class PortalKey:
         bound = {sid: props for sid, props in results.get("shortcuts", ("a(sa{sv})", []))[1]}
         if SHORTCUT_ID not in bound:
             raise PortalError("the desktop did not bind the push-to-talk shortcut")
-        self.trigger_description = bound[SHORTCUT_ID].get("trigger_description", ("s", ""))[1]
+        self._bound_as(bound[SHORTCUT_ID])
         log.info("global push-to-talk through the portal: %s", self.trigger_description or "(no key yet)")
         self.bound.set()
+
+    def _bound_as(self, props: dict) -> None:
+        self.trigger_description = props.get("trigger_description", ("s", ""))[1]
 
     def _request(self, call, token: str, what: str, timeout: float | None = SESSION_TIMEOUT_S) -> dict:
         """Call a portal method and wait for its Request's Response (`timeout` None: until stopped,
@@ -242,6 +248,10 @@ class PortalKey:
         if self._is_signal(message, SESSION, "Closed", {self._session}):
             self._session = ""
             raise PortalError("the desktop ended the global shortcut session")
+        if self._is_signal(message, SHORTCUTS, "ShortcutsChanged") and message.body[0] == self._session:
+            for sid, props in message.body[1]:  # the user gave the shortcut another key
+                if sid == SHORTCUT_ID:
+                    self._bound_as(props)
         for member, handler in (("Activated", self._press), ("Deactivated", self._release)):
             if self._is_signal(message, SHORTCUTS, member):
                 session, shortcut_id = message.body[0], message.body[1]

@@ -194,8 +194,8 @@ class SettingsDialog(QDialog):
         conflict = key_conflict(self.key_capture.key, global_key=True) if on else None
         # Through the portal the desktop has the last word on the key; say which it bound.
         bound = getattr(getattr(self.parent(), "global_key", None), "trigger_description", "")
-        self.global_note.setText(f"Choose another key: {conflict}." if conflict else
-                                 global_key_note(choice.backend) + (f" Your desktop bound it to {bound}." if bound else ""))
+        note = global_key_note(choice.backend) + (f" Your desktop bound it to {bound}." if bound else "")
+        self.global_note.setText(f"Choose another key: {conflict}." if conflict else note)
 
     def _voice_tab(self) -> QWidget:
         page = QWidget()

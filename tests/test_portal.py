@@ -86,6 +86,13 @@ class StandInPortal:
         body = (session or self.sessions[-1], shortcut_id, int(time.monotonic() * 1000), {})
         self._commands.put(new_signal(DBusAddress(ROOT_PATH, interface=SHORTCUTS), member, "osta{sv}", body))
 
+    def change_trigger(self, description: str) -> None:
+        """The user gives the shortcut another key in the desktop's settings."""
+        shortcuts = [("push-to-talk", {"description": ("s", "Push to talk"),
+                                       "trigger_description": ("s", description)})]
+        self._commands.put(new_signal(DBusAddress(ROOT_PATH, interface=SHORTCUTS), "ShortcutsChanged",
+                                      "oa(sa{sv})", (self.sessions[-1], shortcuts)))
+
     def end_session(self) -> None:
         """The desktop closes the session (as when the user revokes the shortcut)."""
         path = self.sessions[-1]
@@ -233,6 +240,11 @@ def test_portal_key_presses_between_activated_and_deactivated(portal, response_f
         service.key("Deactivated")
         assert events.get(timeout=5) == "release"
         assert events.empty()
+        service.change_trigger("Pause")
+        deadline = time.monotonic() + 5
+        while key.trigger_description != "Pause" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert key.trigger_description == "Pause"
     finally:
         key.stop()
     assert not _global_threads()
