@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from app.install import Installer
-from app.global_key import global_key_unavailable, key_conflict
+from app.global_key import Backend, choose_backend, global_key_note, key_conflict
 from app.main_window import open_folder
 from app.widgets import KeyCapture
 from app.tasks import Task
@@ -185,16 +185,17 @@ class SettingsDialog(QDialog):
 
     def _global_toggled(self, on: bool) -> None:
         """Say why a global key cannot work here, or why the chosen key cannot be global."""
-        why = global_key_unavailable()
-        if why is not None:
+        choice = choose_backend()
+        if choice.backend is Backend.NONE:
             self.global_box.setChecked(False)
             self.global_box.setEnabled(False)
-            self.global_note.setText(why + ".")
+            self.global_note.setText(choice.why_not + ".")
             return
         conflict = key_conflict(self.key_capture.key, global_key=True) if on else None
-        self.global_note.setText(f"Choose another key: {conflict}." if conflict else
-                                 "While this is on, the companion watches for this one key in every window "
-                                 "(X11); no other key is kept or sent anywhere.")
+        # Through the portal the desktop has the last word on the key; say which it bound.
+        bound = getattr(getattr(self.parent(), "global_key", None), "trigger_description", "")
+        note = global_key_note(choice.backend) + (f" Your desktop bound it to {bound}." if bound else "")
+        self.global_note.setText(f"Choose another key: {conflict}." if conflict else note)
 
     def _voice_tab(self) -> QWidget:
         page = QWidget()
