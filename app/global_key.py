@@ -1,21 +1,29 @@
-"""The push-to-talk key from any window, and which keys may be push-to-talk keys at all.
+"""The push-to-talk key from any window, which way it can be had in this session, and which keys
+may be push-to-talk keys at all.
 
-On X11 a pynput listener (the X RECORD extension, on its own thread "global-key") sees the key
-while other applications have the focus; its callbacks only post press/release into the runtime's
-control queue (Runtime.press/release are queue puts). On Wayland no client may see keys meant for
-another, so there is no global key (the desktop's GlobalShortcuts portal is not used yet): the
-settings say so, and the key works while the companion's window has the focus.
+Three ways (`choose_backend`, from XDG_SESSION_TYPE, WAYLAND_DISPLAY and DISPLAY):
+- X11 (and Windows, macOS): a pynput listener (on X11 the RECORD extension, on its own thread
+  "global-key") sees the key while other applications have the focus.
+- Wayland: no client may see keys meant for another; where the desktop's GlobalShortcuts portal
+  exists, the desktop watches the key for us and signals its press and release
+  (app/portal_key.py).
+- None (Wayland without the portal, no display): the settings say so in plain words, and the key
+  works while the companion's window has the focus.
+Either listener's callbacks only post press/release into the runtime's control queue
+(Runtime.press/release are queue puts).
 
 Keys are named as Qt names them (QKeySequence's portable text: "F8", "Space", "Pause", "X").
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import sys
 import threading
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +84,110 @@ def key_conflict(name: str, modifiers: tuple[str, ...] = (), global_key: bool = 
     return None
 
 
-def global_key_unavailable() -> str | None:
-    """Why a global key is impossible in this session, or None when it can work."""
-    if sys.platform.startswith("linux"):
-        if os.environ.get("XDG_SESSION_TYPE") == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
-            return (
-                "On Wayland an application cannot see keys pressed in other windows: the key "
-                "works while this window has the focus"
-            )
-        if not os.environ.get("DISPLAY"):
-            return "no X display: the key works while this window has the focus"
+class Backend(enum.Enum):
+    PYNPUT = "pynput"  # X11's RECORD extension; the system's hooks on Windows and macOS
+    PORTAL = "portal"  # Wayland: xdg-desktop-portal's GlobalShortcuts
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: Backend
+    why_not: str | None = None  # Backend.NONE: why there is no global key here, in plain words
+
+
+NO_PORTAL = (
+    "This Wayland desktop offers no global shortcuts (its xdg-desktop-portal has no "
+    "GlobalShortcuts portal; KDE Plasma, GNOME 48 and later, and Hyprland have one), and on "
+    "Wayland an application cannot see keys pressed in other windows: the key works while this "
+    "window has the focus"
+)
+_portal_answers: dict[str, str | None] = {}  # session bus address -> why the portal is unusable (None: usable)
+
+
+def portal_problem() -> str | None:
+    """Why the GlobalShortcuts portal cannot be used on this session bus, or None when it can
+    (asked once per bus: the answer is a D-Bus round trip, up to 2 s when nothing answers)."""
+    address = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
+    if address not in _portal_answers:
+        from app.portal_key import PortalError, portal_version
+
+        try:
+            portal_version()
+            _portal_answers[address] = None
+        except PortalError as exc:
+            log.info("no GlobalShortcuts portal: %s", exc)
+            _portal_answers[address] = str(exc)
+    return _portal_answers[address]
+
+
+def pynput_problem() -> str | None:
+    """Why pynput cannot listen here (not installed, or its backend finds no display), or None."""
     try:
         import pynput.keyboard  # noqa: F401
     except Exception as exc:  # pynput raises ImportError, or its backend's own errors, without a usable display
         log.info("pynput is not usable", exc_info=True)
-        return f"the global key needs the pynput package ({type(exc).__name__}: {exc})"
+        return f"The global key needs the pynput package ({type(exc).__name__}: {exc})"
     return None
+
+
+def choose_backend(
+    environ: Mapping[str, str] | None = None,
+    portal: Callable[[], str | None] = portal_problem,
+    pynput: Callable[[], str | None] = pynput_problem,
+    platform: str = sys.platform,
+) -> Choice:
+    """How the push-to-talk key can work in every window in this session, if at all: on Linux,
+    Wayland (XDG_SESSION_TYPE, else WAYLAND_DISPLAY) means the portal or nothing, even with
+    XWayland's DISPLAY (an X client there sees only X clients' keys); otherwise an X DISPLAY
+    means pynput."""
+    env = os.environ if environ is None else environ
+    if platform.startswith("linux"):
+        session = env.get("XDG_SESSION_TYPE", "")
+        if session == "wayland" or (session != "x11" and env.get("WAYLAND_DISPLAY")):
+            return Choice(Backend.PORTAL) if portal() is None else Choice(Backend.NONE, NO_PORTAL)
+        if not env.get("DISPLAY"):
+            return Choice(
+                Backend.NONE,
+                "There is no X display and no Wayland session: the key works while this window has the focus",
+            )
+    why = pynput()
+    return Choice(Backend.NONE, why) if why else Choice(Backend.PYNPUT)
+
+
+def global_key_unavailable() -> str | None:
+    """Why a global key is impossible in this session, or None when it can work."""
+    return choose_backend().why_not
+
+
+def global_key_note(backend: Backend) -> str:
+    """What the settings say about a global key that can work here."""
+    if backend is Backend.PORTAL:
+        return (
+            "While this is on, the desktop (its global shortcuts portal) tells the companion when "
+            "this key goes down and up in any window; the desktop may ask you to confirm the key "
+            "or to choose another."
+        )
+    return (
+        "While this is on, the companion watches for this one key in every window; no other key "
+        "is kept or sent anywhere."
+    )
+
+
+def start_global_key(
+    name: str, on_press: Callable[[], None], on_release: Callable[[], None], on_problem: Callable[[str], None]
+):
+    """A started listener for the key in every window, by this session's backend (GlobalKey or
+    PortalKey; both have `name` and `stop()`). Raises when it cannot start; `on_problem` (on the
+    listener's thread) hears of a later failure, such as the desktop refusing the shortcut."""
+    choice = choose_backend()
+    if choice.backend is Backend.PORTAL:
+        from app.portal_key import PortalKey
+
+        return PortalKey(name, on_press, on_release, on_problem).start()
+    if choice.backend is Backend.PYNPUT:
+        return GlobalKey(name, on_press, on_release).start()
+    raise RuntimeError(choice.why_not)
 
 
 def pynput_key(name: str):

@@ -56,9 +56,27 @@ def _wait(app, condition, timeout: float) -> bool:
     return True
 
 
+def _grab(window):
+    """The window as the display shows it: on a real display (X11), the pixels read back from the
+    server; offscreen, Qt's own rendering of the widget."""
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.platformName() == "offscreen":
+        return window.grab()
+    return window.screen().grabWindow(window.winId())
+
+
+# Asked and answered before the screenshot, then one more question caught while its answer is spoken.
+EARLIER = ("q02.flac", "q09.flac")
+LAST = "q05.flac"
+
+
 def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> list[Path]:
-    """Render the main window mid-conversation (a real turn through the real models, in a simulated
-    room) and the settings pane's tabs to PNG files, without a display."""
+    """Render the main window mid-conversation (real turns through the real models, in a simulated
+    room: two answered, the third while its answer is spoken) and the settings pane's tabs to PNG
+    files. Without a display it renders offscreen; with QT_QPA_PLATFORM=xcb on an X server (Xvfb:
+    scripts/screenshots.sh) the images are read back from the server. The dark theme's files end
+    in "-dark"."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if scale != 1.0:
         os.environ["QT_SCALE_FACTOR"] = str(scale)
@@ -72,30 +90,39 @@ def screenshots(out_dir: Path, scale: float = 1.0, dark: bool | None = None) -> 
     app = _application([])
     if dark is not None:
         apply_theme(app, dark)
+    suffix = "-dark" if dark else ""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:  # the user's own settings and history stay untouched
         files = UserFiles(Path(scratch))
         files.presets.mkdir(parents=True)
         window = MainWindow(lambda post: Runtime(post, files, simulated=True))
+        window.resize(760, 640)
         window.show()
         window.runtime.start()
         if not window.runtime.wait_ready(300):
             raise RuntimeError("the models did not load")
-        window.runtime.speak(load_voice(SAMPLE))
+        answered = lambda: sum(line.role == "assistant" and not line.live for line in window.view.lines)  # noqa: E731
+        for name in EARLIER:
+            before = answered()
+            window.runtime.speak(load_voice(SAMPLE.parent / name))
+            if not _wait(app, lambda n=before: answered() > n and window.state.state == "listening", 90):
+                raise RuntimeError(f"{name} was not answered")
+        window.runtime.speak(load_voice(SAMPLE.parent / LAST))
         speaking = lambda: window.state.state == "speaking" and window.presence.output_db > -40  # noqa: E731
         if not _wait(app, speaking, 60):
             raise RuntimeError("no reply was spoken")
-        _wait(app, lambda: False, 0.4)  # a little of the reply on screen and in the meters
-        written = [out_dir / "main-window.png"]
-        window.grab().save(str(written[0]))
+        _wait(app, lambda: False, 1.2)  # a clause or two of the reply on screen and in the presence
+        written = [out_dir / f"main-window{suffix}.png"]
+        _grab(window).save(str(written[0]))
         dialog = SettingsDialog(window.runtime, window)
         dialog.show()
-        for index, name in enumerate(("audio", "voice", "engine")):
-            dialog.tabs.setCurrentIndex(index)
-            app.processEvents()
-            path = out_dir / f"settings-{name}.png"
-            dialog.grab().save(str(path))
+        tabs = {dialog.tabs.tabText(i).replace("&", "").lower(): i for i in range(dialog.tabs.count())}
+        for name in ("audio", "voice", "engine", "desktop"):
+            dialog.tabs.setCurrentIndex(tabs[name])
+            _wait(app, lambda: False, 0.3)  # painted, and on a real display, shown by the server
+            path = out_dir / f"settings-{name}{suffix}.png"
+            _grab(dialog).save(str(path))
             written.append(path)
         dialog.close()
-        window.close()
+        window.quit_app()  # with a tray too: the runtime's threads end and the devices close
     return written

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import EventBridge
-from app.global_key import GlobalKey, global_key_unavailable, key_conflict
+from app.global_key import global_key_unavailable, key_conflict, start_global_key
 from app.tray import Tray
 from app.widgets import ConversationView, Presence, StateIndicator, open_folder
 from core.events import (
@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._shut_down = False
         self._full_geometry = None
-        self.global_key: GlobalKey | None = None
+        self.global_key = None  # the listener (GlobalKey, or PortalKey on Wayland) while the key is global
         self.global_key_problem: str | None = None  # why the key is not global now (None: it is, or off)
         self._build()
         self.tray = Tray(self) if Tray.available() else None
@@ -303,16 +303,26 @@ class MainWindow(QMainWindow):
         self.global_key_problem = global_key_unavailable() or key_conflict(settings.push_to_talk_key, global_key=True)
         if self.global_key_problem is not None:
             return
-        runtime = self.runtime
+        runtime, bridge = self.runtime, self.bridge
 
-        # These run on the listener's thread: they only put jobs on the runtime's control queue.
+        # These run on the listener's thread: they only put jobs on the runtime's control queue
+        # (a problem goes to the window as a notice through the bridge's queue).
         def pressed() -> None:
             if runtime.settings.mode == "push-to-talk":
                 runtime.press()
 
+        def failed(why: str) -> None:
+            bridge.post(
+                Notice(
+                    "warning",
+                    f"The push-to-talk key no longer works in every window: {why}. "
+                    "It works while this window has the focus.",
+                )
+            )
+
         try:
-            self.global_key = GlobalKey(settings.push_to_talk_key, pressed, runtime.release).start()
-        except Exception as exc:  # pynput's backends raise their own errors (no X RECORD, no display)
+            self.global_key = start_global_key(settings.push_to_talk_key, pressed, runtime.release, failed)
+        except Exception as exc:  # pynput's backends and the portal raise their own errors (no X RECORD, no session)
             log.warning("the global push-to-talk key did not start", exc_info=True)
             self.global_key_problem = f"the global key did not start ({type(exc).__name__}: {exc})"
             self.show_notice("warning", f"{self.global_key_problem}; it works while this window has the focus")

@@ -46,7 +46,7 @@ class SettingsDialog(QDialog):
             runtime, say, self.persona, self.audio.input_combo.currentData, self.apply, self.data.refresh_clips
         )
         self.engine = EngineTab(runtime.store, say)
-        self.desktop = DesktopTab(say)
+        self.desktop = DesktopTab(say, self._bound_key)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.audio, "&Audio")
         self.tabs.addTab(self.voice, "&Voice")
@@ -127,6 +127,10 @@ class SettingsDialog(QDialog):
             return
         self.persona.honour(caps)
         self.voice.honour(caps, self.runtime.can_match_voice)
+
+    def _bound_key(self) -> str:
+        """The key the desktop bound for the main window's global key listener (the portal's)."""
+        return str(getattr(getattr(self.parent(), "global_key", None), "trigger_description", ""))
 
     def _clip_deleted(self, name: str) -> None:
         if self.voice.voice_reference == name:

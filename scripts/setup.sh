@@ -87,6 +87,8 @@ if command -v apt-get >/dev/null 2>&1; then
         command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
         command -v xterm >/dev/null 2>&1 || need+=(xterm)
         command -v trayer >/dev/null 2>&1 || need+=(trayer)
+        # The Wayland key's tests run a private session bus with a stand-in portal on it.
+        command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
     fi
     # Qt's own needs (the window, and the offscreen rendering the tests and screenshots use) ...
     ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)

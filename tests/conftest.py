@@ -174,3 +174,44 @@ def files(tmp_path):
     files = UserFiles(tmp_path / "user")
     files.presets.mkdir(parents=True)
     return files
+
+
+@pytest.fixture(scope="session")
+def vad():
+    from core.audio.vad import load_vad
+
+    return load_vad()
+
+
+@pytest.fixture
+def make_window(qtbot, vad, files):
+    """`make(devices, settings=None, seconds=0.3, engine=None)`: the main window, shown and
+    active, on a runtime with the real VAD, the given fake devices and a quick fake engine
+    (`engine`, or a QuickEngine whose replies last `seconds`), started and ready."""
+    from app.main_window import MainWindow
+    from core.app_backend import Runtime
+    from tests.fakes import QuickEngine
+
+    windows = []
+
+    def make(devices, settings=None, seconds: float = 0.3, engine=None):
+        if settings is not None:
+            files.save_settings(settings)
+        chosen = engine or QuickEngine(seconds)
+        window = MainWindow(
+            lambda post: Runtime(
+                post, files, load_engine=lambda _s: chosen, vad=vad, devices=devices, device_poll_s=0.05
+            )
+        )
+        qtbot.addWidget(window)
+        window.show()
+        window.activateWindow()  # its shortcuts are the active window's
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        window.runtime.start()
+        assert window.runtime.wait_ready(60)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.shut_down()

@@ -11,47 +11,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.main_window import MainWindow
 from app.settings_dialog import SettingsDialog
 from app.widgets import ConversationView
-from core.app_backend import Runtime
 from core.settings import Settings
-from tests.fakes import FakeDevices, QuickEngine
+from tests.fakes import FakeDevices
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def vad():
-    from core.audio.vad import load_vad
-
-    return load_vad()
-
-
-@pytest.fixture
-def make_window(qtbot, vad, files):
-    windows = []
-
-    def make(devices: FakeDevices, settings: Settings | None = None, seconds: float = 0.3) -> MainWindow:
-        if settings is not None:
-            files.save_settings(settings)
-        window = MainWindow(
-            lambda post: Runtime(
-                post, files, load_engine=lambda _s: QuickEngine(seconds), vad=vad, devices=devices, device_poll_s=0.05
-            )
-        )
-        qtbot.addWidget(window)
-        window.show()
-        window.activateWindow()  # its shortcuts are the active window's
-        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-        window.runtime.start()
-        assert window.runtime.wait_ready(60)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.shut_down()
 
 
 def test_bubbles_carry_time_latency_and_the_interrupted_mark_and_copy(qtbot):
@@ -171,13 +136,6 @@ def test_a_typing_key_cannot_be_global():
     assert key_conflict("F8", global_key=True) is None and key_conflict("Pause", global_key=True) is None
 
 
-def test_wayland_says_there_is_no_global_key(monkeypatch):
-    from app.global_key import global_key_unavailable
-
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
-    assert "Wayland" in global_key_unavailable()
-
-
 def test_start_at_login_writes_and_removes_the_autostart_entry(qtbot, make_window, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     window = make_window(FakeDevices(inputs=["Fake microphone"]))
@@ -216,3 +174,65 @@ def test_quit_stops_speech_ends_every_thread_and_releases_the_devices(qtbot, mak
     last = files.load_history()[0][-1]
     said = "answer to: Tell me a story."
     assert last.interrupted and last.text and said.startswith(last.text) and last.text != said  # as far as heard
+
+
+def test_the_tray_icon_shows_the_state_mute_and_push_to_talk(qtbot, make_window):
+    from app.theme import STATE_COLOURS
+    from app.tray import MUTED_COLOUR, Tray, state_icon
+
+    def pixels(icon):
+        image = icon.pixmap(64, 64).toImage()
+        return lambda x, y: image.pixelColor(x, y).name()
+
+    for state in ("listening", "hearing", "thinking", "speaking"):
+        at = pixels(state_icon(state, muted=False, push_to_talk=False))
+        assert at(14, 32) == STATE_COLOURS[state]  # the disc, away from the centre
+    muted = pixels(state_icon("listening", muted=True, push_to_talk=False))
+    assert muted(14, 32) == STATE_COLOURS["idle"] and muted(20, 20) == MUTED_COLOUR  # grey, slashed
+    assert pixels(state_icon("speaking", muted=True, push_to_talk=False))(14, 32) == STATE_COLOURS["speaking"]
+    ptt, plain = pixels(state_icon("listening", False, True)), pixels(state_icon("listening", False, False))
+    letter = [(x, y) for x in range(20, 44) for y in range(18, 46) if ptt(x, y) == "#ffffff"]
+    assert letter and all(plain(x, y) == STATE_COLOURS["listening"] for x, y in letter)  # a white "P"
+
+    # The tray follows the window: its tooltip and checks (offscreen there is no tray host to show it).
+    window = make_window(FakeDevices(inputs=["Fake microphone"]))
+    qtbot.waitUntil(lambda: window.state.state == "listening", timeout=10000)
+    tray = Tray(window)
+    window.set_muted(True)
+    tray.refresh()
+    assert tray.icon.toolTip() == "Voice Companion: Microphone muted" and tray.mute_action.isChecked()
+    tray.ptt_action.trigger()
+    assert window.runtime.settings.mode == "push-to-talk" and window.ptt_mode_button.isChecked()
+    tray.refresh()
+    assert tray.icon.toolTip().endswith("(push to talk)")
+
+
+def test_clear_history_asks_first_then_empties_the_view_and_the_file(qtbot, make_window, files, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(FakeDevices(inputs=["Fake microphone"]))
+    qtbot.keyClicks(window.text_input, "Remember this.")
+    qtbot.keyClick(window.text_input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: [e.role for e in files.load_history()[0]] == ["user", "assistant"], timeout=10000)
+    qtbot.waitUntil(lambda: len(window.view.lines) == 2 and not window.view.lines[-1].live, timeout=10000)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.No)
+    window.clear_button.click()
+    assert len(asked) == 1 and len(window.view.lines) == 2 and len(files.load_history()[0]) == 2  # "No" keeps it
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    window.clear_button.click()
+    qtbot.waitUntil(lambda: not window.view.lines, timeout=5000)
+    assert files.load_history()[0] == [] and window.runtime.history == []
+
+
+def test_the_presence_moves_with_your_voice(qtbot, make_window):
+    from core.audio.io import load_voice
+    from tests.conftest import ROOT
+
+    devices = FakeDevices(inputs=["Fake microphone"])
+    window = make_window(devices)
+    qtbot.waitUntil(lambda: window.state.state == "listening", timeout=10000)
+    assert window.presence.input_db < -60
+    devices.mics[-1].say(load_voice(ROOT / "assets" / "questions" / "q01.flac"))
+    qtbot.waitUntil(lambda: window.state.state == "hearing", timeout=5000)
+    qtbot.waitUntil(lambda: window.presence.input_db > -40 and window.presence._you > 0.3, timeout=5000)

@@ -171,9 +171,14 @@ def test_stop_button_silences_the_reply(qtbot, make_window):
     qtbot.mouseClick(window.stop_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state.state == "listening", timeout=2000)
     qtbot.waitUntil(lambda: any(line.interrupted for line in _assistant_lines(window)), timeout=2000)
-    played = window.runtime.conversation.playback.played
+    playback = window.runtime.conversation.playback
+    played = playback.played
     qtbot.wait(300)
-    assert window.runtime.conversation.playback.played == played  # nothing more went out
+    # At most the fade's last block (the fade is <= 20 ms) was still being handed out; then silence.
+    faded = playback.played
+    assert faded - played <= playback.device_rate * 0.020, (faded - played, playback.device_rate)
+    qtbot.wait(300)
+    assert playback.played == faded  # nothing more went out
 
 
 def test_settings_changes_reach_the_session(qtbot, make_window, files):
@@ -343,7 +348,13 @@ def test_screenshots_render_without_a_display(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     names = sorted(p.name for p in out.glob("*.png"))
-    assert names == ["main-window.png", "settings-audio.png", "settings-engine.png", "settings-voice.png"]
+    assert names == [
+        "main-window.png",
+        "settings-audio.png",
+        "settings-desktop.png",
+        "settings-engine.png",
+        "settings-voice.png",
+    ]
     image = QImage(str(out / "main-window.png"))
     assert image.width() >= 600 and image.height() >= 600
     # Not a blank picture: many distinct colours (text, meters, the state dot).

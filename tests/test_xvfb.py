@@ -175,3 +175,44 @@ def test_global_key_tray_close_to_tray_and_quit_on_a_real_x_server(x_server, tmp
         if app.process.poll() is None:
             app.process.kill()
             app.process.wait()
+
+
+def test_screenshots_are_read_back_from_the_x_server(x_server, tmp_path):
+    """The README's screenshots (app/main.py `_grab`) on a real display are the server's pixels
+    (`widget.grab()` would paint the widget alone, whatever covers it)."""
+    env, _xterm = x_server
+    shot = tmp_path / "shot.png"
+    script = (
+        "import sys\n"
+        "from PySide6.QtGui import QGuiApplication\n"
+        "from PySide6.QtWidgets import QApplication, QLabel\n"
+        "from app.main import _grab, _wait\n"
+        "app = QApplication([])\n"
+        "assert QGuiApplication.platformName() == 'xcb'\n"
+        "label = QLabel('')\n"
+        "label.setStyleSheet('background: #3366cc')\n"
+        "label.setGeometry(0, 0, 200, 100)\n"
+        "label.show()\n"
+        "assert _wait(app, lambda: label.windowHandle().isExposed(), 10)\n"
+        "cover = QLabel('')\n"  # another window over the left half: on screen, it hides the label there
+        "cover.setStyleSheet('background: #cc3333')\n"
+        "cover.setGeometry(0, 0, 100, 100)\n"
+        "cover.show()\n"
+        "assert _wait(app, lambda: cover.windowHandle().isExposed(), 10)\n"
+        "_wait(app, lambda: False, 0.5)\n"
+        "assert _grab(label).save(sys.argv[1])\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(shot)],
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+        env={**env, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)},
+    )
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(shot))
+    assert (image.width(), image.height()) == (200, 100)
+    assert {image.pixelColor(x, y).name() for x, y in ((105, 5), (150, 50), (194, 94))} == {"#3366cc"}
+    # What the display shows, not the widget painted on its own: the window over it is in the picture.
+    assert {image.pixelColor(x, y).name() for x, y in ((5, 5), (50, 50), (94, 94))} == {"#cc3333"}

@@ -3,19 +3,22 @@ start at login."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QWidget
 
-from app.global_key import global_key_unavailable, key_conflict
+from app.global_key import Backend, choose_backend, global_key_note, key_conflict
 from app.settings_tabs.form import Say
 from app.widgets import KeyCapture
 from core.settings import Settings
 
 
 class DesktopTab(QWidget):
-    def __init__(self, say: Say, parent: QWidget | None = None) -> None:
+    """`bound_key()`: how the desktop bound the global key through the portal ("" when it did not)."""
+
+    def __init__(self, say: Say, bound_key: Callable[[], str] = lambda: "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.bound_key = bound_key
         form = QFormLayout(self)
         self.global_box = QCheckBox("The key works in every window, not only in this one")
         self.key_capture = KeyCapture(lambda name, mods: key_conflict(name, mods, self.global_box.isChecked()))
@@ -44,19 +47,17 @@ class DesktopTab(QWidget):
 
     def _global_toggled(self, on: bool) -> None:
         """Say why a global key cannot work here, or why the chosen key cannot be global."""
-        why = global_key_unavailable()
-        if why is not None:
+        choice = choose_backend()
+        if choice.backend is Backend.NONE:
             self.global_box.setChecked(False)
             self.global_box.setEnabled(False)
-            self.global_note.setText(why + ".")
+            self.global_note.setText(f"{choice.why_not or ''}.")
             return
         conflict = key_conflict(self.key_capture.key, global_key=True) if on else None
-        self.global_note.setText(
-            f"Choose another key: {conflict}."
-            if conflict
-            else "While this is on, the companion watches for this one key in every window "
-            "(X11); no other key is kept or sent anywhere."
-        )
+        # Through the portal the desktop has the last word on the key; say which it bound.
+        bound = self.bound_key()
+        note = global_key_note(choice.backend) + (f" Your desktop bound it to {bound}." if bound else "")
+        self.global_note.setText(f"Choose another key: {conflict}." if conflict else note)
 
     def load(self, s: Settings) -> None:
         self.key_capture.set_key(s.push_to_talk_key)
