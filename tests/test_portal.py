@@ -383,4 +383,4 @@ def test_with_the_portal_the_settings_say_the_desktop_watches_the_key(qtbot, por
     # The desktop chose another key than the one asked for: the settings say which.
     again = SettingsDialog(window.runtime, window)
     qtbot.addWidget(again)
-    assert "Your desktop bound it to Shift+F9." in again.global_note.text()
+    assert "Your desktop bound it to Shift+F9." in again.desktop.global_note.text()
