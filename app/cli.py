@@ -452,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
 def _command(argv: list[str]) -> int:
     commands = {"talk": _talk, "bench": _bench, "devices": _devices, "listen": _listen, "presets": _presets,
                 "data": _data}
+    if argv[:1] == ["--version"]:
+        from app.version import LICENCE, version
+
+        print(f"voice-companion {version()} ({LICENCE})")
+        return 0
     try:
         if argv[:2] == ["models", "convert"]:
             return _convert(argv[2:])

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QHBoxLayout, QLabel, 
                                QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QTextEdit, QToolButton,
                                QVBoxLayout, QWidget)
 
+from app.about import show_about
 from app.bridge import EventBridge
 from app.global_key import GlobalKey, global_key_unavailable, key_conflict
 from app.tray import Tray
@@ -109,6 +110,10 @@ class MainWindow(QMainWindow):
         self.settings_button.setAccessibleName("Open settings")
         self.settings_button.clicked.connect(self.open_settings)
         top.addWidget(self.settings_button)
+        self.about_button = QPushButton("About")
+        self.about_button.setAccessibleName("About Voice Companion: version and licences")
+        self.about_button.clicked.connect(lambda: show_about(self))
+        top.addWidget(self.about_button)
         root.addLayout(top)
 
         # A warning or error notice comes with the way to the log beside it: the details are there.
@@ -172,7 +177,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(QUIT_KEY), self, activated=self.quit_app)
         # Hidden in the compact mode: all but the state, the presence and the talk controls.
         self.full_only = [self.always_button, self.ptt_mode_button, self.clear_button, self.settings_button,
-                          self.view, self.typed_row]
+                          self.about_button, self.view, self.typed_row]
 
         self.setCentralWidget(central)
         self.latency = QLabel("")
