@@ -214,6 +214,7 @@ def _data(argv: list[str]) -> int:
     sub.add_parser("clear-history", help="erase the conversation history")
     sub.add_parser("delete-clip", help="delete a voice clip and its profile").add_argument("name")
     sub.add_parser("list-clips", help="the voice clips kept for voice matching")
+    sub.add_parser("where", help="print the data folder")
     forget = sub.add_parser("forget", help="erase settings, history, presets, voice clips and logs")
     forget.add_argument("--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     args = p.parse_args(argv)
@@ -231,6 +232,9 @@ def _data(argv: list[str]) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing erased")
             return 1
+    if args.action == "where":
+        print(files.root)
+        return 0
     try:
         if args.action == "list-clips":
             for name in clip_names(files.voices):
