@@ -414,6 +414,11 @@ def _app(argv: list[str]) -> int:
         return 0
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
     if has_display:
+        from app.qt_libs import xcb_problem
+
+        problem = xcb_problem()
+        if problem:
+            return _fail(problem, 3)
         from app.main import run_app
 
         return run_app([sys.argv[0]])
