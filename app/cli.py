@@ -412,7 +412,9 @@ def _app(argv: list[str]) -> int:
         for path in screenshots(args.screenshot, args.scale, True if args.dark else None):
             print(f"wrote {path}")
         return 0
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+    # QT_QPA_PLATFORM=offscreen is a display too: the window is made and painted, off screen.
+    has_display = (bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+                   or sys.platform in ("darwin", "win32") or os.environ.get("QT_QPA_PLATFORM") == "offscreen")
     if has_display:
         from app.qt_libs import xcb_problem
 

@@ -68,6 +68,12 @@ def _natural(turns: int | None) -> dict:
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
-BENCHES: dict[str, Callable[..., dict]] = {"soak": _soak, "hearing": _hearing, "natural": _natural, "omni": _omni, "latency": _latency, "chat": _chat,
+def _startup(turns: int | None) -> dict:
+    from core.bench.startup import run
+
+    return run(starts=turns or 3)
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"startup": _startup, "soak": _soak, "hearing": _hearing, "natural": _natural, "omni": _omni, "latency": _latency, "chat": _chat,
                                            "duplex": _duplex,
                                            "style": _style}
