@@ -34,8 +34,9 @@ target=$opt/voice-companion
 if [[ -f $target/uninstall.sh && $target != "$here" ]]; then
     bash "$target/uninstall.sh" --quiet  # the old version's files, exactly; the user's data stays
 fi
-made_opt=""
-[[ -d $opt ]] || made_opt=$opt
+made=()  # the folders above the bundle made here, outermost first
+dir=$opt
+while [[ ! -d $dir ]]; do made=("$dir" "${made[@]}"); dir=$(dirname "$dir"); done
 if [[ $target != "$here" ]]; then
     mkdir -p "$opt"
     staging=$(mktemp -d "$opt/.voice-companion.XXXXXX")
@@ -49,7 +50,7 @@ chmod 755 "$target"
 
 manifest=$target/.installed
 : > "$manifest"
-[[ -z $made_opt ]] || echo "dir $made_opt" >> "$manifest"
+for dir in "${made[@]}"; do echo "dir $dir" >> "$manifest"; done
 put() {  # put SOURCE DEST MODE: one file outside the bundle, recorded for uninstall.sh with the
          # folders made for it ("dir " lines), so that uninstalling takes out exactly these
     local dir new=()

@@ -21,11 +21,15 @@ data_dir=""
 if (( purge )); then  # asked before the bundle goes: it knows where the data is
     data_dir=$("$here/voice-companion" data where 2>/dev/null || true)
 fi
+if (( purge )) && [[ -n $data_dir && -d $data_dir ]]; then
+    rm -rf -- "$data_dir"
+    (( quiet )) || echo "removed your data in $data_dir"
+fi
 files=() dirs=()
 while read -r kind path; do
     case "$kind" in
         file) files+=("$path") ;;
-        dir) dirs=("$path" "${dirs[@]}") ;;  # deepest last in the list, so first here
+        dir) dirs=("$path" "${dirs[@]}") ;;  # reversed: the deepest folder first
     esac
 done < "$manifest"
 for file in "${files[@]}"; do rm -f -- "$file"; done
@@ -33,9 +37,5 @@ rm -rf -- "$here"
 # The folders install.sh made, if nothing else has been put in them since.
 for dir in "${dirs[@]}"; do rmdir -- "$dir" 2>/dev/null || true; done
 
-if (( purge )) && [[ -n $data_dir && -d $data_dir ]]; then
-    rm -rf -- "$data_dir"
-    (( quiet )) || echo "removed your data in $data_dir"
-fi
 (( quiet )) || echo "uninstalled Voice Companion from $here" \
     "$( (( purge )) || echo "(your data stays; bash uninstall.sh --purge removes it too)")"
