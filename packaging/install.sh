@@ -4,18 +4,20 @@
 #   the launcher     PREFIX/bin/voice-companion   (as root: /usr/local/bin)
 #   the menu entry   DATA/applications/voice-companion.desktop, icons in DATA/icons/hicolor
 # PREFIX is ~/.local (DATA: $XDG_DATA_HOME or ~/.local/share); as root /usr/local (DATA:
-# /usr/local/share). --prefix DIR puts all of it under DIR. Installing again replaces the old copy.
+# /usr/local/share; --user keeps a user's places for root too). --prefix DIR puts all of it under
+# DIR. Installing again replaces the old copy.
 # Every file written outside the bundle is listed in the bundle's .installed, which uninstall.sh reads.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "install: $*" >&2; exit 2; }
 
-prefix=""
+prefix="" user=0
 while (( $# )); do
     case "$1" in
         --prefix) [[ $# -ge 2 ]] || die "--prefix needs a folder"; prefix=$2; shift 2 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-        *) die "unknown option $1 (use --prefix DIR)" ;;
+        --user) user=1; shift ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) die "unknown option $1 (use --prefix DIR or --user)" ;;
     esac
 done
 [[ -x $here/voice-companion && -d $here/_internal ]] || die "run this from the unpacked bundle (no voice-companion beside $0)"
@@ -24,7 +26,7 @@ if [[ -n $prefix ]]; then
     mkdir -p "$prefix" || die "cannot create $prefix"
     prefix=$(cd "$prefix" && pwd)
     opt=$prefix/opt; bin=$prefix/bin; data=$prefix/share
-elif [[ $(id -u) -eq 0 ]]; then
+elif [[ $(id -u) -eq 0 && $user -eq 0 ]]; then
     opt=/opt; bin=/usr/local/bin; data=/usr/local/share
 else
     opt=$HOME/.local/opt; bin=$HOME/.local/bin; data=${XDG_DATA_HOME:-$HOME/.local/share}
@@ -76,9 +78,18 @@ while IFS= read -r icon; do
     put "$target/share/icons/$icon" "$data/icons/$icon" 644
 done < <(cd "$target/share/icons" && find hicolor -type f | sort)
 
-# The desktop's caches, where the tools exist (a menu refreshes without them too, later).
-command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$data/applications" 2>/dev/null || true
-command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t "$data/icons/hicolor" 2>/dev/null || true
+# The desktop's caches, where the tools exist (a menu refreshes without them too, later); a cache
+# file made here is recorded like the rest, so uninstalling leaves none behind.
+refresh() {  # refresh CACHE_FILE COMMAND...
+    local cache=$1 had=0
+    shift
+    command -v "$1" >/dev/null 2>&1 || return 0
+    [[ -f $cache ]] && had=1
+    "$@" >/dev/null 2>&1 || true
+    if (( ! had )) && [[ -f $cache ]]; then echo "file $cache" >> "$manifest"; fi
+}
+refresh "$data/applications/mimeinfo.cache" update-desktop-database -q "$data/applications"
+refresh "$data/icons/hicolor/icon-theme.cache" gtk-update-icon-cache -q -t "$data/icons/hicolor"
 
 echo "installed Voice Companion $("$target/voice-companion" --version | cut -d' ' -f2) in $target"
 echo "start it from the applications menu, or run: $bin/voice-companion"

@@ -36,6 +36,14 @@ for file in "${files[@]}"; do rm -f -- "$file"; done
 rm -rf -- "$here"
 # The folders install.sh made, if nothing else has been put in them since.
 for dir in "${dirs[@]}"; do rmdir -- "$dir" 2>/dev/null || true; done
+# The desktop's caches that were there before the install: without the entry and icons now.
+for file in "${files[@]}"; do
+    case "$file" in
+        */applications/voice-companion.desktop)
+            [[ -f $(dirname "$file")/mimeinfo.cache ]] && command -v update-desktop-database >/dev/null 2>&1 &&
+                { update-desktop-database -q "$(dirname "$file")" 2>/dev/null || true; } ;;
+    esac
+done
 
 (( quiet )) || echo "uninstalled Voice Companion from $here" \
     "$( (( purge )) || echo "(your data stays; bash uninstall.sh --purge removes it too)")"

@@ -166,7 +166,7 @@ def test_install_and_uninstall_leave_nothing_behind(bundle, tmp_path):
     # on uninstall, and goes with --purge.
     home = tmp_path / "home-b"
     env = clean_env(home)
-    assert subprocess.run(["bash", str(installer)], env=env, capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run(["bash", str(installer), "--user"], env=env, capture_output=True, timeout=600).returncode == 0
     assert (home / ".local" / "opt" / "voice-companion" / "voice-companion").is_file()
     assert (home / ".local" / "bin" / "voice-companion").is_file()
     listed = offline([str(home / ".local" / "bin" / "voice-companion"), "models", "list"], env)
@@ -177,7 +177,7 @@ def test_install_and_uninstall_leave_nothing_behind(bundle, tmp_path):
                           capture_output=True, timeout=120).returncode == 0
     left = {p for p in tree(home) if not p.startswith(".local/share/voice-companion")}
     assert left == {".local", ".local/share"}  # the folders above the data, which stays
-    assert subprocess.run(["bash", str(installer)], env=env, capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run(["bash", str(installer), "--user"], env=env, capture_output=True, timeout=600).returncode == 0
     purged = subprocess.run(["bash", str(home / ".local" / "opt" / "voice-companion" / "uninstall.sh"), "--purge"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert purged.returncode == 0, purged.stderr
