@@ -100,7 +100,7 @@ def test_version_and_models_verify_offline(bundle, tmp_path):
     verify = offline([str(bundle / "voice-companion"), "models", "verify"], env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     listing = offline([str(bundle / "voice-companion"), "models", "list", "--json"], env)
-    rows = {r["id"]: r for r in json.loads(listing.stdout)}
+    rows = {r["id"]: r for r in json.loads(listing.stdout)["models"]}
     assert all(rows[i]["status"] == "ready" for i in ("silero-vad", "whisper-base", "piper-joe-medium",
                                                           "qwen2.5-coder-0.5b-instruct-q4", "smart-turn-v3.2"))
     # Nothing was copied out of the bundle: the user's folder holds only the stamps of the check.

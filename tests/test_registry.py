@@ -658,7 +658,8 @@ def test_bundled_model_is_used_checked_and_never_written(tmp_path):
                     ignore=shutil.ignore_patterns(".*"))
     bundled.joinpath("silero-vad").chmod(0o555)
     store = ModelStore(tmp_path / "data", bundled=bundled)
-    assert store.status("silero-vad").installed and not store.status("silero-vad").verified
+    status = store.status("silero-vad")
+    assert status.installed and status.bundled and not status.verified
     assert store.ensure("silero-vad") == bundled / "silero-vad"
     assert store.status("silero-vad").verified  # the stamp was kept in the user's folder
     assert sorted(p.name for p in (bundled / "silero-vad").iterdir()) == ["silero_vad.onnx"]

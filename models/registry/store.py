@@ -41,6 +41,7 @@ class AssetStatus:
     installed: bool  # every file is present
     verified: bool  # every file is unchanged since a hash check that matched its pin
     bytes_on_disk: int
+    bundled: bool = False  # the app bundle's read-only copy
 
 
 class ModelStore:
@@ -106,7 +107,7 @@ class ModelStore:
             stamp = stamps.get(file.name)
             verified += bool(stamp and stamp.describes(stat) and stamp.sha256 == file.sha256)
         everything = len(asset.files)
-        return AssetStatus(asset_id, present == everything, verified == everything, size)
+        return AssetStatus(asset_id, present == everything, verified == everything, size, self.is_bundled(asset_id))
 
     def install(self, asset_id: str, progress: Progress | None = None, force: bool = False) -> Path:
         """Put every file of the asset in place and return its folder.
