@@ -91,6 +91,6 @@ refresh() {  # refresh CACHE_FILE COMMAND...
 refresh "$data/applications/mimeinfo.cache" update-desktop-database -q "$data/applications"
 refresh "$data/icons/hicolor/icon-theme.cache" gtk-update-icon-cache -q -t "$data/icons/hicolor"
 
-echo "installed Voice Companion $("$target/voice-companion" --version | cut -d' ' -f2) in $target"
+echo "installed Voice Companion $(cat "$target/_internal/VERSION" 2>/dev/null) in $target"
 echo "start it from the applications menu, or run: $bin/voice-companion"
 case ":$PATH:" in *":$bin:"*) ;; *) echo "($bin is not on your PATH: add it to run voice-companion by name)" ;; esac

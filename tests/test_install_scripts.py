@@ -16,6 +16,7 @@ def bundle(tmp_path) -> Path:
     like the app does, and writes its data folder like the app does."""
     folder = tmp_path / "unpacked" / "voice-companion"
     (folder / "_internal").mkdir(parents=True)
+    (folder / "_internal" / "VERSION").write_text("9.9.9\n")
     (folder / "voice-companion").write_text(
         '#!/bin/sh\ndata="${XDG_DATA_HOME:-$HOME/.local/share}/voice-companion"\nmkdir -p "$data"\n'
         'touch "$data/settings.json"\n'
