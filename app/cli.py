@@ -254,6 +254,7 @@ def _data(argv: list[str]) -> int:
     sub.add_parser("clear-history", help="erase the conversation history")
     sub.add_parser("delete-clip", help="delete a voice clip and its profile").add_argument("name")
     sub.add_parser("list-clips", help="the voice clips kept for voice matching")
+    sub.add_parser("where", help="print the data folder")
     forget = sub.add_parser("forget", help="erase settings, history, presets, voice clips and logs")
     forget.add_argument("--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     args = p.parse_args(argv)
@@ -272,6 +273,9 @@ def _data(argv: list[str]) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing erased")
             return 1
+    if args.action == "where":
+        print(files.root)
+        return 0
     try:
         if args.action == "list-clips":
             for name in clip_names(files.voices):
@@ -504,11 +508,18 @@ def _app(argv: list[str]) -> int:
         for path in screenshots(args.screenshot, args.scale, True if args.dark else None):
             print(f"wrote {path}")
         return 0
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
-        "darwin",
-        "win32",
+    # QT_QPA_PLATFORM=offscreen is a display too: the window is made and painted, off screen.
+    has_display = (
+        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        or sys.platform in ("darwin", "win32")
+        or os.environ.get("QT_QPA_PLATFORM") == "offscreen"
     )
     if has_display:
+        from app.qt_libs import xcb_problem
+
+        problem = xcb_problem()
+        if problem:
+            return _fail(problem, 3)
         from app.main import run_app
 
         return run_app([sys.argv[0]])
@@ -560,6 +571,11 @@ def _command(argv: list[str]) -> int:
         "presets": _presets,
         "data": _data,
     }
+    if argv[:1] == ["--version"]:
+        from app.version import LICENCE, version
+
+        print(f"voice-companion {version()} ({LICENCE})")
+        return 0
     try:
         if argv[:2] == ["models", "convert"]:
             return _convert(argv[2:])

@@ -43,7 +43,38 @@ def run_app(argv: list[str]) -> int:
     app.setQuitOnLastWindowClosed(window.tray is None)
     window.show()
     window.runtime.start(greet=bool(missing))
+    probe = os.environ.get(STARTUP_PROBE)
+    if probe:
+        _report_startup(Path(probe), app, window)
     return app.exec()
+
+
+STARTUP_PROBE = "VOICE_COMPANION_STARTUP_PROBE"  # a file: `bench startup` reads when this start got where
+
+
+def _report_startup(path: Path, app, window) -> None:
+    """For `bench startup`: append one JSON line per milestone, with the wall clock, to `path`:
+    the window painted, the models loaded and the audio open (a first reply is possible), and the
+    resident memory after some idle seconds."""
+    import json
+    import threading
+
+    import psutil
+    from PySide6.QtCore import QTimer
+
+    def mark(what: str, **extra) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"event": what, "time": time.time(), **extra}) + "\n")
+
+    QTimer.singleShot(0, lambda: mark("window", exposed=window.isVisible()))
+
+    def ready() -> None:
+        if window.runtime.wait_ready(600):
+            mark("ready", engine_ready=window.runtime.conversation is not None)
+            time.sleep(float(os.environ.get("VOICE_COMPANION_STARTUP_IDLE", "5")))
+            mark("idle", rss_mb=psutil.Process().memory_info().rss / 1e6)
+
+    threading.Thread(target=ready, name="startup-probe", daemon=True).start()
 
 
 def _wait(app, condition, timeout: float) -> bool:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.about import show_about
 from app.bridge import EventBridge
 from app.global_key import global_key_unavailable, key_conflict, start_global_key
 from app.tray import Tray
@@ -128,6 +129,10 @@ class MainWindow(QMainWindow):
         self.settings_button.setAccessibleName("Open settings")
         self.settings_button.clicked.connect(self.open_settings)
         top.addWidget(self.settings_button)
+        self.about_button = QPushButton("About")
+        self.about_button.setAccessibleName("About Voice Companion: version and licences")
+        self.about_button.clicked.connect(lambda: show_about(self))
+        top.addWidget(self.about_button)
         root.addLayout(top)
 
         # A warning or error notice comes with the way to the log beside it: the details are there.
@@ -194,6 +199,7 @@ class MainWindow(QMainWindow):
             self.ptt_mode_button,
             self.clear_button,
             self.settings_button,
+            self.about_button,
             self.view,
             self.typed_row,
         ]

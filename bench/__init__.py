@@ -72,7 +72,14 @@ def _natural(turns: int | None) -> dict:
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
+def _startup(turns: int | None) -> dict:
+    from bench.startup import run
+
+    return run(starts=turns or 3)
+
+
 BENCHES: dict[str, Callable[..., dict]] = {
+    "startup": _startup,
     "soak": _soak,
     "hearing": _hearing,
     "natural": _natural,

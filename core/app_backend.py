@@ -70,8 +70,9 @@ _AUDIO_KEYS = ("input_device", "output_device", "echo_cancellation", "noise_supp
 
 
 def missing_assets(store: ModelStore, ids: tuple[str, ...] = DEFAULT_ASSETS) -> list[str]:
-    """The default models that are not installed and verified yet (the first-run setup's list)."""
-    return [i for i in ids if not store.status(i).verified]
+    """The default models that are not installed and verified yet (the first-run setup's list).
+    Models inside an app bundle are not on it: they are checked when first loaded."""
+    return [i for i in ids if not store.status(i).verified and not store.is_bundled(i)]
 
 
 class Runtime:

@@ -92,11 +92,11 @@ if command -v apt-get >/dev/null 2>&1; then
     fi
     # Qt's own needs (the window, and the offscreen rendering the tests and screenshots use) ...
     ldconfig -p 2>/dev/null | grep -q 'libxkbcommon.so.0' || need+=(libxkbcommon0 libegl1 libfontconfig1 libdbus-1-3)
-    # ... and, on a desktop with X11, its xcb platform plugin's.
+    # ... and, on a desktop with X11, every library its xcb platform plugin loads (app/qt_libs.py
+    # tries each one; a missing one would stop the window with no hint of which).
     if [[ -n "${DISPLAY:-}" || "$extras" == "[test]" ]]; then
-        ldconfig -p 2>/dev/null | grep -q 'libxcb-cursor.so.0' || need+=(libxcb-cursor0 libxkbcommon-x11-0
-            libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
-            libxcb-xinerama0 libxcb-xkb1 libgl1)
+        mapfile -t xcb_missing < <(python3 app/qt_libs.py)
+        need+=("${xcb_missing[@]}")
     fi
     if (( ${#need[@]} )); then
         if [[ $(id -u) -eq 0 || -n "$sudo" ]]; then

@@ -166,3 +166,12 @@ def test_presets_import_export_and_refusals(tmp_path):
     assert_refused(presets("delete", "Calm"), "built-in")
     assert presets("delete", "My calm").returncode == 0
     assert_refused(presets("show", "My calm"), "no preset")
+
+
+def test_version_is_pyprojects(tmp_path):
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    proc = run("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"voice-companion {project['version']} ({project['license']})"

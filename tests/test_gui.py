@@ -164,6 +164,23 @@ def test_typed_question_gets_a_spoken_answer(qtbot, make_window):
     assert "blue" in _finished_reply(window).text.lower()
 
 
+def test_about_box_shows_the_version_and_the_licences(qtbot, make_window):
+    import tomllib
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window()
+    qtbot.mouseClick(window.about_button, Qt.LeftButton)
+    box = window.findChild(QMessageBox, "about")
+    qtbot.waitUntil(box.isVisible, timeout=2000)
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert f"Voice Companion {pyproject['version']}" in box.text()
+    assert pyproject["license"] in box.text()
+    assert "qwen2.5-coder-0.5b-instruct-q4: Apache-2.0" in box.text()  # the models' licences too
+    box.close()
+
+
 def test_stop_button_silences_the_reply(qtbot, make_window):
     window = make_window()
     window.runtime.say("Tell me a long story about the sea.")

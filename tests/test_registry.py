@@ -686,3 +686,32 @@ def test_cli_add_gguf(tmp_path, user_gguf, capsys):
     not_gguf.write_text("hello")
     assert models_command(["add-gguf", "notes", str(not_gguf)]) == 2
     assert "not a GGUF" in capsys.readouterr().err
+
+
+# --- models shipped inside the app bundle ----------------------------------------------------
+
+
+def test_bundled_model_is_used_checked_and_never_written(tmp_path):
+    """An app bundle's models folder is read-only: the store hands out its files after checking
+    their hashes, keeps the stamps in the user's data folder, and refuses a damaged copy."""
+    bundled = tmp_path / "bundle" / "models"
+    ModelStore(tmp_path / "assemble").install("silero-vad")
+    shutil.copytree(
+        tmp_path / "assemble" / "models" / "silero-vad", bundled / "silero-vad", ignore=shutil.ignore_patterns(".*")
+    )
+    bundled.joinpath("silero-vad").chmod(0o555)
+    store = ModelStore(tmp_path / "data", bundled=bundled)
+    status = store.status("silero-vad")
+    assert status.installed and status.bundled and not status.verified
+    assert store.ensure("silero-vad") == bundled / "silero-vad"
+    assert store.status("silero-vad").verified  # the stamp was kept in the user's folder
+    assert sorted(p.name for p in (bundled / "silero-vad").iterdir()) == ["silero_vad.onnx"]
+    assert not (tmp_path / "data" / "models" / "silero-vad").exists()
+    assert store.install("silero-vad", force=True) == bundled / "silero-vad"  # re-hashed, not rewritten
+
+    bundled.joinpath("silero-vad").chmod(0o755)
+    damage(bundled / "silero-vad" / "silero_vad.onnx")
+    with pytest.raises(HashMismatch, match="install the app again"):
+        store.path("silero-vad")
+    # An asset the bundle does not ship still installs into the user's folder as before.
+    assert store.install("piper-joe-medium") == tmp_path / "data" / "models" / "piper-joe-medium"

@@ -214,6 +214,8 @@ class _ProgressBars:
 def _label(status: AssetStatus) -> str:
     if status.verified:
         return "ready"
+    if status.bundled and status.installed:
+        return "in the app, checked at first use"
     if status.installed:
         return "changed since last check"
     if status.bytes_on_disk:

@@ -17,7 +17,7 @@ from typing import assert_never
 from . import hub
 from .atomic import fsync_file, remove_stale_temps, replacing
 from .catalog import Asset, AssetFile, HubFile, LocalFile, PackageParts, all_assets, find
-from .datadir import default_data_dir, models_dir
+from .datadir import bundled_models_dir, default_data_dir, models_dir
 from .errors import HashMismatch, NotInstalled, RegistryError, WrongRole
 from .hashing import OnBytes, hash_file, join_hashing
 from .packs import part_path, pip_name
@@ -31,6 +31,8 @@ Progress = Callable[[str, str, int, int], None]
 # Hub downloads land here first, on the same file system as the asset folders so the final
 # move is a rename. The dot keeps it from looking like an asset.
 _STAGING = ".downloads"
+# The stamps of bundled asset folders (which are read-only) live in the user's models folder here.
+_BUNDLED_STAMPS = ".bundled"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class AssetStatus:
     installed: bool  # every file is present
     verified: bool  # every file is unchanged since a hash check that matched its pin
     bytes_on_disk: int
+    bundled: bool = False  # the app bundle's read-only copy
 
 
 class ModelStore:
@@ -48,13 +51,16 @@ class ModelStore:
         *,
         endpoint: str | None = None,
         extra_assets: Sequence[Asset] = (),
+        bundled: Path | None = None,
     ) -> None:
         """`root` is the data folder (default: $VOICE_COMPANION_DATA, else the platform's user
         data folder); `endpoint` overrides HF_ENDPOINT for hub downloads; `extra_assets` are
-        known to this store on top of the catalogue (engines in development, tests)."""
+        known to this store on top of the catalogue (engines in development, tests); `bundled`
+        is a read-only folder of asset folders shipped with the app (default: the bundle's)."""
         self.root = Path(root) if root is not None else default_data_dir()
         self.endpoint = endpoint
         self._extra = tuple(extra_assets)
+        self.bundled = Path(bundled) if bundled is not None else bundled_models_dir()
 
     def assets(self) -> tuple[Asset, ...]:
         return all_assets(self.root) + self._extra
@@ -70,13 +76,25 @@ class ModelStore:
         return self.ensure(asset_id, progress)
 
     def folder(self, asset_id: str) -> Path:
+        """Where the asset's files are: the app bundle's copy when it ships one, else the user's
+        models folder. The bundle's copy is read-only and checked like any other."""
+        if self.bundled is not None and self.is_bundled(asset_id):
+            return self.bundled / asset_id
         return models_dir(self.root) / asset_id
+
+    def is_bundled(self, asset_id: str) -> bool:
+        return self.bundled is not None and (self.bundled / asset_id).is_dir()
+
+    def _stamp_folder(self, asset_id: str) -> Path:
+        if self.is_bundled(asset_id):
+            return models_dir(self.root) / _BUNDLED_STAMPS / asset_id
+        return self.folder(asset_id)
 
     def status(self, asset_id: str) -> AssetStatus:
         """What is on disk, from stat calls only (no hashing), for listings."""
         asset = self.asset(asset_id)
         folder = self.folder(asset_id)
-        stamps = read_stamps(folder)
+        stamps = read_stamps(self._stamp_folder(asset_id))
         present = verified = 0
         size = 0
         for file in asset.files:
@@ -89,7 +107,7 @@ class ModelStore:
             stamp = stamps.get(file.name)
             verified += bool(stamp and stamp.describes(stat) and stamp.sha256 == file.sha256)
         everything = len(asset.files)
-        return AssetStatus(asset_id, present == everything, verified == everything, size)
+        return AssetStatus(asset_id, present == everything, verified == everything, size, self.is_bundled(asset_id))
 
     def install(self, asset_id: str, progress: Progress | None = None, force: bool = False) -> Path:
         """Put every file of the asset in place and return its folder.
@@ -98,6 +116,8 @@ class ModelStore:
         only for hub files that are not yet installed.
         """
         asset = self.asset(asset_id)
+        if self.is_bundled(asset_id):  # nothing to put in place: the bundle's copy, re-hashed
+            return self._check(asset, trust_stamp=not force, progress=progress)
         folder = self.folder(asset_id)
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(folder)
@@ -153,7 +173,8 @@ class ModelStore:
 
     def _check(self, asset: Asset, *, trust_stamp: bool, progress: Progress | None) -> Path:
         folder = self.folder(asset.id)
-        stamps = read_stamps(folder)
+        stamp_folder = self._stamp_folder(asset.id)
+        stamps = read_stamps(stamp_folder)
         before = dict(stamps)
         try:
             for file in asset.files:
@@ -162,11 +183,16 @@ class ModelStore:
                     raise NotInstalled(asset.id)
                 found = _current_hash(target, stamps, trust_stamp, _reporter(progress, asset, file))
                 if found != file.sha256:
-                    fix = f"run: voice-companion models install {asset.id} --force"
+                    fix = (
+                        f"the app's own copy is damaged: install the app again ({folder})"
+                        if self.is_bundled(asset.id)
+                        else f"run: voice-companion models install {asset.id} --force"
+                    )
                     raise HashMismatch(asset.id, file.name, file.sha256, found, fix)
         finally:
             if stamps != before:
-                write_stamps(folder, stamps)
+                stamp_folder.mkdir(parents=True, exist_ok=True)
+                write_stamps(stamp_folder, stamps)
         return folder
 
     def _materialise(self, asset: Asset, file: AssetFile, tmp: Path, on_bytes: OnBytes | None) -> str:
