@@ -552,7 +552,10 @@ class Session:
         if not self.duplex:
             self.vad.reset()
             self._detector.reset()
-        if not self._detector.in_turn and not self._ptt_held:
+        # In push-to-talk the detector only dates where speech ended: what it hears without the
+        # key (the reply's own echo, a cough) is no turn and must not keep the state at speaking.
+        in_turn = self._detector.in_turn and self.mode != Mode.PUSH_TO_TALK
+        if not in_turn and not self._ptt_held:
             self._set_state(State.LISTENING)
 
     def _end(self, reply: _Reply, outcome: ReplyEnd, text: str, detail: str = "") -> None:

@@ -262,6 +262,23 @@ def test_push_to_talk_and_stop(thread_errors):
     assert not thread_errors and not rig.live_reply_threads()
 
 
+def test_push_to_talk_returns_to_listening_whatever_it_heard_without_the_key(thread_errors):
+    """In push-to-talk, sound without the key (the reply's own echo, a cough) is no turn: when
+    the reply has played, the session is listening again."""
+    rig = Rig()
+    rig.session.set_mode(Mode.PUSH_TO_TALK)
+    rig.quiet_for(200)
+    rig.session.press()
+    rig.say_for(1000)
+    rig.session.release()
+    rig.quiet_for(100)
+    rig.say_for(400)  # while the reply plays, no key held
+    rig.quiet_for(3000)
+    assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+    assert rig.session.state == State.LISTENING
+    assert not thread_errors and not rig.live_reply_threads()
+
+
 def test_push_to_talk_hears_everything_up_to_the_release(thread_errors):
     """The key is the boundary: a last word voice activity misses (a soft "France") is still in
     the turn, and the response is dated from where speech ended."""
