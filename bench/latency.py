@@ -16,7 +16,7 @@ from core.turns import TurnConfig
 from models.cascade.engine import CascadeEngine
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "assets" / "questions"
-STAGES = ("asr", "llm_first_token", "tts_first_audio")
+STAGES = ("asr", "llm_first_token", "tts_first_audio", "first_clause_hold")
 
 
 def _measure(engine: CascadeEngine, vad, voices: list, config: TurnConfig) -> dict:

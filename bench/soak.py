@@ -79,8 +79,9 @@ class _Speaker:
 
     end = 0
 
-    def __init__(self, plan: _Plan, clock: VirtualClock) -> None:
+    def __init__(self, plan: _Plan, clock: VirtualClock, last_turn_by_s: float = float("inf")) -> None:
         self.plan, self.clock = plan, clock
+        self.last_turn_by_s = last_turn_by_s  # no turn starts after this (conversation time)
         self.replies = 0
         self.barge_ins = 0
 
@@ -98,11 +99,15 @@ class _Speaker:
             if not barging:
                 return out
             self.barge_ins += 1
+            if plan.in_gap or plan.cursor > 0:  # not already at the next turn's start
+                plan.index += 1  # the next turn, said over the reply
             plan.waiting, plan.sound_at, plan.in_gap, plan.cursor = False, None, False, 0
-            plan.index += 1  # the next turn, said over the reply
             self.replies += 1
             if plan.over:
                 return out
+        if not plan.in_gap and plan.cursor == 0 and self.clock() >= self.last_turn_by_s:
+            del plan.turns[plan.index :]  # the conversation has lasted its time: this turn is not said
+            return out
         piece = plan.gaps[plan.index] if plan.in_gap else plan.turns[plan.index]
         part = piece[plan.cursor : plan.cursor + n]
         out[: len(part)] = part
@@ -150,7 +155,9 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
     gaps = [conversation.gap(i, float(rng.uniform(0.8, 3.0))) for i in range(len(conversation.turns) - 1)]
     plan = _Plan([t.audio for t in conversation.turns], gaps)
     clock = VirtualClock()
-    speaker = _Speaker(plan, clock)
+    # The material is as long as asked for in speech alone; the replies make the conversation
+    # longer, so no new turn starts once the conversation has lasted `minutes`.
+    speaker = _Speaker(plan, clock, last_turn_by_s=minutes * 60)
     built_in = PresetStore(Path(tempfile.mkdtemp(prefix="soak-presets-")))
     names = [p.name for p in built_in.built_ins()]
     finished: list[ReplyFinished] = []
@@ -229,11 +236,11 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         "conversation_minutes": round(clock() / 60, 1),
         "wall_seconds": round(wall, 1),
         "faster_than_real_time": round(clock() / wall, 2),
-        "turns_asked": len(conversation.turns),
+        "turns_asked": len(plan.turns),
         # Every turn is taken after it was said, or ran into the next turn (the gap after it was
         # not heard as the end of a turn); a turn taken while still being said was cut short.
         "turns_taken": len(plan.taken),
-        "turns_run_together": len(conversation.turns) - len(plan.taken),
+        "turns_run_together": len(plan.turns) - len(plan.taken),
         "cut_mid_turn": plan.cut_mid_turn,
         "barge_ins": speaker.barge_ins,
         "replies_started": session.replies_started,

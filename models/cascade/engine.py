@@ -73,7 +73,7 @@ class _Pace:
         self.synth_seconds_per_char = 0.005  # a cautious guess at the voice's synthesis time, learnt as it speaks
         self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
         self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
-        self.next_clause_s = 0.6  # from the first clause's audio made to the second's
+        self.next_clause_s = 1.0  # from the first clause's audio made to the second's: a cautious start, learnt
         self._planned = False  # _runs_out_at is a held clause's plan, not yet taken in
 
     def begin(self) -> None:
@@ -287,6 +287,8 @@ class CascadeEngine:
 
         def release() -> None:
             nonlocal held, release_at
+            if held and first_made_at is not None:  # how long the first clause waited: latency spent
+                events.put(StageTime("first_clause_hold", time.perf_counter() - first_made_at))
             for event in held:
                 events.put(event)
             held, release_at = [], None

@@ -1,0 +1,84 @@
+"""The soak's speaker (bench/soak.py): turns and gaps played frame by frame, a wait while the
+session answers, a cut-in every few replies, and no new turn once the conversation's time is up."""
+
+import numpy as np
+
+from bench.soak import BARGE_AFTER_S, BARGE_EVERY, _Plan, _Speaker
+from core.audio.format import FRAME
+from core.audio.simulated import VirtualClock
+
+
+def _plan(turns: int, frames: int = 3) -> _Plan:
+    audio = [np.full(frames * FRAME, i + 1, np.float32) for i in range(turns)]
+    gaps = [np.zeros(FRAME, np.float32) for _ in range(turns - 1)]
+    return _Plan(audio, gaps)
+
+
+def _play(speaker: _Speaker, clock: VirtualClock, frames: int) -> list[float]:
+    """The first sample of each frame the speaker gives, the clock moving a frame each time."""
+    out = []
+    for _ in range(frames):
+        out.append(float(speaker.frame(0)[0]))
+        clock.wait_next()
+    return out
+
+
+def test_turns_and_gaps_in_order_and_a_wait_for_the_reply():
+    clock = VirtualClock()
+    plan = _plan(2)
+    speaker = _Speaker(plan, clock)
+    assert _play(speaker, clock, 4) == [1, 1, 1, 0]  # the first turn, then its gap
+    speaker.turn_taken()
+    assert plan.taken == {0} and plan.waiting
+    assert _play(speaker, clock, 5) == [0] * 5  # silent while the reply is awaited
+    speaker.reply_sounding()
+    speaker.reply_ended()
+    assert _play(speaker, clock, 4) == [2, 2, 2, 0]
+    assert plan.over and plan.said == 2
+
+
+def test_every_few_replies_the_speaker_cuts_in_after_the_reply_starts_sounding():
+    clock = VirtualClock()
+    plan = _plan(2)
+    speaker = _Speaker(plan, clock)
+    speaker.replies = BARGE_EVERY - 1
+    assert _play(speaker, clock, 4) == [1, 1, 1, 0]
+    speaker.turn_taken()  # after the gap: the next turn would start now
+    speaker.reply_sounding()
+    before = int(BARGE_AFTER_S / clock.period) - 1
+    assert _play(speaker, clock, before) == [0] * before
+    heard = _play(speaker, clock, 6)
+    assert heard[:2] == [0, 2] and speaker.barge_ins == 1 and not plan.waiting  # the whole second turn
+
+
+def test_a_cut_in_during_the_gap_is_the_next_turn():
+    clock = VirtualClock()
+    plan = _plan(2)
+    speaker = _Speaker(plan, clock)
+    speaker.replies = BARGE_EVERY - 1
+    assert _play(speaker, clock, 3) == [1, 1, 1]
+    speaker.turn_taken()  # taken while the gap plays
+    assert plan.in_gap and plan.taken == {0}
+    speaker.reply_sounding()
+    heard = _play(speaker, clock, int(BARGE_AFTER_S / clock.period) + 3)
+    assert heard[-3:] == [2, 2, 2] and speaker.barge_ins == 1
+
+
+def test_no_turn_starts_once_the_conversation_has_lasted_its_time():
+    clock = VirtualClock()
+    plan = _plan(5)
+    speaker = _Speaker(plan, clock, last_turn_by_s=0.035)  # three and a half frames
+    assert _play(speaker, clock, 4) == [1, 1, 1, 0]
+    speaker.turn_taken()
+    speaker.reply_sounding()
+    speaker.reply_ended()
+    assert _play(speaker, clock, 3) == [0, 0, 0]  # time is up: the second turn is not said
+    assert plan.over and len(plan.turns) == 1 and plan.taken == {0}
+
+
+def test_a_turn_already_started_is_said_to_its_end():
+    clock = VirtualClock()
+    plan = _plan(2, frames=6)
+    speaker = _Speaker(plan, clock, last_turn_by_s=0.02)
+    assert _play(speaker, clock, 7) == [1] * 6 + [0]
+    assert len(plan.turns) == 2  # cut only at a turn's start, and the next turn has not started
