@@ -59,10 +59,32 @@ ROOMS = [  # laptop-like rooms with different echo paths
 ]
 
 
+class _GapLog(PlaybackQueue):
+    """The playback queue, noting each run of underruns: how far into its reply it came (seconds
+    of the reply played) and how many device reads it lasted."""
+
+    def __init__(self, device_rate: int) -> None:
+        super().__init__(device_rate)
+        self.gaps: list[dict] = []
+        self._open: dict | None = None
+
+    def read(self, n: int) -> np.ndarray:
+        before = self.underruns
+        out = super().read(n)
+        if self.underruns > before:
+            if self._open is None:
+                self._open = {"at_s": round(self.played / self.device_rate, 3), "reads": 0}
+                self.gaps.append(self._open)
+            self._open["reads"] += 1
+        else:
+            self._open = None
+        return out
+
+
 class _Conversation:
     def __init__(self, engine, vad, room: RoomConfig, speed: float = 1.0) -> None:
         vad.reset()
-        self.playback = PlaybackQueue(DEVICE_RATE)
+        self.playback = _GapLog(DEVICE_RATE)
         self.loop = SimulatedRoomLoop(self.playback, room, EchoCanceller(), speed=speed)
         self.finished: list[ReplyFinished] = []
         self.session = Session(
@@ -217,7 +239,11 @@ def _conversation_underruns(engine, vad, tts, minutes: float, speed: float) -> d
         "turns": state["asked"],
         "replies_completed": sum(f.reason == "complete" for f in c.finished),
         "underruns": c.playback.underruns,
+        "gaps": c.playback.gaps,  # each run of underruns: where in its reply, how many reads
         "pauses": c.session.holds,
+        "response_ms": summary([lat.response for lat in c.session.latencies]),
+        # Latency spent on purpose: the first clause held until the next is due (models/cascade).
+        "first_clause_hold_ms": summary([lat.stages.get("first_clause_hold", 0.0) for lat in c.session.latencies]),
     }
 
 

@@ -1,5 +1,6 @@
-"""The soak's speaker (bench/soak.py): turns and gaps played frame by frame, a wait while the
-session answers, a cut-in every few replies, and no new turn once the conversation's time is up."""
+"""Parts of the benchmarks that decide what they report. The soak's speaker (bench/soak.py):
+turns and gaps played frame by frame, a wait while the session answers, a cut-in every few
+replies, and no new turn once the conversation's time is up. bench duplex's gap log."""
 
 import numpy as np
 
@@ -82,3 +83,24 @@ def test_a_turn_already_started_is_said_to_its_end():
     speaker = _Speaker(plan, clock, last_turn_by_s=0.02)
     assert _play(speaker, clock, 7) == [1] * 6 + [0]
     assert len(plan.turns) == 2  # cut only at a turn's start, and the next turn has not started
+
+
+def test_the_gap_log_notes_where_in_the_reply_each_run_of_underruns_came():
+    from bench.duplex import _GapLog
+
+    playback = _GapLog(48000)
+    playback.begin_reply()
+    playback.write(np.full(4800, 0.1, np.float32), 48000)  # 0.1 s
+    for _ in range(3):  # all of it played
+        playback.read(1600)
+    assert playback.gaps == [] and playback.underruns == 0
+    for _ in range(3):  # three reads find nothing
+        playback.read(1600)
+    assert playback.underruns == 3
+    playback.write(np.full(3200, 0.1, np.float32), 48000)
+    playback.read(1600)  # sound again: the gap is closed
+    playback.read(3200)  # half of it there: a second gap, after 0.1 + 0.0667 s of sound
+    assert playback.gaps == [{"at_s": 0.1, "reads": 3}, {"at_s": 0.167, "reads": 1}]
+    playback.end_reply()
+    playback.read(1600)  # after the reply's end an empty read is no underrun
+    assert len(playback.gaps) == 2
