@@ -610,8 +610,10 @@ def _start() -> None:
     """For every command: offline switches on (models/registry/offline.py), the data folder made
     private with temp files of killed writes removed, and the log there. A folder that cannot be
     written costs the log, not the command: one line says so and the command runs."""
+    from core.memory import tune_allocator
     from models.registry.offline import stay_offline
 
+    tune_allocator()  # before any model's threads start
     stay_offline()
     from core.logs import setup_logging
     from core.settings import UserFiles
