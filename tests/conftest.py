@@ -8,6 +8,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -17,6 +18,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VOICE_COMPANION_DATA", str(ROOT / ".cache" / "data"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Scratch files (tmp_path, tempfile, and the command-line processes the tests start) in memory
+# where the machine has a tmpfs and TMPDIR does not say otherwise: the suite writes, fsyncs and
+# removes thousands of small files (the damage and write-fault tests write a data folder per case),
+# which costs milliseconds each on a disk. What is tested (renames, kills in the middle of a write,
+# a full disk) behaves the same there.
+SCRATCH = Path("/dev/shm")
+if "TMPDIR" not in os.environ and SCRATCH.is_dir() and os.access(SCRATCH, os.W_OK | os.X_OK):
+    os.environ["TMPDIR"] = str(SCRATCH)
+    tempfile.tempdir = None  # read TMPDIR again
 
 # Piper draws its noise (the voice's natural variation) from onnxruntime's random generator, so
 # every rendering of a sentence differs. Seeded, a run of the suite hears the same voices every
@@ -174,6 +185,20 @@ def files(tmp_path):
     files = UserFiles(tmp_path / "user")
     files.presets.mkdir(parents=True)
     return files
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Torch on one thread for a module's tiny models (restored after it). More threads gain
+    nothing on a model this small and wait for each other at every operation on a machine whose
+    cores are busy (another test process, a benchmark): the codec tests took 47 s on two threads
+    of such a machine and 5 s on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
