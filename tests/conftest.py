@@ -59,10 +59,36 @@ def fresh_voice():
 MODEL_FIXTURES = {"stack", "speak", "voices"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The long runs. Without --slow (the fast tier, `pytest -m "not models"`), tests marked `slow` are
+# skipped and each property test runs hypothesis's default 100 cases; scripts/test.sh (CI) passes
+# --slow: the slow tests run and every property test runs SLOW_CASES cases (issue 13: at least 500
+# random session schedules in CI).
+SLOW_CASES = 600
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help=f"also run the tests marked slow, and {SLOW_CASES} cases of each property test (scripts/test.sh does)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    settings.register_profile("slow", max_examples=SLOW_CASES)
+    if config.getoption("--slow"):
+        settings.load_profile("slow")  # before the test modules are imported: their settings derive from it
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    long = pytest.mark.skip(reason="long: runs with --slow (scripts/test.sh passes it)")
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.models)
+        if "slow" in item.keywords and not config.getoption("--slow"):
+            item.add_marker(long)
 
 
 @pytest.fixture(scope="session")
