@@ -17,7 +17,7 @@ DRAIN_MS = 15
 
 
 class EventBridge(QObject):
-    event = Signal(object)
+    arrived = Signal(object)  # a core event, on the GUI thread
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -45,6 +45,6 @@ class EventBridge(QObject):
             if isinstance(event, Levels):
                 levels = event
             else:
-                self.event.emit(event)
+                self.arrived.emit(event)
         if levels is not None:
-            self.event.emit(levels)
+            self.arrived.emit(levels)

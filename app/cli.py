@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 from core.engines import DEFAULT_ENGINE, ENGINES
 from models.devices import COMPUTE
@@ -116,7 +117,12 @@ def _talk(argv: list[str]) -> int:
     engine = load_engine(args.engine, args.llm, args.quant, compute=args.compute, asr=args.asr)
     for message in getattr(engine, "notices", ()):  # a model that fell back to the CPU
         print(f"voice-companion: {message}", file=sys.stderr)
-    profiles = (engine_voice_profile(engine), target) if target is not None else None
+    profiles = None
+    if target is not None:
+        from models.cascade.engine import CascadeEngine
+
+        assert isinstance(engine, CascadeEngine)  # --voice-reference with another engine was refused above
+        profiles = (engine_voice_profile(engine), target)
     conversation = talk(engine, vad, voice, config, style, voice_profiles=profiles)
     turns = [_turn_report(t) for t in conversation.turns]
     answered = [t for t in conversation.turns if t.reason == ReplyEnd.COMPLETE]
@@ -363,7 +369,8 @@ def _devices(argv: list[str]) -> int:
         print(json.dumps({"audio": [asdict(d) for d in devices], "compute": plan.to_json()}))
         return 0
     width = max((len(d.name) for d in devices), default=0)
-    for kind, title in (("input", "Microphones"), ("output", "Speakers")):
+    kinds: tuple[tuple[Literal["input", "output"], str], ...] = (("input", "Microphones"), ("output", "Speakers"))
+    for kind, title in kinds:
         found = [d for d in devices if d.channels(kind) > 0]
         print(f"{title}:" if found else f"{title}: none found")
         for d in found:
@@ -429,23 +436,24 @@ def _listen(argv: list[str]) -> int:
     )
     from core.turns import TurnConfig
 
+    fresh = True  # the next reply text starts a "reply:" line
+
     def show(event) -> None:
+        nonlocal fresh
         if isinstance(event, UserTranscript):
             print(f"\nyou:  {event.text}", flush=True)
         elif isinstance(event, AssistantText):
-            print(("reply: " if show.fresh else "") + event.delta, end="", flush=True)
-            show.fresh = False
+            print(("reply: " if fresh else "") + event.delta, end="", flush=True)
+            fresh = False
         elif isinstance(event, ReplyFinished):
             print(" [interrupted]" if event.reason == ReplyEnd.INTERRUPTED else "", flush=True)
-            show.fresh = True
+            fresh = True
         elif isinstance(event, TurnLatency):
             print(f"       ({event.response:.0f} ms to the first sound)", flush=True)
         elif isinstance(event, Notice):
             print(f"\n[{event.level}] {event.message}", flush=True)
         elif isinstance(event, StateChanged) and event.state == State.LISTENING:
-            show.fresh = True
-
-    show.fresh = True
+            fresh = True
 
     config = TurnConfig() if args.end_of_turn_ms is None else TurnConfig(end_of_turn_ms=args.end_of_turn_ms)
     try:

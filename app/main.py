@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "questions" / "q01.flac"
 
@@ -15,7 +16,7 @@ def _application(argv: list[str]):
 
     from app.theme import apply_theme
 
-    app = QApplication.instance() or QApplication(argv)
+    app = cast("QApplication | None", QApplication.instance()) or QApplication(argv)  # only ever one made here
     app.setApplicationName("Voice Companion")
     app.setDesktopFileName("voice-companion")
     apply_theme(app)
@@ -36,7 +37,7 @@ def run_app(argv: list[str]) -> int:
     files = UserFiles()
     store = ModelStore(files.root)
     missing = missing_assets(store)
-    if missing and SetupDialog(store, missing).exec() != QDialog.Accepted:
+    if missing and SetupDialog(store, missing).exec() != QDialog.DialogCode.Accepted:
         return 1
     window = MainWindow(lambda post: Runtime(post, files, store))
     # With a tray the companion outlives its window; it ends with Quit (MainWindow.quit_app).

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Voice Companion")
         self.bridge = EventBridge(self)
         self.runtime: Runtime = runtime_factory(self.bridge.post)
-        self.bridge.event.connect(self.on_event)
+        self.bridge.arrived.connect(self.on_event)
         self._ptt_down = False
         self.muted = False
         self.microphone_present = True

@@ -26,7 +26,7 @@ from typing import Callable
 
 from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call
 from jeepney.bus_messages import message_bus
-from jeepney.io.blocking import open_dbus_connection
+from jeepney.io.blocking import DBusConnection, open_dbus_connection
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class PortalKey:
         self.bound = threading.Event()
         self.trigger_description = ""
         self.problem: str | None = None
-        self._conn = None
+        self._conn: DBusConnection | None = None
         self._session = ""
         self._backlog: collections.deque = collections.deque()
         self._thread = threading.Thread(target=self._run, name="global-key", daemon=True)
@@ -149,6 +149,12 @@ class PortalKey:
 
     # ---- the "global-key" thread -----------------------------------------------------------
 
+    @property
+    def _bus(self) -> DBusConnection:
+        """The session bus connection: open from the start of `_run` until `_close`."""
+        assert self._conn is not None
+        return self._conn
+
     def _run(self) -> None:
         try:
             self._conn = open_dbus_connection("SESSION")
@@ -175,7 +181,7 @@ class PortalKey:
             self._close()
 
     def _open_session(self) -> None:
-        me = _sender_path(self._conn.unique_name)
+        me = _sender_path(self._bus.unique_name)
         token = "vc" + secrets.token_hex(6)
         # Signals from the portal: Responses, Activated/Deactivated, the session's Closed.
         for interface in (REQUEST, SHORTCUTS, SESSION):
@@ -230,7 +236,7 @@ class PortalKey:
         since the desktop may be waiting for the user); the results, or PortalError."""
         reply = self._call(call)
         handle = reply.body[0] if reply.body else ""
-        expected = f"/org/freedesktop/portal/desktop/request/{_sender_path(self._conn.unique_name)}/{token}"
+        expected = f"/org/freedesktop/portal/desktop/request/{_sender_path(self._bus.unique_name)}/{token}"
         paths = {handle, expected}
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stopping.is_set():
@@ -248,12 +254,12 @@ class PortalKey:
 
     def _call(self, message):
         """Send a method call and return its reply; other messages meanwhile wait in the backlog."""
-        serial = next(self._conn.outgoing_serial)
-        self._conn.send(message, serial=serial)
+        serial = next(self._bus.outgoing_serial)
+        self._bus.send(message, serial=serial)
         deadline = time.monotonic() + CALL_TIMEOUT_S
         while True:
             try:
-                incoming = self._conn.receive(timeout=max(0.0, deadline - time.monotonic()))
+                incoming = self._bus.receive(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 raise PortalError(
                     f"no answer to {message.header.fields.get(HeaderFields.member)} in {CALL_TIMEOUT_S:.0f} s"
@@ -274,7 +280,7 @@ class PortalKey:
                 return message
             self._backlog.append(message)
         try:
-            message = self._conn.receive(timeout=timeout)
+            message = self._bus.receive(timeout=timeout)
         except TimeoutError:
             return None
         if keep(message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -21,7 +22,7 @@ class RecordDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Record a voice clip")
         self.device = device
-        self.audio = None
+        self.audio: np.ndarray | None = None  # what was recorded, once finished
         self.recorder: Recorder | None = None
         self.count = COUNTDOWN_S
         text = QLabel(PROMPT)

@@ -18,9 +18,9 @@ def state_icon(state: str, muted: bool, push_to_talk: bool, microphone: bool = T
     """A disc in the state's colour; muted (or no microphone): grey with a red slash; push-to-talk:
     a white "P" on it."""
     pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.transparent)
+    pixmap.fill(Qt.GlobalColor.transparent)
     p = QPainter(pixmap)
-    p.setRenderHint(QPainter.Antialiasing)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
     deaf = muted or not microphone
     colour = QColor(
         STATE_COLOURS["idle"] if deaf and state in ("listening", "hearing") else STATE_COLOURS.get(state, "#888")
@@ -36,9 +36,9 @@ def state_icon(state: str, muted: bool, push_to_talk: bool, microphone: bool = T
         font.setPixelSize(int(size * 0.5))
         p.setFont(font)
         p.setPen(QColor("white"))
-        p.drawText(disc, Qt.AlignCenter, "P")
+        p.drawText(disc, Qt.AlignmentFlag.AlignCenter, "P")
     if deaf:
-        p.setPen(QPen(QColor(MUTED_COLOUR), size * 0.11, Qt.SolidLine, Qt.RoundCap))
+        p.setPen(QPen(QColor(MUTED_COLOUR), size * 0.11, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         p.drawLine(QPointF(size * 0.2, size * 0.2), QPointF(size * 0.8, size * 0.8))
     p.end()
     return QIcon(pixmap)
@@ -94,7 +94,7 @@ class Tray(QObject):
         self.refresh()
 
     def _activated(self, reason) -> None:
-        if reason == QSystemTrayIcon.Trigger:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
             self.toggle_window()
 
     def refresh(self) -> None:

@@ -34,7 +34,7 @@ def _style(turns: int | None) -> dict:
     from core.engines import load_cascade
 
     engine = load_cascade()
-    result = {
+    result: dict[str, object] = {
         "bench": "style",
         "prosody": style_prosody.measure(engine, repeats=turns or 1),
         "emotions": style_emotion.measure(engine),

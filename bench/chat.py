@@ -50,7 +50,7 @@ def run(repeats: int = 1) -> dict:
             continue
         chat = ChatModel(store.ensure(asset.id) / "model.gguf", ChatConfig(threads=threads(), seed=1234))
         firsts, rates, correct, clean, words = [], [], 0, 0, []
-        examples = {}
+        examples: dict[str, str] = {}
         for _ in range(max(1, repeats)):
             for question, answer in FACTS:
                 text, first_ms, rate = _ask(chat, question)

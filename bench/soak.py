@@ -185,7 +185,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
     session = Session(
         engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock, judge=load_turn_judge()
     )
-    warm = {}
+    warm: dict[str, float] = {}
     stalled = []
 
     def on_tick(tick: int) -> None:
@@ -279,7 +279,7 @@ def stress(engine, vad, rounds: int = 300, seed: int = 1) -> dict:
         vad,
         playback,
         TurnConfig(),
-        on_event=lambda e: isinstance(e, ReplyFinished) and finished.append(e),
+        on_event=lambda e: finished.append(e) if isinstance(e, ReplyFinished) else None,
         duplex=True,
         judge=load_turn_judge(),
     )

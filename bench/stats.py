@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import resource
 import sys
+from collections.abc import Sequence
 
 import jiwer  # the bench extra; imported here so a missing extra fails when the benchmarks load
 import numpy as np
 
 
-def summary(values: list[float], digits: int = 1) -> dict:
+def summary(values: Sequence[float], digits: int = 1) -> dict:
     if not values:
         return {"n": 0}
     a = np.asarray(values, dtype=float)

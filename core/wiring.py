@@ -28,6 +28,24 @@ log = logging.getLogger(__name__)
 RELEARN_SECONDS = 2.0  # barge-in stays held this long after LiveAudio last says the canceller is relearning
 
 
+def _session(
+    engine: Engine,
+    vad: SileroVad,
+    playback: PlaybackQueue,
+    on_event: Callable[[CoreEvent], None],
+    config: TurnConfig,
+    style: Style,
+    mode: Mode,
+    echo_cancellation: bool,
+    judge: Judge | None,
+) -> Session:
+    """The session of either conversation. Without echo cancellation it would hear its own
+    replies, so it listens only while silent (not duplex)."""
+    return Session(
+        engine, vad, playback, config, style, on_event=on_event, mode=mode, duplex=echo_cancellation, judge=judge
+    )
+
+
 class LiveConversation:
     """On real devices. A microphone or speaker that cannot be found or opened does not stop it:
     `SilentInput` / `SilentOutput` stand in, `missing` says what is missing and why, and typed
@@ -69,18 +87,7 @@ class LiveConversation:
             if any(switches)
             else None
         )
-        # Without echo cancellation it would hear itself: listen only while silent.
-        self.session = Session(
-            engine,
-            vad,
-            self.playback,
-            config,
-            style,
-            on_event=on_event,
-            mode=mode,
-            duplex=echo_cancellation,
-            judge=judge,
-        )
+        self.session = _session(engine, vad, self.playback, on_event, config, style, mode, echo_cancellation, judge)
         self.audio = LiveAudio(self.playback, self.mic, self.speaker, echo)
         self.meter = LevelReporter(self.playback, on_event)
 
@@ -164,17 +171,7 @@ class SimulatedConversation:
             gain_control=gain_control,
         )
         vad.reset()
-        self.session = Session(
-            engine,
-            vad,
-            self.playback,
-            config,
-            style,
-            on_event=on_event,
-            mode=mode,
-            duplex=echo_cancellation,
-            judge=judge,
-        )
+        self.session = _session(engine, vad, self.playback, on_event, config, style, mode, echo_cancellation, judge)
         self.loop = SimulatedRoomLoop(self.playback, room, echo)
         self.meter = LevelReporter(self.playback, on_event)
         self.track = VoiceTrack()

@@ -134,8 +134,7 @@ def _llama(compute: str, m: Machine) -> Placement:
     if compute == "cpu":
         return Placement("CPU", _GGUF, "the setting is CPU", flash_attention=True)
     wanted = {"cuda": "a CUDA GPU", "metal": "Metal"}.get(compute)
-    usable = gpu is not None and (compute == "auto" or (compute == "metal") == (gpu == "Metal"))
-    if usable:
+    if gpu is not None and (compute == "auto" or (compute == "metal") == (gpu == "Metal")):
         # Labelled by the backend it really is: a Vulkan or ROCm build asked for "CUDA" still uses
         # the GPU, and says through what.
         why = f"this llama.cpp build has {gpu}, not CUDA" if compute == "cuda" and gpu != "CUDA" else ""

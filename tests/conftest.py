@@ -8,6 +8,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -17,6 +18,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VOICE_COMPANION_DATA", str(ROOT / ".cache" / "data"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Scratch files (tmp_path, tempfile, and the command-line processes the tests start) in memory
+# where the machine has a tmpfs and TMPDIR does not say otherwise: the suite writes, fsyncs and
+# removes thousands of small files (the damage and write-fault tests write a data folder per case),
+# which costs milliseconds each on a disk. What is tested (renames, kills in the middle of a write,
+# a full disk) behaves the same there.
+SCRATCH = Path("/dev/shm")
+if "TMPDIR" not in os.environ and SCRATCH.is_dir() and os.access(SCRATCH, os.W_OK | os.X_OK):
+    os.environ["TMPDIR"] = str(SCRATCH)
+    tempfile.tempdir = None  # read TMPDIR again
 
 # Piper draws its noise (the voice's natural variation) from onnxruntime's random generator, so
 # every rendering of a sentence differs. Seeded, a run of the suite hears the same voices every
@@ -48,10 +59,36 @@ def fresh_voice():
 MODEL_FIXTURES = {"stack", "speak", "voices"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The long runs. Without --slow (the fast tier, `pytest -m "not models"`), tests marked `slow` are
+# skipped and each property test runs hypothesis's default 100 cases; scripts/test.sh (CI) passes
+# --slow: the slow tests run and every property test runs SLOW_CASES cases (issue 13: at least 500
+# random session schedules in CI).
+SLOW_CASES = 600
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help=f"also run the tests marked slow, and {SLOW_CASES} cases of each property test (scripts/test.sh does)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    settings.register_profile("slow", max_examples=SLOW_CASES)
+    if config.getoption("--slow"):
+        settings.load_profile("slow")  # before the test modules are imported: their settings derive from it
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    long = pytest.mark.skip(reason="long: runs with --slow (scripts/test.sh passes it)")
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.models)
+        if "slow" in item.keywords and not config.getoption("--slow"):
+            item.add_marker(long)
 
 
 @pytest.fixture(scope="session")
@@ -174,6 +211,19 @@ def files(tmp_path):
     files = UserFiles(tmp_path / "user")
     files.presets.mkdir(parents=True)
     return files
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Torch on one thread for a module's tiny models (restored after it). More threads gain
+    nothing on a model this small and wait for each other at every operation on a machine whose
+    cores are busy (another test process, a benchmark); docs/benchmarks.md has the figures."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

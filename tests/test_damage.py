@@ -215,13 +215,11 @@ EXPECTED = {
 }
 
 
-@settings(
-    max_examples=600,
+@settings(  # cases: 100, or 600 with --slow (tests/conftest.py)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data(), kind=st.sampled_from(sorted(KINDS)))
-@pytest.mark.slow  # 600 generated cases
 def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_untouched(data, kind, monkeypatch):
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "data"
@@ -236,7 +234,12 @@ def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_un
         folder = (root / KINDS[kind]).parent
         backups = list(folder.glob(f"{name}.corrupt-*"))
         mine = [n for n in notices if name in n.message]
-        assert len(notices) == len(mine), notices  # nothing else complained
+        # A preset the damage left usable under another name: the settings' preset is gone, said once.
+        renamed = kind == "preset" and not backups and "Mine" not in runtime.presets.names()
+        if renamed:
+            assert [n.message for n in notices] == ["preset 'Mine' is gone; using Neutral"]
+        else:
+            assert len(notices) == len(mine), notices  # nothing else complained
         if backups:  # the damage made the file unusable
             assert len(backups) == 1 and backups[0].read_bytes() == bad
             assert len(mine) == 1 and backups[0].name in mine[0].message
@@ -252,9 +255,10 @@ def test_any_damage_to_one_file_is_kept_aside_with_one_notice_and_the_rest_is_un
                 assert values[other] == EXPECTED[other], other
 
 
-@pytest.mark.slow  # counts the cases of the property test above, which is slow
+@pytest.mark.slow  # counts the cases of the property test above, which runs all 600 with --slow
 def test_every_kind_of_file_was_damaged_many_times():
-    # Runs after the property test (same module, file order): the count is docs/command-line.md's figure.
+    # Runs after the property test (same module, file order; pytest-xdist runs a file in one worker,
+    # --dist loadfile): the count is docs/command-line.md's figure.
     print("damage cases per file kind:", cases, "total", sum(cases.values()))
     assert all(n >= 50 for n in cases.values()), cases
 

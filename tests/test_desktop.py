@@ -155,11 +155,11 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(qtbot, make_windo
 def test_quit_stops_speech_ends_every_thread_and_releases_the_devices(qtbot, make_window, files):
     before = set(threading.enumerate())
     devices = FakeDevices(inputs=["Fake microphone"])
-    window = make_window(devices, Settings(close_to_tray=True), seconds=30.0)
+    window = make_window(devices, Settings(close_to_tray=True), seconds=8.0)
     window.runtime.say("Tell me a story.")
     qtbot.waitUntil(lambda: window.state.state == "speaking", timeout=10000)
     playback = window.runtime.conversation.playback
-    qtbot.waitUntil(lambda: playback.played > playback.device_rate * 10, timeout=30000)  # a third of it heard
+    qtbot.waitUntil(lambda: playback.played > playback.device_rate * 2, timeout=30000)  # a quarter of it heard
     ours = set(threading.enumerate()) - before
     assert {"runtime-control", "audio-worker"} <= {t.name for t in ours}
     window.set_muted(True)

@@ -12,6 +12,8 @@ from models.omni.codec import SAMPLES_PER_FRAME, SeededCodec, StreamingDecoder, 
 # 3 frames of left and 2 of right context; the crossfade spans 256 samples).
 TOLERANCE = 2e-3
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 @pytest.fixture(scope="module")
 def codec():

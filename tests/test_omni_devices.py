@@ -22,6 +22,10 @@ MAC = Machine(platform="darwin", torch_mps=True, llama_gpu="Metal")
 VULKAN = Machine(platform="linux", llama_gpu="Vulkan")
 LLAMA = ("chat_llm", "omni_llm")
 TORCH = ("omni_encoder", "omni_adapter", "snac")
+# The tiny Mini-Omni engines below run on one thread (llama.cpp's and torch's, restored after the
+# module): the threads are not what is tested, and two wait for each other on a busy machine.
+THREADS = 1
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_cpu_means_the_cpu_for_every_model_even_with_a_gpu():
@@ -108,7 +112,7 @@ def _answers(engine) -> bool:
 def test_omni_on_cpu_gets_no_gpu_layers_and_float32(tiny):
     from models.omni.engine import load_engine
 
-    engine = load_engine(tiny, "llama", plan=plan_devices("cpu", NVIDIA))
+    engine = load_engine(tiny, "llama", threads=THREADS, plan=plan_devices("cpu", NVIDIA))
     assert engine.backend.params["n_gpu_layers"] == 0
     assert engine.backend.params["flash_attn_type"] == 1
     assert engine.encoder.conv1.weight.device.type == "cpu" and engine.encoder.conv1.weight.dtype == torch.float32
@@ -121,7 +125,7 @@ def test_omni_gpu_parts_that_cannot_start_fall_back_to_the_cpu_with_one_notice_e
     for real at `.to("cuda")` and start on the CPU; llama.cpp receives the plan's layers."""
     from models.omni.engine import load_engine
 
-    engine = load_engine(tiny, "llama", plan=plan_devices("auto", NVIDIA))
+    engine = load_engine(tiny, "llama", threads=THREADS, plan=plan_devices("auto", NVIDIA))
     assert engine.backend.params["n_gpu_layers"] == -1  # what was asked (this build has no GPU to use)
     assert len(engine.notices) == 2
     assert engine.notices[0].startswith("the speech encoder runs on the CPU: this torch build has no CUDA on cuda;")
@@ -146,7 +150,7 @@ def test_omni_language_model_out_of_memory_on_the_gpu_starts_on_the_cpu(tiny, mo
 
     monkeypatch.setattr(omni_engine, "start_llama", out_of_memory_on_gpu)
     plan = plan_devices("auto", Machine(platform="linux", llama_gpu="CUDA"))
-    engine = omni_engine.load_engine(tiny, "llama", plan=plan)
+    engine = omni_engine.load_engine(tiny, "llama", threads=THREADS, plan=plan)
     assert given == [-1, 0] and engine.backend.params["n_gpu_layers"] == 0
     (notice,) = engine.notices
     assert "the Mini-Omni language model runs on the CPU" in notice and "GPU memory" in notice

@@ -11,21 +11,27 @@ from test_registry import fake_hub, sha256_bytes  # noqa: F401  (a fixture)
 COMMIT = "89abcdef" * 5
 
 
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """A tiny Mini-Omni checkpoint (its three folders), written once: the tests only read it."""
+    from test_omni_support import write_tiny
+
+    return write_tiny(tmp_path_factory.mktemp("upstream"), seed=7)
+
+
 @pytest.fixture
-def unpinned(tmp_path, fake_hub, monkeypatch):  # noqa: F811
+def unpinned(tmp_path, upstream, fake_hub, monkeypatch):  # noqa: F811
     """Mini-Omni's three repos on the hub at COMMIT (their "main"); the app knows only the repos
     and file names, as this version does for two of them."""
     from models.omni.assets import CODEC, DESCRIPTIONS, ENCODER, LM
     from models.registry import catalog, cli
     from models.registry.pins import FilePin, RepoPin
     from models.registry.store import ModelStore
-    from test_omni_support import write_tiny
 
-    folders = write_tiny(tmp_path / "upstream", seed=7)
     repos = {
-        LM: ("gpt-omni/mini-omni", folders["lm"]),
-        ENCODER: ("gpt-omni/mini-omni2", folders["encoder"]),
-        CODEC: ("hubertsiuzdak/snac_24khz", folders["codec"]),
+        LM: ("gpt-omni/mini-omni", upstream["lm"]),
+        ENCODER: ("gpt-omni/mini-omni2", upstream["encoder"]),
+        CODEC: ("hubertsiuzdak/snac_24khz", upstream["codec"]),
     }
     known, contents = {}, {}
     for asset_id, (repo, folder) in repos.items():

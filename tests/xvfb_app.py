@@ -49,7 +49,7 @@ def main(data_dir: str) -> int:
         elif isinstance(event, AudioStatus):
             say(muted=event.muted)
 
-    window.bridge.event.connect(on_event)
+    window.bridge.arrived.connect(on_event)
     window.show()
     window.runtime.start()
     if not window.runtime.wait_ready(300):

@@ -112,7 +112,7 @@ def _faster_decoder(decoder) -> None:
             and module.padding_mode == "zeros"
             and not isinstance(module.padding, str)
         ):
-            module.forward = _blocked_depthwise(module)
+            module.forward = _blocked_depthwise(module)  # type: ignore[method-assign]  # this instance's only
 
 
 def _blocked_snake(snake):

@@ -58,11 +58,10 @@ def split_qkv(weight: torch.Tensor, config: OmniConfig) -> tuple[torch.Tensor, t
 def gguf_tensors(model: OmniLM) -> Iterator[tuple[str, torch.Tensor]]:
     """(GGUF name, tensor) for every tensor llama.cpp's qwen2 graph reads."""
     config = model.config
-    t = model.transformer
-    yield "token_embd.weight", t["wte"].weight
-    yield "output_norm.weight", t["ln_f"].weight
+    yield "token_embd.weight", model.embedding.weight
+    yield "output_norm.weight", model.final_norm.weight
     yield "output.weight", model.lm_head.weight
-    for i, block in enumerate(t["h"]):
+    for i, block in enumerate(model.blocks):
         p = f"blk.{i}."
         yield p + "attn_norm.weight", block.norm_1.weight
         for name, w in zip(("q", "k", "v"), split_qkv(block.attn.attn.weight, config)):
@@ -226,7 +225,7 @@ def convert(model: OmniLM, folder: Path, quant: str, threads: int = 0, width: in
             quantize(staging, target, quant, threads)
         finally:
             staging.unlink(missing_ok=True)
-    table = model.transformer["wte"].weight.detach().numpy()
+    table = model.embedding.weight.detach().numpy()
     with replacing(folder / EMBEDDINGS_FILE) as tmp:
         with open(tmp, "xb") as f:
             np.save(f, table if quant == "f32" else table.astype(np.float16))

@@ -204,14 +204,15 @@ def load_engine(
         lm: Backend = TorchBackend(load_lm(paths.lm_dir))
         lm_at = adapter_at = Placement("cpu", "float32", "the torch backend is the float32 reference")
     elif backend == "llama":
-        if paths.converted_dir is None:
+        converted = paths.converted_dir
+        if converted is None:
             raise ValueError("the llama.cpp backend needs a converted model folder")
         # The adapter reads the encoder's output: it runs where the encoder ended up.
         adapter_at = encoder_at
         lm, lm_at = start_on_device(
             "the Mini-Omni language model",
             plan.omni_llm,
-            lambda p: start_llama(paths.converted_dir, threads, p, adapter_at),
+            lambda p: start_llama(converted, threads, p, adapter_at),
             notices,
         )
     else:

@@ -105,6 +105,7 @@ def text_guided(
         # the rest of the answer costs one sequence per step instead of two.
         guide = None if text_over else backend.embed(step_ids(pads, text))[0]
         chosen = greedy_step(backend, [backend.embed(step_ids(audio, text))[0], guide], [AUDIO_STREAMS, TEXT_STREAM])
+        assert chosen[0] is not None  # item 0, the answer's audio, steps to the end
         audio_ids = chosen[0]
         if chosen[1] is not None:
             text_id = chosen[1][0]

@@ -64,7 +64,7 @@ class TorchBackend:
     def __init__(self, model: OmniLM) -> None:
         self.model = model
         self.config = model.config
-        self._table = model.transformer["wte"].weight.detach().numpy()
+        self._table = model.embedding.weight.detach().numpy()
         self._cache: KVCache | None = None
         self._pos = 0
 
@@ -272,7 +272,7 @@ class LlamaBackend:
             for _ in range(steps):
                 self.step(inputs)
             seconds[mode] = (time.perf_counter() - t0) / steps
-        self.step_mode = min(seconds, key=seconds.get)
+        self.step_mode = min(seconds, key=lambda mode: seconds[mode])
         return seconds
 
     def _decode(self, rows: list[tuple[int, np.ndarray, bool]]) -> None:

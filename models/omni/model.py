@@ -7,6 +7,8 @@ Shapes in comments: B batch, T positions, C n_embd, H heads, G kv groups, D head
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,6 +138,19 @@ class OmniLM(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         self.whisper_adapter = SwiGLU(config.whisper_adapter_dim, config.intermediate_size, config.n_embd)
 
+    # The transformer's parts under the checkpoint's names (transformer.wte, .h, .ln_f), typed.
+    @property
+    def embedding(self) -> nn.Embedding:
+        return cast(nn.Embedding, self.transformer["wte"])
+
+    @property
+    def blocks(self) -> list[Block]:
+        return [cast(Block, block) for block in cast(nn.ModuleList, self.transformer["h"])]
+
+    @property
+    def final_norm(self) -> RMSNorm:
+        return cast(RMSNorm, self.transformer["ln_f"])
+
     def adapt(self, whisper_features: torch.Tensor) -> torch.Tensor:
         """[B, L, 768] whisper encoder output -> [B, L, C]."""
         return self.whisper_adapter(whisper_features)
@@ -144,6 +159,6 @@ class OmniLM(nn.Module):
         """[B, T, C] input embeddings at positions start..start+T-1 -> [B, T, 181120] logits."""
         T = x.shape[1]
         cos, sin = rope_tables(self.config, torch.arange(start, start + T))
-        for i, block in enumerate(self.transformer["h"]):
+        for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, cache, i, start)
-        return self.lm_head(self.transformer["ln_f"](x))
+        return self.lm_head(self.final_norm(x))

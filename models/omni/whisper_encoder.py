@@ -35,7 +35,7 @@ class EncoderConfig:
     n_layer: int = 12
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     # Slaney's scale (what whisper's filters use): linear below 1 kHz, logarithmic above.
     f = np.asarray(f, dtype=np.float64)
     linear = f / (200.0 / 3)
@@ -126,6 +126,8 @@ def half_precision(device_type: str) -> torch.dtype | None:
 
 
 class WhisperEncoder(nn.Module):
+    positional_embedding: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         super().__init__()
         self.config = config

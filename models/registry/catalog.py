@@ -234,7 +234,7 @@ BUILT_IN: tuple[Asset, ...] = (
 )
 
 
-def hub_assets(pins: dict, descriptions: dict) -> tuple[Asset, ...]:
+def hub_assets(pins: dict, descriptions: dict[str, tuple[str, str, str]]) -> tuple[Asset, ...]:
     """Assets from Hugging Face pins ({asset id: RepoPin}), those whose pins are complete."""
     return tuple(
         Asset(
@@ -338,7 +338,8 @@ def _load_user_assets(data_dir: Path) -> tuple[Asset, ...]:
 def _read_user_records(data_dir: Path) -> list[dict]:
     """The user's own model files. A damaged file is kept aside as
     `user_assets.json.corrupt-TIME` with one notice (userfile.py); the files are then none."""
-    records, notice = load_or_recover(models_dir(data_dir) / USER_ASSETS_FILE, _parse_user_records, [])
+    none: list[dict] = []
+    records, notice = load_or_recover(models_dir(data_dir) / USER_ASSETS_FILE, _parse_user_records, none)
     if notice:
         post_notice(notice + " (add your model files again: voice-companion models add-gguf)")
     return records

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -45,7 +46,7 @@ def models_command(args: list[str]) -> int:
 
 
 def _list(store: ModelStore, options: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for asset in store.assets():
         status = store.status(asset.id)
         rows.append(
@@ -169,7 +170,7 @@ def _pin(store: ModelStore, options: argparse.Namespace) -> int:
         if not options.json:
             print(f"{asset_id}: pinned {pin.repo_id} at commit {pin.revision} (saved in {path})")
             for f in pin.files:
-                print(f"  {f.name}  {_human(f.size)}  sha256 {f.sha256}")
+                print(f"  {f.name}  {_human(f.size) if f.size is not None else '?'}  sha256 {f.sha256}")
     if options.json:
         print(json.dumps({"pinned": done}, indent=2))
     elif done:

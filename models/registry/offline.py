@@ -71,4 +71,4 @@ def _set_hub_constant(offline: bool) -> None:
     # is_offline_mode() returns); once it is loaded, changing the environment alone does nothing.
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
-        constants.HF_HUB_OFFLINE = offline
+        vars(constants)["HF_HUB_OFFLINE"] = offline

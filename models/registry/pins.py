@@ -70,7 +70,7 @@ class RepoPin:
             tuple(FilePin(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in data["files"]),
         )
         if not _HEX40.fullmatch(pin.revision or "") or not all(
-            _HEX64.fullmatch(f.sha256 or "") and f.size >= 0 for f in pin.files
+            _HEX64.fullmatch(f.sha256 or "") and f.size is not None and f.size >= 0 for f in pin.files
         ):
             raise ValueError(f"{pin.repo_id}: a saved pin needs a 40-hex commit and 64-hex hashes")
         return pin
@@ -80,7 +80,8 @@ def read_pins(data_dir: Path) -> dict[str, RepoPin]:
     """The pins saved by `pin_from_hub`, by asset id. A damaged file is kept aside as
     `hub_pins.json.corrupt-TIME` with one notice (userfile.py), and the pins are then none: the
     assets it pinned ask to be pinned again."""
-    pins, notice = load_or_recover(models_dir(data_dir) / PINS_FILE, _parse_pins, {})
+    none: dict[str, RepoPin] = {}
+    pins, notice = load_or_recover(models_dir(data_dir) / PINS_FILE, _parse_pins, none)
     if notice:
         post_notice(notice + " (pin the models again: voice-companion models pin)")
     return pins

@@ -40,6 +40,8 @@ def read_stamps(folder: Path) -> dict[str, FileStamp]:
 
 
 def _parse_stamps(content: object) -> dict[str, FileStamp]:
+    if not isinstance(content, dict):
+        raise ValueError("not a JSON object")
     if content.get("schema") != _SCHEMA:
         return {}
     return {name: FileStamp(**entry) for name, entry in content["files"].items()}
