@@ -228,7 +228,9 @@ class Session:
             if config == self.config:
                 return
             self.config = config
+            position = self._detector.position
             self._detector = TurnDetector(config)
+            self._detector.reset(at=position)  # the same stream: its positions go on
             self._forget_turn()
 
     def set_mode(self, mode: Mode) -> None:
@@ -550,8 +552,10 @@ class Session:
             self.latencies.append(latency)
             self._emit(latency)
         if not self.duplex:
+            # Half duplex: the VAD heard nothing while the reply played and starts afresh here,
+            # so the detector's count of samples moves on to where the next window starts.
             self.vad.reset()
-            self._detector.reset()
+            self._detector.reset(at=self._timeline.pos)
         # In push-to-talk the detector only dates where speech ended: what it hears without the
         # key (the reply's own echo, a cough) is no turn and must not keep the state at speaking.
         in_turn = self._detector.in_turn and self.mode != Mode.PUSH_TO_TALK

@@ -71,10 +71,15 @@ class TurnDetector:
         self.window = window
         self._ms = window * 1000 / rate
         self._neg = max(0.05, config.threshold - 0.15)  # hysteresis: speech ends below this
+        self._pos = 0  # samples of the stream pushed so far: the position every event reports
         self.reset()
 
-    def reset(self) -> None:
-        self._pos = 0
+    def reset(self, at: int | None = None) -> None:
+        """Forget the turn and any hold. The position goes on counting (events keep naming places
+        in the same stream), or moves to `at`: where the next window starts, when the VAD was
+        reset too (it drops the samples it held) or frames went by without being pushed."""
+        if at is not None:
+            self._pos = at
         # Recent windows' voicing and start positions: "Wait... stop!" is two short words with a
         # pause between, and the echo canceller ducks the first ~100 ms of speech over a reply;
         # counting voiced time over a short span instead of one unbroken run catches them, while
@@ -91,6 +96,10 @@ class TurnDetector:
         self._in_turn = False
         self._paused = False
         self.last_voiced_end = 0
+
+    @property
+    def position(self) -> int:
+        return self._pos
 
     @property
     def in_turn(self) -> bool:

@@ -55,26 +55,23 @@ class VirtualClock:
 
 
 class ScriptedVad:
-    """Speech probability per 512-sample window, read off `probability(position)` where
-    position counts samples of the stream since the rig started (resets drop pending samples,
-    as the real model does)."""
+    """Speech probability per 512-sample window, read off `probability(position)` where position
+    is the stream position of the window's first sample. The rig's frames carry their own stream
+    positions as sample values, so frames the session never pushes (half duplex while it speaks)
+    and resets (which drop the pending samples, as the real model does) keep it exact."""
 
     def __init__(self) -> None:
         self.probability = lambda position: 0.0
-        self.position = 0
-        self._pending = 0
+        self._pending = np.zeros(0, np.float32)
 
     def reset(self) -> None:
-        self._pending = 0
+        self._pending = np.zeros(0, np.float32)
 
     def push(self, samples: np.ndarray) -> list[float]:
-        self._pending += len(samples)
-        self.position += len(samples)
-        probs = []
-        while self._pending >= WINDOW:
-            self._pending -= WINDOW
-            probs.append(self.probability(self.position - self._pending - WINDOW))
-        return probs
+        buf = np.concatenate([self._pending, samples])
+        n = len(buf) // WINDOW
+        self._pending = buf[n * WINDOW :]
+        return [self.probability(int(buf[i * WINDOW])) for i in range(n)]
 
 
 class ScriptedJudge:
@@ -226,6 +223,7 @@ class Rig:
             judge=judge,
         )
         self.speech: list[tuple[int, int]] = []  # (start, end) sample positions the user speaks
+        self.position = 0  # samples of the stream so far; each frame's samples are their positions
         self.played = 0
         self.thread_errors: list[BaseException] = []
         self.auto_engine = True
@@ -235,7 +233,7 @@ class Rig:
     # ---- the user --------------------------------------------------------------------------
 
     def say_for(self, ms: int) -> None:
-        start = self.vad.position
+        start = self.position
         self.speech.append((start, start + RATE * ms // 1000))
         self.vad.probability = self._probability
         self.run(ms)
@@ -256,7 +254,9 @@ class Rig:
     def tick(self) -> None:
         self.clock.advance(FRAME / RATE)
         self.played += int(np.count_nonzero(self.playback.read(FRAME)))
-        self.session.feed(np.zeros(FRAME, np.float32), self.clock())
+        frame = np.arange(self.position, self.position + FRAME, dtype=np.float64).astype(np.float32)
+        self.position += FRAME
+        self.session.feed(frame, self.clock())
         self.settle()
         if self.auto_engine:
             for call in self.engine.calls:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.events import Mode, ReplyEnd, State, StateChanged
+from core.session import _SPEECH_TAIL
 from core.turns import TurnConfig
 from models.engine import (
     CancelToken,
@@ -313,6 +314,65 @@ def test_an_engine_error_is_shown_once_and_the_next_turn_works(thread_errors):
     assert not thread_errors and not rig.live_reply_threads()
 
 
+def _heard_span(call) -> tuple[int, int]:
+    """The stream positions of the audio a spoken turn handed the engine (the rig's samples are
+    their own positions), checked to be one unbroken stretch."""
+    audio = call.turn.audio
+    assert audio is not None and len(audio), f"call {call.number} got no audio"
+    assert np.all(np.diff(audio) == 1), f"call {call.number} got pieces of the stream, not one stretch"
+    return int(audio[0]), int(audio[-1]) + 1
+
+
+def _covers(span: tuple[int, int], speech: tuple[int, int]) -> bool:
+    """The span holds all of the speech, and not much after it (the tail and one VAD window)."""
+    return span[0] <= speech[0] and speech[1] <= span[1] <= speech[1] + _SPEECH_TAIL + 512
+
+
+def test_after_stops_and_typed_questions_a_spoken_turn_is_its_own_audio(thread_errors):
+    """Stop resets the turn detector; its positions must still name places in the same stream
+    (they once restarted from zero, and a later turn was handed audio from elsewhere, or none)."""
+    rig = Rig()
+    for i in range(6):
+        rig.session.say(f"typed {i}")
+        rig.run(300)
+        rig.session.stop()
+        rig.run(100)
+    rig.quiet_for(500)
+    rig.say_for(1500)
+    rig.quiet_for(3000)
+    spoken = [c for c in rig.engine.calls if c.turn.text is None]
+    assert spoken and _covers(_heard_span(spoken[-1]), rig.speech[-1])
+    assert rig.finished[-1].reason == ReplyEnd.COMPLETE
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_in_half_duplex_each_turn_after_a_reply_is_its_own_audio(thread_errors):
+    """Half duplex: the VAD hears nothing while the reply plays and is reset after it."""
+    rig = Rig(duplex=False)
+    for _ in range(3):
+        rig.quiet_for(400)
+        rig.say_for(1200)
+        rig.quiet_for(4000)
+    assert [f.reason for f in rig.finished].count(ReplyEnd.COMPLETE) == 3
+    asked = [m.text for m in rig.session.history if m.role == "user"]
+    answered = [c for c in rig.engine.calls if c.transcript in asked]
+    assert len(answered) == 3
+    for call, speech in zip(answered, rig.speech):
+        assert _covers(_heard_span(call), speech)
+    assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_new_turn_settings_keep_the_streams_positions(thread_errors):
+    rig = Rig()
+    rig.quiet_for(2000)
+    rig.session.set_turn_config(TurnConfig(end_of_turn_ms=1000))
+    rig.quiet_for(300)
+    rig.say_for(1200)
+    rig.quiet_for(3000)
+    assert _covers(_heard_span(rig.engine.calls[-1]), rig.speech[-1])
+    assert not thread_errors and not rig.live_reply_threads()
+
+
 # ---- random schedules -------------------------------------------------------------------------
 
 ACTIONS = st.one_of(
@@ -386,6 +446,11 @@ def check_invariants(rig: Rig, thread_errors: list) -> None:
             assert heard == said
     finished = rig.finished
     assert sum(f.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED) for f in finished) >= len(history) // 2
+    # Every spoken turn was handed one stretch of the stream that ends in speech or just after it.
+    for call in engine.calls:
+        if call.turn.text is None and call.turn.verbatim is None:
+            first, end = _heard_span(call)
+            assert any(a < end and end <= b + _SPEECH_TAIL + 512 for a, b in rig.speech), (call.number, first, end)
 
 
 # Schedules: 100, or 600 with --slow (tests/conftest.py; CI runs at least 500).
