@@ -4,7 +4,9 @@ in intelligibility, whether streaming leaves seams, and how much latency they ad
 Each reply is synthesized clause by clause, as the cascade streams it, so the chunk joins fall
 where they do in a real reply. Duration is counted in samples; pitch is the median frame-wise F0
 shift against the unstyled reply (core.style.pitch); intelligibility is the engine's own speech
-recognizer on styled against unstyled speech of the same renderings. Latency is the time until a
+recognizer on styled against unstyled speech of the same renderings. Seams: streamed against whole
+at the chunk joins, and the sample step at the joins of the stretcher's own segments (each a
+separate Rubber Band call, cross-faded at a quiet moment). Latency is the time until a
 clause chunk's first styled part is out (`pieces`, as the session hands it on), with the whole
 chunk's time and this thread's CPU time beside it (the machine may be shared),
 and the look-ahead the stretcher holds back at the end of each chunk until the next one comes.
@@ -122,6 +124,9 @@ def _stream(
     yield "seams", cut, "max_abs_diff_vs_whole", float(np.max(np.abs(audio[:common] - whole[:common])))
     yield "seams", cut, "length_difference_samples", float(len(audio) - len(whole))
     yield "seams", cut, "join_step_over_own_p999", _join_step(audio, np.cumsum([len(o) for o in outs])[:-1])
+    if cut == "clause chunks":  # the stretcher's own joins: where one call's segment meets the next
+        yield "seams", "segment joins", "join_step_over_own_p999", _join_step(audio, np.array(stream.joins, int))
+        yield "seams", "segment joins", "joins_per_second", len(stream.joins) * rate / max(1, len(audio))
 
 
 def _streaming(chunks: list[np.ndarray], audio: np.ndarray, rate: int, rng: np.random.Generator) -> Iterator[Row]:

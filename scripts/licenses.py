@@ -5,6 +5,7 @@ and licence texts, then the bundled models with their licences from the model re
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from importlib import metadata
@@ -68,6 +69,24 @@ def licence_texts(dist: metadata.Distribution) -> list[tuple[str, str]]:
     return texts
 
 
+def carried_libraries(dist: metadata.Distribution) -> list[str]:
+    """Native libraries a wheel carries inside it (auditwheel copies them in and lists them in the
+    wheel's SBOM, e.g. pedalboard.libs/): name and version. Their licences are not in the metadata:
+    the summary names them so they can be checked (pedalboard's: docs/packaging.md)."""
+    own = _canonical(dist.metadata["Name"])
+    found = []
+    for file in dist.files or []:
+        if ".dist-info/sboms/" in str(file) and file.name.endswith(".json"):
+            try:
+                sbom = json.loads(Path(file.locate()).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for part in sbom.get("components", []):
+                if _canonical(str(part.get("name", ""))) != own:
+                    found.append(f"{part.get('name')} {part.get('version', '')}".strip())
+    return found
+
+
 def render() -> str:
     out = [
         "Voice Companion is GPL-3.0-or-later (see LICENSE). It ships the libraries and models below,",
@@ -77,7 +96,12 @@ def render() -> str:
     ]
     dists = [d for d in dependency_closure("voice-companion") if _canonical(d.metadata["Name"]) != "voice-companion"]
     out.append("== Summary ==")
-    out += [f"{d.metadata['Name']} {d.version}: {licence_of(d)}" for d in dists]
+    for d in dists:
+        carried = carried_libraries(d)
+        out.append(
+            f"{d.metadata['Name']} {d.version}: {licence_of(d)}"
+            + (f" (carries {', '.join(carried)})" if carried else "")
+        )
     out += ["", "== Models =="]
     for asset in (get(i) for i in DEFAULT_ASSETS):
         packs = sorted(

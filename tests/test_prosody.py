@@ -77,8 +77,9 @@ def test_pitch_shifts_f0_and_keeps_duration(whole, semitones):
     assert abs(shift.cents - 100 * semitones) < 25, shift
 
 
-# Bit-exact, not "close": the stretcher is always fed the same fixed-size blocks from the start of
-# the reply, however the chunks are cut, so streaming does the same arithmetic as the whole.
+# Bit-exact, not "close": the reply is cut into stretcher calls at quiet moments found on a fixed
+# frame grid from the start of the reply, from the samples alone, however the chunks are cut, so
+# streaming does the same arithmetic as the whole.
 @pytest.mark.parametrize("speed,semitones", [(0.75, 0.0), (1.0, 4.0), (1.25, -4.0), (2.0, 12.0)])
 def test_streamed_reply_equals_the_whole_utterance(voice, whole, speed, semitones):
     chunks, rate = voice
