@@ -38,6 +38,7 @@ from models.engine import (
     single_threaded,
 )
 from core.audio.format import FRAME, RATE
+from models.devices import Machine
 
 WINDOW = 512
 SETTLE_S = 10.0  # a reply thread that is neither waiting nor gone by then is stuck: a deadlock
@@ -387,3 +388,13 @@ class FakeDevices:
         out = FakeSpeaker()
         self.speakers.append(out)
         return out
+
+
+# A Linux machine with an NVIDIA GPU as models.devices would find it (the device plans' tests).
+NVIDIA = Machine(
+    platform="linux",
+    torch_cuda=True,
+    llama_gpu="CUDA",
+    ct2_cuda=True,
+    onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+)

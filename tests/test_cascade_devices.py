@@ -3,17 +3,10 @@ receive, and faster-whisper falling back to the CPU when CUDA's cuBLAS is missin
 
 import pytest
 
-from models.devices import Machine, plan_devices
+from models.devices import plan_devices
+from tests.fakes import NVIDIA
 
 pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
-
-NVIDIA = Machine(
-    platform="linux",
-    torch_cuda=True,
-    llama_gpu="CUDA",
-    ct2_cuda=True,
-    onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-)
 
 
 @pytest.fixture(scope="module")

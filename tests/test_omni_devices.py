@@ -7,17 +7,11 @@ import pytest
 import torch
 
 from models.devices import Machine, Placement, gpu_failure, plan_devices, start_on_device
+from tests.fakes import NVIDIA
 from models.engine import CancelToken, ReplyDone, Style, UserTurn
 from test_omni_support import write_tiny
 
 CPU_ONLY = Machine(platform="linux")
-NVIDIA = Machine(
-    platform="linux",
-    torch_cuda=True,
-    llama_gpu="CUDA",
-    ct2_cuda=True,
-    onnx_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-)
 MAC = Machine(platform="darwin", torch_mps=True, llama_gpu="Metal")
 VULKAN = Machine(platform="linux", llama_gpu="Vulkan")
 LLAMA = ("chat_llm", "omni_llm")
