@@ -56,6 +56,18 @@ def fresh_voice():
 # directly or through another fixture, is in the `models` tier (`pytest -m "not models"` skips it).
 # `voices` (test_echo, test_linear_echo) is speech from the packaged Piper voice. Files whose tests
 # load models themselves say so with their own `pytestmark`.
+def run_cli(*args: str, timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`voice-companion ARGS` as a user runs it, from the checkout, with `env` added to ours."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
 MODEL_FIXTURES = {"stack", "speak", "voices"}
 
 

@@ -11,18 +11,13 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.conftest import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ},
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *words: str) -> None:

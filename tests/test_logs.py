@@ -17,6 +17,7 @@ import pytest
 import soundfile
 
 from core.logs import BACKUPS, CRASH_FILE, LOG_FILE, MAX_BYTES
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,14 +36,7 @@ def python(code: str, data: Path, *args: str, timeout: float = 60) -> subprocess
 
 
 def cli(data: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "VOICE_COMPANION_DATA": str(data)},
-    )
+    return run_cli(*args, timeout=timeout, env={"VOICE_COMPANION_DATA": str(data)})
 
 
 def test_the_log_is_in_the_data_folder_and_rotates(tmp_path):
