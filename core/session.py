@@ -210,18 +210,22 @@ class Session:
         self._barge_in_held_until = 0.0
         self._reply: _Reply | None = None
         self._last_thread: threading.Thread | None = None
+        self._closed = False
         self._numbers = itertools.count(1)
         self._lock = threading.RLock()
         self._outbox: list[CoreEvent] = []
         self._emitting = threading.RLock()
         with self._locked():
             self._set_state(State.LISTENING)
+            self._prime()
 
     # ---- settings that apply from the next turn on ----------------------------------------
 
     def set_style(self, style: Style) -> None:
         with self._lock:
-            self.style = style
+            changed, self.style = style != self.style, style
+            if changed:
+                self._prime()
 
     def set_turn_config(self, config: TurnConfig) -> None:
         with self._locked():
@@ -352,8 +356,12 @@ class Session:
             )
 
     def close(self) -> None:
-        """End the conversation: the reply stops and its thread is waited for (within one step)."""
+        """End the conversation: the reply stops and its thread is waited for (within one step);
+        the engine's idle preparation for a next reply is stopped too."""
+        with self._lock:
+            self._closed = True
         self.stop()
+        self.engine.lease.stop_idle()
         if self.judge is not None:
             self.judge.close()
         with self._lock:
@@ -479,6 +487,16 @@ class Session:
                 self._remember(reply.transcript, heard, interrupted=True)
         self._end(reply, outcome, heard)
 
+    def _prime(self) -> None:
+        """No reply is running: let the engine prepare the next one from the history and style
+        it will be given (idle work that any reply stops)."""
+        if self._reply is not None or self._closed:
+            return
+        try:
+            self.engine.prime(tuple(self.history), self.style)
+        except Exception:
+            log.exception("the engine could not prepare the next reply")
+
     def _remember(self, question: str, answer: str, interrupted: bool = False) -> None:
         """An exchange into the history the engine reads (it keeps what fits its own budget)."""
         self.history += [Message("user", question), Message("assistant", answer, interrupted=interrupted)]
@@ -572,6 +590,7 @@ class Session:
         self.replies_ended[outcome] += 1
         if self._reply is reply:
             self._reply = None
+            self._prime()
         if reply.committed:
             self._emit(ReplyFinished(text, outcome, detail, reply.transcript))
 

@@ -240,25 +240,57 @@ def single_threaded(method: _Method) -> _Method:
 
 class ModelLease:
     """Who may use an engine's models now: one reply's workers, or one other user (a warm-up, a
-    voice measurement). Taken by `respond` before it starts its workers and given back by the last
-    of them to finish, so a new reply starts only after the previous one's workers have let go."""
+    voice measurement), or idle work that prepares the next reply (`start_idle`). Taken by
+    `respond` before it starts its workers and given back by the last of them to finish, so a new
+    reply starts only after the previous one's workers have let go. Idle work is the lowest
+    priority: anyone who asks for the lease cancels it, and it ends within one of its steps."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._idle_lock = threading.Lock()
+        self._idle: CancelToken | None = None  # the idle work's token, waiting for the lease or holding it
 
     def take(self, token: CancelToken) -> float | None:
-        """Wait until the models are free; the seconds waited, or None if `token` was cancelled
-        first (then the lease is not held)."""
+        """Wait until the models are free (idle work is asked to stop); the seconds waited, or
+        None if `token` was cancelled first (then the lease is not held)."""
+        self._cancel_idle()
+        return self._acquire(token)
+
+    def _acquire(self, token: CancelToken) -> float | None:
         t0 = time.perf_counter()
         while not self._lock.acquire(timeout=POLL_S):
             if token.cancelled:
                 return None
         return time.perf_counter() - t0
 
+    def stop_idle(self) -> None:
+        """Cancel idle work, waiting or running (it ends within one of its steps)."""
+        self._cancel_idle()
+
+    def _cancel_idle(self) -> None:
+        with self._idle_lock:
+            if self._idle is not None:
+                self._idle.cancel()
+
+    def take_idle(self, token: CancelToken) -> bool:
+        """For idle work: wait for the lease behind everyone else; False if `token` was cancelled
+        first (by a later idle job or by anyone asking for the lease), then it is not held."""
+        with self._idle_lock:
+            if self._idle is not None:
+                self._idle.cancel()  # superseded: only the newest idle work is worth doing
+            self._idle = token
+        if self._acquire(token) is None:
+            return False
+        if token.cancelled:  # someone asked while this thread was getting it
+            self._lock.release()
+            return False
+        return True
+
     def give_back(self) -> None:
         self._lock.release()
 
     def __enter__(self) -> "ModelLease":
+        self._cancel_idle()
         self._lock.acquire()
         return self
 
@@ -384,12 +416,49 @@ def start_reply(
     yield from relay(events, token)
 
 
+@dataclass
+class IdleWork:
+    """Idle work handed to `start_idle`: its token, and `done` once it has returned or was dropped."""
+
+    token: CancelToken = field(default_factory=CancelToken)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def start_idle(lease: ModelLease, name: str, work: Callable[[CancelToken], None]) -> IdleWork:
+    """Run `work(token)` on a thread of its own once the models are free, as idle work (see
+    ModelLease): a reply that asks for the lease, or the next idle work, cancels the token, and
+    `work` must then return within one of its steps."""
+    idle = IdleWork()
+    events: queue.Queue[EngineEvent] = queue.Queue()  # a failure is logged by Workers; no one reads this
+
+    def run(token: CancelToken) -> None:
+        try:
+            work(token)
+        finally:
+            idle.done.set()
+
+    def wait_then_work() -> None:
+        if lease.take_idle(idle.token):
+            Workers(lease, events, name, idle.token).start(functools.partial(run, idle.token))
+        else:
+            idle.done.set()
+
+    threading.Thread(target=wait_then_work, daemon=True, name=f"{name}-wait").start()
+    return idle
+
+
 class Engine(Protocol):
     capabilities: Capabilities
     output_rate: int
     lease: ModelLease
 
     def respond(self, turn: UserTurn, style: Style, token: CancelToken) -> Iterator[EngineEvent]: ...
+
+    def prime(self, history: tuple[Message, ...], style: Style) -> None:
+        """The conversation is idle with this history and style: prepare what the next reply
+        will start from (the cascade evaluates its prompt's prefix) as idle work (`start_idle`),
+        so it never delays a reply. Returns at once; an engine with nothing to prepare does nothing."""
+        ...
 
     def speed_left(self, speed: float) -> float:
         """Only asked of engines with native_speed: the part of this speed their own control

@@ -27,6 +27,7 @@ from models.engine import (
     CancelToken,
     Capabilities,
     EndReason,
+    Message,
     ModelLease,
     ReplyAudio,
     ReplyDone,
@@ -165,10 +166,15 @@ class FakeEngine:
         self.calls: list[Call] = []
         self.clauses, self.clause_ms = clauses, clause_ms
         self.errors: list[BaseException] = []
+        self.primed: list[tuple[tuple[Message, ...], Style]] = []  # what the session let it prepare, in order
         self._lock = threading.Lock()
 
     def speed_left(self, speed: float) -> float:
         return 1.0
+
+    def prime(self, history: tuple[Message, ...], style: Style) -> None:
+        with self._lock:
+            self.primed.append((history, style))
 
     def script(self, number: int, turn: UserTurn) -> list:
         said = turn.text if turn.text is not None else f"question {number} of {len(turn.audio)} samples"

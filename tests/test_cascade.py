@@ -173,6 +173,73 @@ def test_the_next_turn_reads_only_its_own_tokens_from_a_warm_cache(engine):
     assert use.cached >= engine.chat.count_tokens(first)  # the history stayed
 
 
+def _long_history(n: int):
+    from models.engine import Message
+
+    return tuple(
+        Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
+        for i in range(n)
+    )
+
+
+def test_a_history_page_dropped_is_evaluated_before_the_question_comes(engine):
+    """When the oldest page of the history is dropped the prompt changes right after the system
+    text; evaluated while the user speaks (prime), the reply waits only for the question."""
+    from models.cascade.chat import HISTORY_PAGE
+    from models.engine import PromptTokens
+
+    question = "And what do you think?"
+
+    def start(history):
+        return engine.chat.build_messages(history, question)[1]["content"]
+
+    n = 20  # the first history long enough that two more messages move its start by a page
+    while start(_long_history(n)) == start(_long_history(n + 2)):
+        n += 2
+    before, after = _long_history(n), _long_history(n + 2)
+
+    def use_of(history):
+        token = CancelToken()
+        for event in engine.respond(UserTurn(text=question, history=history), Style(), token):
+            if isinstance(event, PromptTokens):
+                token.cancel()
+                with engine.lease:  # its workers have let go of the model
+                    return event
+
+    use_of(before)
+    unprimed = use_of(after)  # the page moved: the whole kept history is new to the cache
+    use_of(before)
+    engine.prime(after, Style())
+    assert engine.priming is not None and engine.priming.done.wait(120)
+    primed = use_of(after)
+    own = engine.chat.count_tokens(question)
+    assert unprimed.new > 10 * HISTORY_PAGE, unprimed
+    assert primed.new <= own + 12 and primed.cached >= unprimed.new, (primed, unprimed)
+
+
+def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
+    from models.cascade.chat import PRIME_EVAL_STEP
+
+    history = _long_history(10)
+    engine.chat.stream(engine.chat.build_messages((), "Hi."), CancelToken(), max_tokens=1)
+    token = CancelToken()
+    checks = []
+
+    class StopsAfterThreeSteps:
+        @property
+        def cancelled(self):
+            checks.append(1)
+            return len(checks) > 3
+
+    with engine.lease:
+        engine.chat.prime(history, StopsAfterThreeSteps())
+        evaluated = engine.chat._llm.n_tokens
+        whole = engine.chat.prime(history, token)
+    assert whole is not None
+    assert whole.cached == evaluated  # the next prompt found the stopped one's tokens in the cache
+    assert evaluated <= whole.cached + whole.new - 2 * PRIME_EVAL_STEP  # it did stop early
+
+
 class SteadyWriter:
     """Stands in for the chat model only: writes a fixed reply at a fixed pace, so the test can
     hold the engine's pacing to account. Voice and recognition stay the real packaged ones."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from models.engine import (
     ReplyText,
     StageTime,
     single_threaded,
+    start_idle,
     start_reply,
 )
 from models.engine import Style
@@ -446,6 +448,8 @@ def check_invariants(rig: Rig, thread_errors: list) -> None:
             assert heard == said
     finished = rig.finished
     assert sum(f.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED) for f in finished) >= len(history) // 2
+    # Back to listening, the engine was last asked to prepare for the history and style it has now.
+    assert engine.primed and engine.primed[-1] == (tuple(history), session.style)
     # Every spoken turn was handed one stretch of the stream that ends in speech or just after it.
     for call in engine.calls:
         if call.turn.text is None and call.turn.verbatim is None:
@@ -472,6 +476,88 @@ def test_random_schedules_keep_every_invariant(actions):
         check_invariants(rig, errors)
     finally:
         threading.excepthook = previous
+
+
+# ---- idle work: preparing the next reply -----------------------------------------------------
+
+
+def quick_reply(events: queue.Queue) -> None:
+    events.put(ReplyText("r"))
+    events.put(ReplyDone(EndReason.COMPLETE))
+
+
+def _eventually(condition, seconds: float = 5.0) -> bool:
+    """For a condition another thread makes true (no timing is asserted: only that it happens)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_idle_work_runs_when_the_models_are_free_and_a_reply_stops_it_within_a_step():
+    lease = ModelLease()
+    steps, in_step, step_may_end = [], threading.Event(), threading.Event()
+
+    def prime(token: CancelToken) -> None:
+        while not token.cancelled:
+            steps.append(threading.current_thread().name)
+            in_step.set()
+            step_may_end.wait(5)  # one step that ignores the token until it is over
+
+    idle = start_idle(lease, "prime", prime)
+    assert in_step.wait(5) and not lease.free
+    reply_events: list = []
+    reader = threading.Thread(target=lambda: reply_events.extend(start_reply(lease, CancelToken(), "r", quick_reply)))
+    reader.start()
+    reader.join(0.05)
+    assert idle.token.cancelled and not reply_events, "the reply started inside the idle work's step"
+    step_may_end.set()
+    reader.join(5)
+    assert idle.done.is_set() and len(steps) == 1
+    assert reply_events[-1] == ReplyDone(EndReason.COMPLETE) and lease.free
+
+
+def test_idle_work_waits_behind_a_reply_and_newer_idle_work_replaces_it():
+    lease = ModelLease()
+    ran: list[str] = []
+    with lease:  # a reply's workers hold the models
+        first = start_idle(lease, "p1", lambda token: ran.append("first"))
+        second = start_idle(lease, "p2", lambda token: ran.append("second"))
+        assert first.done.wait(5) and first.token.cancelled  # dropped while it waited
+        assert not second.done.is_set()
+    assert second.done.wait(5)
+    assert ran == ["second"]
+    assert _eventually(lambda: lease.free)
+
+
+def test_a_reply_asking_while_idle_work_waits_goes_first():
+    lease = ModelLease()
+    ran: list[str] = []
+    with lease:
+        idle = start_idle(lease, "p", lambda token: ran.append("idle"))
+        assert _eventually(lambda: lease._idle is idle.token)
+    events = list(start_reply(lease, CancelToken(), "r", quick_reply))
+    assert events[-1] == ReplyDone(EndReason.COMPLETE)
+    assert idle.done.wait(5) and ran == []
+
+
+def test_the_session_lets_the_engine_prepare_each_next_reply(thread_errors):
+    rig = Rig()
+    assert rig.engine.primed == [((), Style())]  # at the start: the system text alone
+    rig.say_for(1200)
+    rig.quiet_for(3000)
+    assert rig.engine.primed[-1] == (tuple(rig.session.history), Style())
+    assert len(rig.session.history) == 2
+    calm = Style(instruction="Speak calmly.")
+    rig.session.set_style(calm)
+    rig.session.set_style(calm)  # no change: nothing new to prepare
+    assert rig.engine.primed[-1] == (tuple(rig.session.history), calm)
+    assert [p for p in rig.engine.primed if p[1] == calm] == [rig.engine.primed[-1]]
+    primed = len(rig.engine.primed)
+    rig.session.close()
+    assert len(rig.engine.primed) == primed and not thread_errors  # closing prepares nothing
 
 
 def test_a_reply_thread_left_by_another_test_is_not_the_rigs(thread_errors):

@@ -33,15 +33,18 @@ from models.engine import (
     Capabilities,
     EndReason,
     EngineEvent,
+    IdleWork,
     ModelLease,
     ReplyAudio,
     ReplyDone,
     ReplyText,
     PromptTokens,
     StageTime,
+    Message,
     Style,
     TranscriptFinal,
     UserTurn,
+    start_idle,
     start_reply,
 )
 
@@ -159,6 +162,7 @@ class CascadeEngine:
         self.streaming = streaming
         self.output_rate = tts.rate
         self.lease = ModelLease()
+        self.priming: IdleWork | None = None  # the latest preparation of a next reply (see prime)
         self._pace = _Pace()
 
     @classmethod
@@ -197,6 +201,18 @@ class CascadeEngine:
                 pass
             self.tts.speed_curve()  # timed once per voice (a few seconds), then read from its folder
             self.chat.warm()
+
+    def prime(self, history: tuple[Message, ...], style: Style) -> None:
+        """Evaluate the next prompt's start (system text and kept history) while the user has the
+        floor: after a reply, or when the history's oldest page is dropped, that prefix is new
+        to llama.cpp's cache, and evaluating it when the question comes costs seconds on a CPU."""
+
+        def work(token: CancelToken) -> None:
+            use = self.chat.prime(history, token, style.persona, style.instruction)
+            if use is not None:
+                log.debug("primed the chat model: %d tokens cached, %d evaluated", use.cached, use.new)
+
+        self.priming = start_idle(self.lease, "cascade-prime", work)
 
     def speed_left(self, speed: float) -> float:
         """What Piper's length scale does not do of this speed (outside 0.87-1.15x it is not

@@ -28,6 +28,7 @@ from models.engine import (
     Capabilities,
     EndReason,
     EngineEvent,
+    Message,
     ModelLease,
     ReplyAudio,
     ReplyDone,
@@ -88,6 +89,9 @@ class OmniEngine:
             if calibrate is not None:  # llama.cpp: one call for both sequences, or one each?
                 row = self.backend.embed(step_ids(np.full(T.N_AUDIO, T.PAD_A), T.PAD_T))[0]
                 self.step_times = calibrate([row, row])
+
+    def prime(self, history: tuple[Message, ...], style: Style) -> None:
+        """Nothing to prepare: each reply's prompt is the user's own audio."""
 
     def speed_left(self, speed: float) -> float:
         """No speed control of its own (native_speed is False): the core's style makes up all of it."""
