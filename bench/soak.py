@@ -44,6 +44,7 @@ BARGE_EVERY = 4  # every 4th reply is cut into ...
 BARGE_AFTER_S = 1.5  # ... this far into its sound
 STYLE_EVERY = 5  # a new preset every 5 turns
 WARM_UP_MINUTES = 5.0  # memory and threads are compared from here on
+PATIENCE_S = 3.0  # after a turn the speaker waits this long for the reply to start before going on
 STALL_S = 120.0  # the engine gave no sound for this long (wall clock): stuck
 PROGRESS_MINUTES = 5  # a progress line on stderr this often (simulated minutes)
 
@@ -67,6 +68,7 @@ class _Plan:
     said: int = 0  # turns whose audio has been played to the end
     taken: set[int] = field(default_factory=set)  # turns the session took after they were said
     cut_mid_turn: int = 0  # the session took the turn while it was still being said
+    said_at: float | None = None  # virtual time the last turn's audio ended
 
     @property
     def over(self) -> bool:
@@ -75,7 +77,10 @@ class _Plan:
 
 class _Speaker:
     """The user's side: the turn's audio frame by frame, the gap after it, then silence while
-    waiting; every BARGE_EVERY-th reply is cut into BARGE_AFTER_S after it starts sounding."""
+    waiting; every BARGE_EVERY-th reply is cut into BARGE_AFTER_S after it starts sounding. As a
+    person does: a reply that starts while they are still in the middle of their turn does not
+    stop them (they talk on, over it), and after a turn they wait up to PATIENCE_S for the answer
+    before they go on."""
 
     end = 0
 
@@ -105,9 +110,13 @@ class _Speaker:
             self.replies += 1
             if plan.over:
                 return out
-        if not plan.in_gap and plan.cursor == 0 and self.clock() >= self.last_turn_by_s:
-            del plan.turns[plan.index :]  # the conversation has lasted its time: this turn is not said
-            return out
+        if not plan.in_gap and plan.cursor == 0:
+            if self.clock() >= self.last_turn_by_s:
+                del plan.turns[plan.index :]  # the conversation has lasted its time: this turn is not said
+                return out
+            unanswered = plan.index > 0 and plan.index - 1 not in plan.taken
+            if unanswered and plan.said_at is not None and self.clock() - plan.said_at < PATIENCE_S:
+                return out  # still waiting for the answer to the last turn
         piece = plan.gaps[plan.index] if plan.in_gap else plan.turns[plan.index]
         part = piece[plan.cursor : plan.cursor + n]
         out[: len(part)] = part
@@ -115,7 +124,7 @@ class _Speaker:
         if plan.cursor >= len(piece):
             plan.cursor = 0
             if not plan.in_gap:
-                plan.said = plan.index + 1
+                plan.said, plan.said_at = plan.index + 1, self.clock()
             if plan.in_gap:
                 plan.in_gap, plan.index = False, plan.index + 1
             else:
@@ -125,16 +134,14 @@ class _Speaker:
         return out
 
     def turn_taken(self) -> None:
-        """The session took the turn: the last turn said, or the one being said (cut short)."""
+        """The session took the turn: the last turn said (then the speaker waits for the reply),
+        or the one being said, too early (then the speaker talks on)."""
         plan = self.plan
-        if (
-            plan.said > 0
-            and plan.said - 1 not in plan.taken
-            and (plan.in_gap or plan.over or (plan.index == plan.said and plan.cursor == 0))
-        ):
-            plan.taken.add(plan.said - 1)
-        else:
+        if not plan.in_gap and plan.cursor > 0:
             plan.cut_mid_turn += 1
+            return
+        if plan.said > 0 and plan.said - 1 not in plan.taken:
+            plan.taken.add(plan.said - 1)
         plan.waiting = True
 
     def reply_sounding(self) -> None:
@@ -237,10 +244,12 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         "wall_seconds": round(wall, 1),
         "faster_than_real_time": round(clock() / wall, 2),
         "turns_asked": len(plan.turns),
-        # Every turn is taken after it was said, or ran into the next turn (the gap after it was
-        # not heard as the end of a turn); a turn taken while still being said was cut short.
+        # Every turn is taken after it was said, or ran into the next turn (no reply started
+        # within PATIENCE_S after it); a take while the turn was still being said was too early
+        # (the speaker talked on over it).
         "turns_taken": len(plan.taken),
         "turns_run_together": len(plan.turns) - len(plan.taken),
+        "turns_not_taken": sorted(set(range(len(plan.turns))) - plan.taken),
         "cut_mid_turn": plan.cut_mid_turn,
         "barge_ins": speaker.barge_ins,
         "replies_started": session.replies_started,
@@ -249,6 +258,15 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         "errors": [f.detail for f in finished if f.reason == ReplyEnd.ERROR],
         # How long a reply waited for the previous one's workers to let go of the models.
         "handover_ms": summary([lat.stages["handover"] for lat in session.latencies if "handover" in lat.stages]),
+        # What each heard reply's prompt found in the chat model's cache and what it evaluated
+        # after the turn (the engine prepares the next prompt while the user speaks).
+        "prompt_tokens_new": summary([lat.prompt_tokens["new"] for lat in session.latencies if lat.prompt_tokens]),
+        "prompt_tokens_cached": summary(
+            [lat.prompt_tokens["cached"] for lat in session.latencies if lat.prompt_tokens]
+        ),
+        "first_token_ms": summary(
+            [lat.stages["llm_first_token"] for lat in session.latencies if "llm_first_token" in lat.stages]
+        ),
         "stalls": stalled,
         "memory_mb": {
             "after_warm_up": round(warm.get("rss_mb", float("nan")), 1),

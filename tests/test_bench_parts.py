@@ -4,7 +4,7 @@ replies, and no new turn once the conversation's time is up. bench duplex's gap 
 
 import numpy as np
 
-from bench.soak import BARGE_AFTER_S, BARGE_EVERY, _Plan, _Speaker
+from bench.soak import BARGE_AFTER_S, BARGE_EVERY, PATIENCE_S, _Plan, _Speaker
 from core.audio.format import FRAME
 from core.audio.simulated import VirtualClock
 
@@ -83,6 +83,29 @@ def test_a_turn_already_started_is_said_to_its_end():
     speaker = _Speaker(plan, clock, last_turn_by_s=0.02)
     assert _play(speaker, clock, 7) == [1] * 6 + [0]
     assert len(plan.turns) == 2  # cut only at a turn's start, and the next turn has not started
+
+
+def test_a_reply_started_in_the_middle_of_a_turn_does_not_stop_the_speaker():
+    clock = VirtualClock()
+    plan = _plan(2, frames=4)
+    speaker = _Speaker(plan, clock)
+    assert _play(speaker, clock, 2) == [1, 1]
+    speaker.turn_taken()  # too early: half the turn is still to come
+    assert plan.cut_mid_turn == 1 and not plan.waiting and not plan.taken
+    assert _play(speaker, clock, 3) == [1, 1, 0]  # talks on to the turn's end, then its gap
+    speaker.turn_taken()  # now the turn is over: taken, and the speaker waits for the answer
+    assert plan.taken == {0} and plan.waiting
+
+
+def test_after_a_turn_the_speaker_waits_for_the_answer_before_going_on():
+    clock = VirtualClock()
+    plan = _plan(2)
+    speaker = _Speaker(plan, clock)
+    wait = int(PATIENCE_S / clock.period)
+    heard = _play(speaker, clock, 3 + wait + 2)
+    assert heard[: 3 + wait - 1] == [1] * 3 + [0] * (wait - 1)  # the turn, then silence: the gap and a wait
+    assert heard[-2:] == [2, 2]  # no answer came: the speaker goes on
+    assert plan.taken == set()  # ... and the first turn was never taken
 
 
 def test_the_gap_log_notes_where_in_the_reply_each_run_of_underruns_came():

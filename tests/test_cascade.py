@@ -7,7 +7,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.engine import CancelToken, ReplyAudio, ReplyDone, ReplyText, StageTime, Style, TranscriptFinal, UserTurn
+from models.engine import (
+    CancelToken,
+    Message,
+    PromptTokens,
+    ReplyAudio,
+    ReplyDone,
+    ReplyText,
+    StageTime,
+    Style,
+    TranscriptFinal,
+    UserTurn,
+)
 from tests.conftest import word_error
 
 pytestmark = pytest.mark.models  # loads the real models (see the marker in pyproject.toml)
@@ -93,7 +104,6 @@ def test_silence_gives_an_empty_reply(engine):
 
 
 def test_history_is_used_and_kept_within_budget(engine):
-    from models.engine import Message
 
     history = tuple(Message("user" if i % 2 == 0 else "assistant", f"Filler line number {i} " * 20) for i in range(60))
     messages = engine.chat.build_messages(history, "And my name?")
@@ -125,7 +135,6 @@ def test_the_history_is_dropped_a_page_at_a_time(engine):
     """As the conversation grows past the budget the first kept message moves in steps of a page,
     so most turns' prompts begin exactly as the previous turn's did."""
     from models.cascade.chat import HISTORY_PAGE
-    from models.engine import Message
 
     history = [
         Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
@@ -148,7 +157,6 @@ def test_the_next_turn_reads_only_its_own_tokens_from_a_warm_cache(engine):
     """The system prompt and the history stay in llama.cpp's cache: the next turn evaluates only
     the new question (and the previous reply's closing), also after a reply that was prepared at
     a pause and thrown away."""
-    from models.engine import Message, PromptTokens
 
     def prompt_of(turn):
         events = list(engine.respond(turn, Style(), CancelToken()))
@@ -174,46 +182,92 @@ def test_the_next_turn_reads_only_its_own_tokens_from_a_warm_cache(engine):
 
 
 def _long_history(n: int):
-    from models.engine import Message
-
     return tuple(
         Message("user" if i % 2 == 0 else "assistant", f"Line {i}: " + "words to fill the budget " * 6)
         for i in range(n)
     )
 
 
-def test_a_history_page_dropped_is_evaluated_before_the_question_comes(engine):
+def _prompt_use(engine, history, question, style=Style()):
+    """The prompt's use of the cache for this turn (the reply is cancelled at its first token)."""
+
+    token = CancelToken()
+    for event in engine.respond(UserTurn(text=question, history=history), style, token):
+        if isinstance(event, PromptTokens):
+            token.cancel()
+            with engine.lease:  # its workers have let go of the model
+                return event
+
+
+TOPICS = 3 * [
+    "the weather in Lisbon",
+    "how to bake bread",
+    "the history of jazz",
+    "learning Spanish",
+    "my cat Tom",
+    "running a marathon",
+    "the moon landing",
+    "growing tomatoes",
+    "chess openings",
+    "the best pizza",
+    "saving money",
+    "sleep habits",
+    "electric cars",
+    "the ocean",
+    "ancient Rome",
+]
+
+
+def _chat_history(name_at: int):
+    history = []
+    for i, topic in enumerate(TOPICS):
+        said = f"Tell me something about {topic}." + (
+            " By the way, my name is Alice and I am a nurse." if i == name_at else ""
+        )
+        history += [
+            Message("user", said),
+            Message("assistant", f"Sure. A short thought about {topic}: it is a rich subject with a long story."),
+        ]
+    return tuple(history)
+
+
+def test_a_dropped_history_page_is_moved_in_the_cache_not_evaluated_again(engine):
     """When the oldest page of the history is dropped the prompt changes right after the system
-    text; evaluated while the user speaks (prime), the reply waits only for the question."""
-    from models.cascade.chat import HISTORY_PAGE
-    from models.engine import PromptTokens
+    text; the rest of the history is still in the cache, moved back over the gap, and the model
+    reads it as before (it still knows what the user said in it)."""
+    question = "What is my name and what do I do?"
+    history = _chat_history(name_at=12)
 
-    question = "And what do you think?"
+    def start(n):
+        return engine.chat.build_messages(history[:n], question)[1]["content"]
 
-    def start(history):
-        return engine.chat.build_messages(history, question)[1]["content"]
-
-    n = 20  # the first history long enough that two more messages move its start by a page
-    while start(_long_history(n)) == start(_long_history(n + 2)):
+    n = 16  # the first history long enough that two more messages move its start by a page
+    while start(n) == start(n + 2):
         n += 2
-    before, after = _long_history(n), _long_history(n + 2)
+    assert n + 2 > 2 * 12 + 1, "the name must be in what is kept"
+    _prompt_use(engine, history[:n], question)
+    events = list(engine.respond(UserTurn(text=question, history=history[: n + 2]), Style(), CancelToken()))
+    use = next(e for e in events if isinstance(e, PromptTokens))
+    reply = "".join(e.delta for e in events if isinstance(e, ReplyText))
+    added = sum(engine.chat.count_tokens(m.text) + 8 for m in history[n : n + 2])
+    assert use.new <= added + engine.chat.count_tokens(question) + 16, use
+    assert use.cached > 5 * use.new, use
+    assert "alice" in reply.lower(), reply
 
-    def use_of(history):
-        token = CancelToken()
-        for event in engine.respond(UserTurn(text=question, history=history), Style(), token):
-            if isinstance(event, PromptTokens):
-                token.cancel()
-                with engine.lease:  # its workers have let go of the model
-                    return event
 
-    use_of(before)
-    unprimed = use_of(after)  # the page moved: the whole kept history is new to the cache
-    use_of(before)
-    engine.prime(after, Style())
+def test_a_new_style_is_evaluated_before_the_question_comes(engine):
+    """A new instruction (an emotion) changes the system text, so the whole history after it is
+    new to the cache; primed while the user speaks, the reply waits only for its question."""
+    history, question = _long_history(12), "And what do you think?"
+    calm, cheerful = Style(instruction="Speak calmly."), Style(instruction="Sound cheerful and warm.")
+    _prompt_use(engine, history, question, calm)
+    unprimed = _prompt_use(engine, history, question, cheerful)
+    _prompt_use(engine, history, question, calm)
+    engine.prime(history, cheerful)
     assert engine.priming is not None and engine.priming.done.wait(120)
-    primed = use_of(after)
+    primed = _prompt_use(engine, history, question, cheerful)
     own = engine.chat.count_tokens(question)
-    assert unprimed.new > 10 * HISTORY_PAGE, unprimed
+    assert unprimed.new > 300, unprimed
     assert primed.new <= own + 12 and primed.cached >= unprimed.new, (primed, unprimed)
 
 
@@ -221,7 +275,6 @@ def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
     from models.cascade.chat import PRIME_EVAL_STEP
 
     history = _long_history(10)
-    engine.chat.stream(engine.chat.build_messages((), "Hi."), CancelToken(), max_tokens=1)
     token = CancelToken()
     checks = []
 
@@ -232,6 +285,7 @@ def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
             return len(checks) > 3
 
     with engine.lease:
+        list(engine.chat.stream(engine.chat.build_messages((), "Hi."), CancelToken(), max_tokens=1))
         engine.chat.prime(history, StopsAfterThreeSteps())
         evaluated = engine.chat._llm.n_tokens
         whole = engine.chat.prime(history, token)

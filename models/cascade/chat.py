@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 from models.engine import Cancelled, CancelToken, Message, single_threaded, stop_if_cancelled
 
@@ -44,6 +46,36 @@ QUESTION_RESERVE_TOKENS = 120
 # priming, which any reply interrupts, uses the short one.
 REPLY_EVAL_STEP = 64
 PRIME_EVAL_STEP = 16
+# The fewest tokens a stretch of the cache must share with the prompt to be moved rather than
+# evaluated again (see moved_stretch).
+MIN_MOVED_TOKENS = 32
+
+
+def moved_stretch(cached: Sequence[int], prompt: Sequence[int]) -> tuple[int, int, int] | None:
+    """Where `prompt` is the `cached` tokens with a stretch cut out after their shared start (the
+    history's oldest page dropped after the system text): (shared, gap_end, run) such that
+    cached[:shared] == prompt[:shared] and cached[gap_end : gap_end + run] == prompt[shared :
+    shared + run], with the longest such run of at least MIN_MOVED_TOKENS; None if there is none."""
+    shared = 0
+    for a, b in zip(cached, prompt):
+        if a != b:
+            break
+        shared += 1
+    if shared >= len(cached) or len(prompt) - shared < MIN_MOVED_TOKENS:
+        return None
+    old = np.asarray(cached, np.int64)
+    want = np.asarray(prompt[shared : shared + MIN_MOVED_TOKENS], np.int64)
+    if len(old) - shared - 1 < MIN_MOVED_TOKENS:
+        return None
+    windows = np.lib.stride_tricks.sliding_window_view(old[shared + 1 :], MIN_MOVED_TOKENS)
+    best: tuple[int, int, int] | None = None
+    for start in np.flatnonzero((windows == want).all(axis=1)) + shared + 1:
+        run = MIN_MOVED_TOKENS
+        while start + run < len(old) and shared + run < len(prompt) and old[start + run] == prompt[shared + run]:
+            run += 1
+        if best is None or run > best[2]:
+            best = (shared, int(start), run)
+    return best
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,29 @@ def _llama_class() -> type:
 
         def generate(self, tokens, *args, **kwargs):
             self.prompt_use = None
+            self._move_kept_stretch(list(tokens))
             return super().generate(tokens, *args, **kwargs)
+
+        def _move_kept_stretch(self, tokens: list[int]) -> None:
+            """When the prompt drops a stretch of what the cache holds (the oldest page of the
+            history), the cache's part after that stretch is moved back over the gap instead of
+            being evaluated again: llama.cpp shifts the keys' positions (as its server does with
+            cache reuse). The moved tokens keep what they computed while the dropped stretch was
+            still before them, an approximation the model reads as earlier context; generate()
+            then finds the moved part as a shared prefix and evaluates only what follows."""
+            import llama_cpp
+
+            found = moved_stretch(self.input_ids[: self.n_tokens].tolist(), tokens)
+            if found is None or not llama_cpp.llama_memory_can_shift(self._ctx.memory):
+                return
+            shared, gap_end, run = found
+            if not self._ctx.kv_cache_seq_rm(0, shared, gap_end):
+                return
+            self._ctx.kv_cache_seq_shift(0, gap_end, gap_end + run, shared - gap_end)
+            self._ctx.kv_cache_seq_rm(0, shared + run, -1)
+            self.input_ids[shared : shared + run] = self.input_ids[gap_end : gap_end + run].copy()
+            self.n_tokens = shared + run
+            self._requires_eval = True  # the last logits are not the moved part's: never sample from them
 
         def eval(self, tokens) -> None:
             if self.prompt_use is None:
