@@ -60,20 +60,25 @@ ROOMS = [  # laptop-like rooms with different echo paths
 
 
 class _GapLog(PlaybackQueue):
-    """The playback queue, noting each run of underruns: how far into its reply it came (seconds
-    of the reply played) and how many device reads it lasted."""
+    """The playback queue, noting each run of underruns: in which reply (counted from 1), how far
+    into it it came (seconds of the reply played) and how many device reads it lasted."""
 
     def __init__(self, device_rate: int) -> None:
         super().__init__(device_rate)
         self.gaps: list[dict] = []
         self._open: dict | None = None
+        self.replies = 0
+
+    def begin_reply(self) -> None:
+        self.replies += 1
+        super().begin_reply()
 
     def read(self, n: int) -> np.ndarray:
         before = self.underruns
         out = super().read(n)
         if self.underruns > before:
             if self._open is None:
-                self._open = {"at_s": round(self.played / self.device_rate, 3), "reads": 0}
+                self._open = {"reply": self.replies, "at_s": round(self.played / self.device_rate, 3), "reads": 0}
                 self.gaps.append(self._open)
             self._open["reads"] += 1
         else:

@@ -123,7 +123,7 @@ def test_the_gap_log_notes_where_in_the_reply_each_run_of_underruns_came():
     playback.write(np.full(3200, 0.1, np.float32), 48000)
     playback.read(1600)  # sound again: the gap is closed
     playback.read(3200)  # half of it there: a second gap, after 0.1 + 0.0667 s of sound
-    assert playback.gaps == [{"at_s": 0.1, "reads": 3}, {"at_s": 0.167, "reads": 1}]
+    assert playback.gaps == [{"reply": 1, "at_s": 0.1, "reads": 3}, {"reply": 1, "at_s": 0.167, "reads": 1}]
     playback.end_reply()
     playback.read(1600)  # after the reply's end an empty read is no underrun
     assert len(playback.gaps) == 2

@@ -11,6 +11,7 @@ The two workers hold the engine's lease: the next reply's workers start when bot
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -66,8 +67,11 @@ class _Pace:
 
     MARGIN_S = 0.25  # delivery and the device's own blocks between taking in and playing
     LEARN = 0.2  # weight of the newest measurement in each running rate
-    RISE = 0.5  # weight of a longer-than-expected time to the next clause: a gap costs more than a wait
     HOLD_MAX_S = 0.6  # the longest the first clause is held back
+    NEXT_KEPT = 12  # the latest times from the first clause to the second, kept
+    # The hold plans for all but the slowest tenth of them: the time varies with the second
+    # clause's length, and planning for the average left a gap after one reply in fifteen.
+    NEXT_QUANTILE = 0.9
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -77,6 +81,7 @@ class _Pace:
         self.audio_seconds_per_char = 0.06  # the packaged voice speaks ~0.05 s per character
         self.take_seconds_per_audio_second = 0.0  # the caller's own time per second of audio
         self.next_clause_s = 1.0  # from the first clause's audio made to the second's: a cautious start, learnt
+        self._next_times: collections.deque[float] = collections.deque(maxlen=self.NEXT_KEPT)
         self._planned = False  # _runs_out_at is a held clause's plan, not yet taken in
 
     def begin(self) -> None:
@@ -95,9 +100,14 @@ class _Pace:
         self.audio_seconds_per_char += self.LEARN * (audio_seconds / chars - self.audio_seconds_per_char)
 
     def next_made(self, seconds: float) -> None:
-        """The second clause's audio was made `seconds` after the first's."""
-        weight = self.RISE if seconds > self.next_clause_s else self.LEARN
-        self.next_clause_s += weight * (seconds - self.next_clause_s)
+        """The second clause's audio was made `seconds` after the first's: the expected time is
+        the NEXT_QUANTILE of the latest ones (until there are three, the longest yet or the
+        cautious start)."""
+        self._next_times.append(seconds)
+        if len(self._next_times) < 3:
+            self.next_clause_s = max(self.next_clause_s, seconds)
+        else:
+            self.next_clause_s = float(np.quantile(self._next_times, self.NEXT_QUANTILE))
 
     def hold_for(self, first_seconds: float) -> float:
         """How long to hold back a first clause of `first_seconds` so that it lasts until the
