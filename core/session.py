@@ -361,7 +361,7 @@ class Session:
         with self._lock:
             self._closed = True
         self.stop()
-        self.engine.lease.stop_idle()
+        self.engine.lease.stop_idle(CLOSE_WAIT_S)
         if self.judge is not None:
             self.judge.close()
         with self._lock:

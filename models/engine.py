@@ -248,7 +248,7 @@ class ModelLease:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle_lock = threading.Lock()
-        self._idle: CancelToken | None = None  # the idle work's token, waiting for the lease or holding it
+        self._idle: IdleWork | None = None  # the newest idle work, waiting for the lease, holding it or done
 
     def take(self, token: CancelToken) -> float | None:
         """Wait until the models are free (idle work is asked to stop); the seconds waited, or
@@ -263,25 +263,32 @@ class ModelLease:
                 return None
         return time.perf_counter() - t0
 
-    def stop_idle(self) -> None:
-        """Cancel idle work, waiting or running (it ends within one of its steps)."""
-        self._cancel_idle()
-
     def _cancel_idle(self) -> None:
         with self._idle_lock:
             if self._idle is not None:
-                self._idle.cancel()
+                self._idle.token.cancel()
 
-    def take_idle(self, token: CancelToken) -> bool:
-        """For idle work: wait for the lease behind everyone else; False if `token` was cancelled
-        first (by a later idle job or by anyone asking for the lease), then it is not held."""
+    def stop_idle(self, timeout: float = 0.0) -> None:
+        """Cancel idle work, waiting or running, and wait up to `timeout` seconds for its thread
+        to end (it ends within one of its steps)."""
+        with self._idle_lock:
+            idle = self._idle
+        if idle is not None:
+            idle.stop(timeout)
+
+    def queue_idle(self, idle: IdleWork) -> None:
+        """`idle` is now the idle work: an earlier one is dropped (only the newest is worth doing)."""
         with self._idle_lock:
             if self._idle is not None:
-                self._idle.cancel()  # superseded: only the newest idle work is worth doing
-            self._idle = token
-        if self._acquire(token) is None:
+                self._idle.token.cancel()
+            self._idle = idle
+
+    def take_idle(self, idle: IdleWork) -> bool:
+        """For idle work (queued first): wait for the lease behind everyone else; False if its
+        token was cancelled first (by later idle work or anyone asking for the lease)."""
+        if self._acquire(idle.token) is None:
             return False
-        if token.cancelled:  # someone asked while this thread was getting it
+        if idle.token.cancelled:  # someone asked while this thread was getting it
             self._lock.release()
             return False
         return True
@@ -367,7 +374,7 @@ class Workers:
 # process alive), but a daemon thread still inside llama.cpp or onnxruntime while the interpreter
 # tears the models down crashes the process at exit; so at exit every live reply is cancelled
 # and its threads are given a moment to leave the model (each stops within one step).
-_LIVE: set[Workers] = set()
+_LIVE: set[Workers | IdleWork] = set()
 _LIVE_LOCK = threading.Lock()
 EXIT_WAIT_S = 2.0
 
@@ -416,12 +423,19 @@ def start_reply(
     yield from relay(events, token)
 
 
-@dataclass
+@dataclass(eq=False)  # one object per job (kept in sets, compared by identity)
 class IdleWork:
-    """Idle work handed to `start_idle`: its token, and `done` once it has returned or was dropped."""
+    """Idle work handed to `start_idle`: its token, its thread, and `done` once it has returned
+    (or was dropped) and let go of the models."""
 
     token: CancelToken = field(default_factory=CancelToken)
     done: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop(self, timeout: float) -> None:
+        self.token.cancel()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
 
 def start_idle(lease: ModelLease, name: str, work: Callable[[CancelToken], None]) -> IdleWork:
@@ -429,21 +443,27 @@ def start_idle(lease: ModelLease, name: str, work: Callable[[CancelToken], None]
     ModelLease): a reply that asks for the lease, or the next idle work, cancels the token, and
     `work` must then return within one of its steps."""
     idle = IdleWork()
-    events: queue.Queue[EngineEvent] = queue.Queue()  # a failure is logged by Workers; no one reads this
 
-    def run(token: CancelToken) -> None:
+    def run() -> None:
         try:
-            work(token)
+            if not lease.take_idle(idle):
+                return
+            with _LIVE_LOCK:
+                _LIVE.add(idle)
+            try:
+                work(idle.token)
+            except Exception:
+                log.exception("idle work %s failed", name)
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.discard(idle)
+                lease.give_back()
         finally:
             idle.done.set()
 
-    def wait_then_work() -> None:
-        if lease.take_idle(idle.token):
-            Workers(lease, events, name, idle.token).start(functools.partial(run, idle.token))
-        else:
-            idle.done.set()
-
-    threading.Thread(target=wait_then_work, daemon=True, name=f"{name}-wait").start()
+    lease.queue_idle(idle)
+    idle.thread = threading.Thread(target=run, daemon=True, name=name)
+    idle.thread.start()
     return idle
 
 

@@ -535,12 +535,17 @@ def test_idle_work_waits_behind_a_reply_and_newer_idle_work_replaces_it():
 def test_a_reply_asking_while_idle_work_waits_goes_first():
     lease = ModelLease()
     ran: list[str] = []
-    with lease:
+    events: list = []
+    with lease:  # a reply's workers hold the models; idle work and another reply wait
         idle = start_idle(lease, "p", lambda token: ran.append("idle"))
-        assert _eventually(lambda: lease._idle is idle.token)
-    events = list(start_reply(lease, CancelToken(), "r", quick_reply))
+        reader = threading.Thread(target=lambda: events.extend(start_reply(lease, CancelToken(), "r", quick_reply)))
+        reader.start()
+        assert _eventually(lambda: idle.token.cancelled)  # asking for the lease dropped the idle work
+    reader.join(5)
     assert events[-1] == ReplyDone(EndReason.COMPLETE)
     assert idle.done.wait(5) and ran == []
+    lease.stop_idle(5)
+    assert not idle.thread.is_alive() and lease.free
 
 
 def test_the_session_lets_the_engine_prepare_each_next_reply(thread_errors):
