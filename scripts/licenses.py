@@ -61,7 +61,8 @@ def licence_of(dist: metadata.Distribution) -> str:
 def licence_texts(dist: metadata.Distribution) -> list[tuple[str, str]]:
     texts = []
     for file in dist.files or []:
-        if ".dist-info/" in str(file) and _LICENCE_FILE.search(file.name):
+        # Not the bytecode of a licence kept as Python (av's licenses/AUTHORS.py has its __pycache__).
+        if ".dist-info/" in str(file) and _LICENCE_FILE.search(file.name) and file.suffix != ".pyc":
             try:
                 texts.append((str(file), Path(file.locate()).read_text(encoding="utf-8", errors="replace")))
             except OSError:

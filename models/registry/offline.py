@@ -24,6 +24,9 @@ OFFLINE_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",  # a stored token is never sent unasked
+    # onnxruntime (1.32) otherwise keeps a device id and a telemetry store in ~/.cache/Microsoft,
+    # outside the app's data folder, where uninstalling the app would leave them.
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 
 _online_lock = threading.Lock()
