@@ -87,7 +87,7 @@ def load_cascade(
     with). `compute`: the setting the device plan (models.devices) is made from."""
     from models.cascade.chat import ChatConfig
     from models.cascade.engine import CascadeEngine, CascadePaths
-    from models.devices import plan_devices
+    from models.devices import plan_devices, probe_machine
 
     store = store or ModelStore()
     paths = CascadePaths(
@@ -100,7 +100,7 @@ def load_cascade(
         chat_config or ChatConfig(threads=threads()),
         streaming=streaming,
         threads=threads(),
-        plan=plan_devices(compute),
+        plan=plan_devices(compute, probe_machine(torch=False)),  # the cascade has no torch model
     )
 
 

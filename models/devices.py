@@ -196,14 +196,16 @@ def _onnx(compute: str, m: Machine) -> Placement:
 # ---- what this machine has ----------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def probe_machine() -> Machine:
-    """Asks each library once; a library that cannot answer counts as CPU only (logged)."""
+@functools.lru_cache(maxsize=2)
+def probe_machine(torch: bool = True) -> Machine:
+    """Asks each library once; a library that cannot answer counts as CPU only (logged).
+    `torch=False` leaves torch out (its placements then say CPU): importing it takes seconds,
+    and only Mini-Omni uses it."""
     return Machine(
         platform=sys.platform,
-        torch_cuda=_ask(_torch_cuda),
-        torch_mps=_ask(_torch_mps),
-        cpu_bf16=_ask(_cpu_bf16),
+        torch_cuda=torch and _ask(_torch_cuda),
+        torch_mps=torch and _ask(_torch_mps),
+        cpu_bf16=torch and _ask(_cpu_bf16),
         llama_gpu=_ask(llama_gpu_backend, None),
         ct2_cuda=_ask(_ct2_cuda),
         onnx_providers=_ask(_onnx_providers, CPU_PROVIDERS),

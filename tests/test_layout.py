@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +162,22 @@ def test_the_benchmarks_find_the_repository_files():
     assert latency.QUESTIONS == ROOT / "assets" / "questions" == duplex.QUESTIONS
     assert sorted(latency.QUESTIONS.glob("q*.flac"))
     assert natural.CACHE_DIR == ROOT / ".cache" / "natural"
+
+
+@pytest.mark.models
+def test_the_default_engine_starts_without_importing_torch():
+    """torch takes seconds to import and only Mini-Omni uses it: the cascade, the voice activity
+    model and the end-of-turn model start (and are placed on devices) without it."""
+    code = """
+        import sys
+        from core.audio.turn_end import load_turn_judge
+        from core.audio.vad import load_vad
+        from core.engines import load_cascade
+        load_cascade(), load_vad(), load_turn_judge()
+        print("torch" in sys.modules)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"

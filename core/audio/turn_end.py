@@ -133,6 +133,6 @@ def load_turn_judge(store: ModelStore | None = None) -> TurnJudge:
 
 @functools.lru_cache(maxsize=2)
 def _smart_turn(path: Path) -> SmartTurn:
-    from models.devices import plan_devices
+    from models.devices import plan_devices, probe_machine
 
-    return SmartTurn(path, providers=plan_devices("auto").turn_model.providers)
+    return SmartTurn(path, providers=plan_devices("auto", probe_machine(torch=False)).turn_model.providers)

@@ -56,7 +56,10 @@ class SileroVad:
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:
     """Silero VAD from the installed models, on the CPU (it is called every frame)."""
-    from models.devices import plan_devices
+    from models.devices import plan_devices, probe_machine
 
     store = store or ModelStore()
-    return SileroVad(store.ensure("silero-vad") / "silero_vad.onnx", providers=plan_devices("auto").vad.providers)
+    return SileroVad(
+        store.ensure("silero-vad") / "silero_vad.onnx",
+        providers=plan_devices("auto", probe_machine(torch=False)).vad.providers,
+    )
