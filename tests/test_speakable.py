@@ -75,11 +75,3 @@ def test_a_clause_is_not_cut_early_below_the_fewest_words():
     splitter.push("Well then the")
     assert splitter.cut(3) == []
     assert splitter.pending_text == "Well then the"
-
-
-def test_a_number_counts_as_the_words_it_is_read_as():
-    from models.cascade.speakable import spoken_chars
-
-    said = "three hundred eighty-four thousand four hundred"
-    assert spoken_chars("Paris.") == len("Paris.")
-    assert 0.7 * len(said) <= spoken_chars("384,400") <= 1.3 * len(said)

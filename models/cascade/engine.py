@@ -24,7 +24,7 @@ import numpy as np
 
 from models.cascade.asr import WhisperAsr
 from models.cascade.chat import ChatConfig, ChatModel
-from models.cascade.speakable import ClauseSplitter, speakable, spoken_chars
+from models.cascade.speakable import ClauseSplitter, speakable
 from models.cascade.tts import PiperTts, trim_tail
 from models.devices import DevicePlan, Machine, Placement, plan_devices, start_on_device
 from models.engine import (
@@ -284,7 +284,7 @@ class CascadeEngine:
                 written.append(delta)
                 if self.streaming:
                     ready = splitter.push(delta)
-                    if not ready and self._pace.running_short(spoken_chars(splitter.pending_text)):
+                    if not ready and self._pace.running_short(len(splitter.pending_text)):
                         ready = splitter.cut(_EARLY_CUT_WORDS)
                     for clause in ready:
                         clauses.put((clause, time.perf_counter()))
@@ -364,7 +364,7 @@ class CascadeEngine:
                     release()
                     events.put(audio)
                 else:
-                    self._pace.spoke(spoken_chars(clause), time.perf_counter() - started, audio_seconds)
+                    self._pace.spoke(len(clause), time.perf_counter() - started, audio_seconds)
                 if first_made_at is None and held and not token.cancelled:
                     first_made_at, second_pending = time.perf_counter(), True
                     hold = self._pace.hold_for(audio_seconds)

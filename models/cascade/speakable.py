@@ -40,15 +40,6 @@ def _phrase_starts(text: str, min_words: int) -> list[int]:
     return [m.start() for m in _PHRASE_START.finditer(text) if len(text[: m.start()].split()) >= min_words]
 
 
-DIGIT_CHARS = 6  # a digit inside a number is said as about this many letters ("384,400": 47)
-
-
-def spoken_chars(text: str) -> int:
-    """About how many letters the voice will say for `text`: digits are read out as words, so
-    a clause with a number takes several times longer to synthesize and say than its length."""
-    return len(text) + (DIGIT_CHARS - 1) * sum(c.isdigit() for c in text)
-
-
 def speakable(text: str) -> str:
     """Strip everything a voice should not read from one piece of text."""
     text = _LINK.sub(r"\1", text)
