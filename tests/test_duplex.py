@@ -121,6 +121,7 @@ def test_a_word_pauses_the_reply_and_it_goes_on_where_it_stopped(stack, speak):
 
     c.run(lambda: len(c.finished) >= 1, 90, on_tick=remark)
     assert [f.reason for f in c.finished] == ["complete"]
+    assert "at" in placed, c.finished  # the reply lasted past the moment the word is said
     assert c.session.holds >= 1 and c.session.released == c.session.holds
     assert c.playback.played == c.playback.written  # every sample played, none twice
     played = c.loop.played_audio()

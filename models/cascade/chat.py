@@ -96,6 +96,10 @@ def _llama_class() -> type:
 
         prompt_use: PromptUse | None = None
         eval_step = REPLY_EVAL_STEP
+        # Tokens of the prompt's system text: a stretch is moved only when the prompt shares at
+        # least these with the cache, so a new persona or emotion is never read with the old one's
+        # traces (the history's dropped page, after the system text, is what moving is for).
+        min_shared = 0
         stop_check: Callable[[], bool] | None = None  # asked between steps; True raises Cancelled
 
         def generate(self, tokens, *args, **kwargs):
@@ -113,7 +117,7 @@ def _llama_class() -> type:
             import llama_cpp
 
             found = moved_stretch(self.input_ids[: self.n_tokens].tolist(), tokens)
-            if found is None or not llama_cpp.llama_memory_can_shift(self._ctx.memory):
+            if found is None or found[0] < self.min_shared or not llama_cpp.llama_memory_can_shift(self._ctx.memory):
                 return
             shared, gap_end, run = found
             if not self._ctx.kv_cache_seq_rm(0, shared, gap_end):
@@ -193,11 +197,17 @@ class ChatModel:
             kept.pop(0)
         return [{"role": "system", "content": system_text}, *kept, {"role": "user", "content": question}]
 
+    def _system_tokens(self, messages: list[dict]) -> int:
+        if messages and messages[0]["role"] == "system":
+            return self.count_tokens(messages[0]["content"])
+        return 0
+
     @single_threaded
     def stream(self, messages: list[dict], cancel: CancelToken, max_tokens: int | None = None) -> Iterator[str]:
         """Text pieces as the model writes them; stops within one token (or one step of its
         prompt's evaluation) of `cancel`."""
         self._llm.stop_check = lambda: cancel.cancelled
+        self._llm.min_shared = self._system_tokens(messages)
         chunks = self._llm.create_chat_completion(
             messages=messages,
             stream=True,
@@ -237,6 +247,7 @@ class ChatModel:
         # one: the template's tokens up to where the question would start are the shared prefix.
         messages = self.build_messages(history, "", persona, instruction)
         self._llm.stop_check = lambda: cancel.cancelled
+        self._llm.min_shared = self._system_tokens(messages)
         self._llm.eval_step = PRIME_EVAL_STEP
         self._llm.prompt_use = None
         try:
