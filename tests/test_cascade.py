@@ -271,6 +271,10 @@ def test_a_new_persona_is_evaluated_before_the_question_comes(engine):
     own = engine.chat.count_tokens(question)
     assert unprimed.new > 300, unprimed
     assert primed.new <= own + 12 and primed.cached + primed.new == unprimed.cached + unprimed.new, (primed, unprimed)
+    # Without a persona the prompt's style text follows the cache's persona: it is evaluated
+    # afresh, never moved over the old persona (the reply would carry its traces).
+    plain = _prompt_use(engine, history, question)
+    assert plain.cached < engine.chat.count_tokens(owl.persona), plain
 
 
 def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
