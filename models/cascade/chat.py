@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,38 +198,45 @@ class ChatModel:
             kept.pop(0)
         return [{"role": "system", "content": system_text}, *kept, {"role": "user", "content": question}]
 
-    def _system_tokens(self, messages: list[dict]) -> int:
-        if messages and messages[0]["role"] == "system":
-            return self.count_tokens(messages[0]["content"])
-        return 0
+    @contextlib.contextmanager
+    def _evaluating(self, messages: list[dict], cancel: CancelToken, step: int) -> Iterator[None]:
+        """The model's settings for one generation: its token looked at every `step` prompt
+        tokens, and the prompt's system text never moved over (see CountingLlama)."""
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        self._llm.stop_check = lambda: cancel.cancelled
+        self._llm.min_shared = self.count_tokens(system) if system else 0
+        self._llm.eval_step = step
+        try:
+            yield
+        finally:
+            self._llm.stop_check = None
+            self._llm.eval_step = REPLY_EVAL_STEP
 
     @single_threaded
     def stream(self, messages: list[dict], cancel: CancelToken, max_tokens: int | None = None) -> Iterator[str]:
         """Text pieces as the model writes them; stops within one token (or one step of its
         prompt's evaluation) of `cancel`."""
-        self._llm.stop_check = lambda: cancel.cancelled
-        self._llm.min_shared = self._system_tokens(messages)
-        chunks = self._llm.create_chat_completion(
-            messages=messages,
-            stream=True,
-            max_tokens=max_tokens or self.config.max_reply_tokens,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            repeat_penalty=self.config.repeat_penalty,
-            seed=self.config.seed,
-        )
-        try:
-            for chunk in chunks:
-                if cancel.cancelled:
-                    return
-                delta = chunk["choices"][0]["delta"].get("content")
-                if delta:
-                    yield delta
-        except Cancelled:
-            return
-        finally:
-            self._llm.stop_check = None
-            chunks.close()
+        with self._evaluating(messages, cancel, REPLY_EVAL_STEP):
+            chunks = self._llm.create_chat_completion(
+                messages=messages,
+                stream=True,
+                max_tokens=max_tokens or self.config.max_reply_tokens,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+                repeat_penalty=self.config.repeat_penalty,
+                seed=self.config.seed,
+            )
+            try:
+                for chunk in chunks:
+                    if cancel.cancelled:
+                        return
+                    delta = chunk["choices"][0]["delta"].get("content")
+                    if delta:
+                        yield delta
+            except Cancelled:
+                return
+            finally:
+                chunks.close()
 
     @single_threaded
     def prime(
@@ -246,15 +254,10 @@ class ChatModel:
         # The messages as build_messages makes them, with an empty question in place of the real
         # one: the template's tokens up to where the question would start are the shared prefix.
         messages = self.build_messages(history, "", persona, instruction)
-        self._llm.stop_check = lambda: cancel.cancelled
-        self._llm.min_shared = self._system_tokens(messages)
-        self._llm.eval_step = PRIME_EVAL_STEP
         self._llm.prompt_use = None
-        try:
-            self._llm.create_chat_completion(messages=messages, max_tokens=1, seed=self.config.seed)
-        except Cancelled:
-            pass
-        finally:
-            self._llm.stop_check = None
-            self._llm.eval_step = REPLY_EVAL_STEP
+        with self._evaluating(messages, cancel, PRIME_EVAL_STEP):
+            try:
+                self._llm.create_chat_completion(messages=messages, max_tokens=1, seed=self.config.seed)
+            except Cancelled:
+                pass
         return self._llm.prompt_use
