@@ -479,3 +479,16 @@ def test_the_hold_is_what_the_first_clause_lacks_and_never_more_than_the_cap():
     assert pace.next_clause_s == pytest.approx(0.4)
     pace.next_made(2.0)
     assert pace.next_clause_s > 1.5
+
+
+def test_a_first_clause_cut_at_a_phrase_word_is_asked_to_last_what_the_hold_cannot_cover():
+    from models.cascade.engine import _Pace
+
+    pace = _Pace()
+    pace.audio_seconds_per_char = 0.05
+    pace.next_clause_s = 0.3  # the hold alone covers the wait: any length will do
+    assert pace.first_phrase_chars() == 0
+    pace.next_clause_s = 1.5  # 1.5 + margin - hold = 1.15 s of speech, 23 characters
+    assert pace.first_phrase_chars() == 23
+    pace.audio_seconds_per_char = 0.025  # spoken twice as fast: twice the characters
+    assert pace.first_phrase_chars() == 46

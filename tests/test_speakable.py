@@ -75,3 +75,16 @@ def test_a_clause_is_not_cut_early_below_the_fewest_words():
     splitter.push("Well then the")
     assert splitter.cut(3) == []
     assert splitter.pending_text == "Well then the"
+
+
+def test_a_first_clause_cut_before_a_phrase_word_holds_the_characters_asked_for():
+    # Without a minimum the first clause is cut before "approximately", three words in.
+    moon = "The moon is approximately 384,400 kilometres away from Earth."
+    assert stream(moon)[0] == "The moon is"
+    # Asked to last longer, it runs on to the next phrase word that leaves enough behind it.
+    longer = stream(moon, ClauseSplitter(first_phrase_chars=30))
+    assert longer == ["The moon is approximately 384,400 kilometres away", "from Earth."]
+    # Punctuation still closes a clause at once: the minimum is only for cuts that are ours to place.
+    far = "Sure, the moon is far away."
+    assert stream(far, ClauseSplitter(first_phrase_chars=40))[0] == far
+    assert stream("Well, that is it.", ClauseSplitter(first_min_words=1, first_phrase_chars=40))[0] == "Well,"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -113,6 +114,13 @@ class _Pace:
         """How long to hold back a first clause of `first_seconds` so that it lasts until the
         next clause is expected, with the margin the writer keeps."""
         return min(self.HOLD_MAX_S, max(0.0, self.next_clause_s + self.MARGIN_S - first_seconds))
+
+    def first_phrase_chars(self) -> int:
+        """The fewest characters a first clause cut before a phrase-opening word should hold: it
+        must last, with the longest hold, until the next clause is expected ("The moon is" alone
+        runs out long before "approximately 384,400 kilometres away" is made)."""
+        lacking = self.next_clause_s + self.MARGIN_S - self.HOLD_MAX_S
+        return max(0, math.ceil(lacking / max(self.audio_seconds_per_char, 1e-3)))
 
     def plan(self, release_at: float, seconds: float) -> None:
         """A held first clause of `seconds` is to be handed over at `release_at`."""
@@ -274,7 +282,7 @@ class CascadeEngine:
                 return
             messages = self.chat.build_messages(turn.history, question, style.persona, style.instruction)
             t0 = time.perf_counter()
-            splitter = ClauseSplitter()
+            splitter = ClauseSplitter(first_phrase_chars=self._pace.first_phrase_chars())
             written = []
             for i, delta in enumerate(self.chat.stream(messages, token)):
                 if i == 0:

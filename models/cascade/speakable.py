@@ -62,14 +62,22 @@ class ClauseSplitter:
     one once it holds enough words: `first_min_words` for the first clause, so the voice starts
     early, `min_words` later, so the phrasing stays natural. Text with no punctuation at all is cut
     at `max_words`. The first clause may also end before a phrase-opening word ("is", "because",
-    "with", ...) once it has `first_phrase_words` words. Fenced code is dropped whole.
+    "with", ...) once it has `first_phrase_words` words and `first_phrase_chars` characters: a
+    cut with no punctuation is ours to place, so the caller can ask for a first clause long enough
+    to last until the next one is spoken. Fenced code is dropped whole.
     """
 
     def __init__(
-        self, first_min_words: int = 3, min_words: int = 6, max_words: int = 25, first_phrase_words: int = 3
+        self,
+        first_min_words: int = 3,
+        min_words: int = 6,
+        max_words: int = 25,
+        first_phrase_words: int = 3,
+        first_phrase_chars: int = 0,
     ) -> None:
         self.first_min_words = first_min_words
         self.first_phrase_words = first_phrase_words
+        self.first_phrase_chars = first_phrase_chars
         self.min_words = min_words
         self.max_words = max_words
         self._raw = ""  # text not yet checked for code fences
@@ -147,7 +155,8 @@ class ClauseSplitter:
         cuts += [m.end() for m in _LINE_BREAK.finditer(self._buf)][:1]
         cuts += [m.end() for m in _CLAUSE_END.finditer(self._buf) if len(self._buf[: m.end()].split()) >= need][:1]
         if not cuts and self._emitted == 0:
-            cuts = _phrase_starts(self._buf, self.first_phrase_words)[:1]
+            starts = _phrase_starts(self._buf, self.first_phrase_words)
+            cuts = [p for p in starts if len(self._buf[:p].strip()) >= self.first_phrase_chars][:1]
         if not cuts:
             words = list(_WHOLE_WORD.finditer(self._buf))
             if len(words) >= self.max_words:
