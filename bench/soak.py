@@ -69,6 +69,7 @@ class _Plan:
     taken: set[int] = field(default_factory=set)  # turns the session took after they were said
     cut_mid_turn: int = 0  # the session took the turn while it was still being said
     said_at: float | None = None  # virtual time the last turn's audio ended
+    spans: dict[int, list[float]] = field(default_factory=dict)  # turn -> [began, ended] (virtual s)
 
     @property
     def over(self) -> bool:
@@ -118,6 +119,8 @@ class _Speaker:
             if unanswered and plan.said_at is not None and self.clock() - plan.said_at < PATIENCE_S:
                 return out  # still waiting for the answer to the last turn
         piece = plan.gaps[plan.index] if plan.in_gap else plan.turns[plan.index]
+        if not plan.in_gap and plan.cursor == 0:
+            plan.spans[plan.index] = [self.clock(), float("nan")]
         part = piece[plan.cursor : plan.cursor + n]
         out[: len(part)] = part
         plan.cursor += n
@@ -125,6 +128,7 @@ class _Speaker:
             plan.cursor = 0
             if not plan.in_gap:
                 plan.said, plan.said_at = plan.index + 1, self.clock()
+                plan.spans[plan.index][1] = plan.said_at
             if plan.in_gap:
                 plan.in_gap, plan.index = False, plan.index + 1
             else:
@@ -168,10 +172,15 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
     built_in = PresetStore(Path(tempfile.mkdtemp(prefix="soak-presets-")))
     names = [p.name for p in built_in.built_ins()]
     finished: list[ReplyFinished] = []
+    trace: list[tuple[float, str]] = []  # what the session did, when (to account for turns not taken)
     lock = threading.Lock()
 
     def on_event(event) -> None:
         with lock:
+            if isinstance(event, StateChanged):
+                trace.append((clock(), str(event.state)))
+            elif isinstance(event, ReplyFinished):
+                trace.append((clock(), f"reply {event.reason}: {event.transcript[-40:]!r}"))
             if isinstance(event, StateChanged):
                 if event.state == State.THINKING:
                     speaker.turn_taken()
@@ -249,7 +258,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         # (the speaker talked on over it).
         "turns_taken": len(plan.taken),
         "turns_run_together": len(plan.turns) - len(plan.taken),
-        "turns_not_taken": sorted(set(range(len(plan.turns))) - plan.taken),
+        "turns_not_taken": [_account(i, plan, trace) for i in sorted(set(range(len(plan.turns))) - plan.taken)],
         "cut_mid_turn": plan.cut_mid_turn,
         "barge_ins": speaker.barge_ins,
         "replies_started": session.replies_started,
@@ -274,6 +283,18 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
             "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1),
         },
         "threads": {"after_warm_up": warm.get("threads"), "end": end["threads"]},
+    }
+
+
+def _account(turn: int, plan: _Plan, trace: list[tuple[float, str]]) -> dict:
+    """A turn the session did not take in time: when it was said, and what the session did from
+    a second before it until the speaker's patience ran out."""
+    began, ended = plan.spans.get(turn, [float("nan"), float("nan")])
+    until = ended + PATIENCE_S if ended == ended else float("inf")
+    return {
+        "turn": turn,
+        "said_s": [round(began, 2), round(ended, 2)],
+        "session": [f"{t:.2f} {what}" for t, what in trace if began - 1.0 <= t <= until],
     }
 
 

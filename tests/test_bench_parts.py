@@ -3,8 +3,9 @@ turns and gaps played frame by frame, a wait while the session answers, a cut-in
 replies, and no new turn once the conversation's time is up. bench duplex's gap log."""
 
 import numpy as np
+import pytest
 
-from bench.soak import BARGE_AFTER_S, BARGE_EVERY, PATIENCE_S, _Plan, _Speaker
+from bench.soak import BARGE_AFTER_S, BARGE_EVERY, PATIENCE_S, _account, _Plan, _Speaker
 from core.audio.format import FRAME
 from core.audio.simulated import VirtualClock
 
@@ -127,3 +128,17 @@ def test_the_gap_log_notes_where_in_the_reply_each_run_of_underruns_came():
     playback.end_reply()
     playback.read(1600)  # after the reply's end an empty read is no underrun
     assert len(playback.gaps) == 2
+
+
+def test_a_turn_not_taken_is_accounted_for_with_when_it_was_said_and_what_the_session_did():
+    clock = VirtualClock()
+    plan = _plan(2)
+    speaker = _Speaker(plan, clock)
+    _play(speaker, clock, 3)  # the first turn, three frames from t=0
+    said_to = plan.spans[0][1]
+    assert plan.spans[0][0] == 0.0 and said_to == pytest.approx(2 * clock.period)  # as its last frame was given
+    trace = [(said_to - 5.0, "speaking"), (said_to + 0.5, "listening"), (said_to + PATIENCE_S + 1, "thinking")]
+    account = _account(0, plan, trace)
+    assert account["turn"] == 0 and account["said_s"] == [0.0, round(said_to, 2)]
+    assert account["session"] == [f"{said_to + 0.5:.2f} listening"]  # only what fell inside its window
+    assert _account(1, plan, trace)["session"] == []  # never said: nothing to account for it
