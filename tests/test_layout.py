@@ -181,3 +181,24 @@ def test_the_default_engine_starts_without_importing_torch():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_bundle_runs_faster_whisper_without_pyav():
+    """The bundle leaves PyAV out (build.spec) and its runtime hook gives faster-whisper's import an
+    empty module: the recognizer still loads, and a call that would need PyAV says so."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["av"] = None  # as in the bundle: `import av` fails
+        exec(open({str(ROOT / "packaging" / "rthook_av.py")!r}).read())
+        from faster_whisper import WhisperModel  # noqa: F401  (imports faster_whisper.audio, hence av)
+        from faster_whisper.audio import decode_audio
+        try:
+            decode_audio("speech.wav")
+        except ImportError as exc:
+            print("refused:", exc)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: PyAV" in done.stdout and "not in this bundle" in done.stdout
