@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
-import sys
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -152,49 +153,53 @@ def test_preset_and_clip_writes_fail_cleanly(broken_folder, monkeypatch):
 
 # ---- killed in the middle of a write ----------------------------------------------------------
 
-WRITER = r"""
-import os, sys, time
-from dataclasses import replace
-import numpy as np
-import models.registry
-from core.settings import HistoryEntry, Settings, UserFiles
-from core.style.presets import PresetStore, parse_preset
-from core.audio.io import save_wav
-from models.registry.atomic import write_json
 
-kind, root, when = sys.argv[1], sys.argv[2], sys.argv[3]
-files = UserFiles(root)
+def _write_until_killed(kind: str, root: Path, when: str, ready_fd: int) -> None:
+    """In the forked writer: write version 0 of `kind`, then version 1 stopped just before or just
+    after its rename ("paused" on `ready_fd`), or versions 1, 2, ... without end ("anytime")."""
+    from core.audio.io import save_wav
 
-def write(version):
-    if kind == "settings":
-        files.save_settings(replace(Settings(), persona="v%d" % version))
-    elif kind == "history":
-        files.save_history([HistoryEntry("user", "v%d" % version, at=1.0)] * (1 + version % 2) * 200)
-    elif kind == "preset":
-        PresetStore(files.presets).save(parse_preset({"schema": "voice-companion/preset", "version": 1,
-                                                      "name": "Mine", "persona": "v%d" % version}))
+    files = UserFiles(root)
+
+    def write(version: int) -> None:
+        if kind == "settings":
+            files.save_settings(replace(Settings(), persona="v%d" % version))
+        elif kind == "history":
+            files.save_history([HistoryEntry("user", "v%d" % version, at=1.0)] * (1 + version % 2) * 200)
+        elif kind == "preset":
+            preset = {"schema": "voice-companion/preset", "version": 1, "name": "Mine", "persona": "v%d" % version}
+            PresetStore(files.presets).save(parse_preset(preset))
+        else:
+            files.folder(files.voices)
+            audio = np.full(16000 * (1 + version % 2), 0.01 * (version % 7), np.float32)
+            save_wav(files.voices / "me.wav", audio, 16000)
+
+    def paused() -> None:
+        os.write(ready_fd, b"paused\n")
+
+    write(0)
+    real_replace = os.replace
+
+    def replace_then_pause(src, dst):
+        if when == "before-rename":
+            paused()
+            time.sleep(600)
+        real_replace(src, dst)
+        if when == "after-rename":
+            paused()
+            time.sleep(600)
+
+    if when != "anytime":
+        os.replace = replace_then_pause  # only in the child: the fork has its own copy of `os`
+        write(1)
     else:
-        files.folder(files.voices)
-        save_wav(files.voices / "me.wav", np.full(16000 * (1 + version % 2), 0.01 * (version % 7), np.float32), 16000)
+        paused()
+        version = 1
+        while True:
+            write(version)
+            version += 1
 
-write(0)
-real_replace = os.replace
-def replace_then_pause(src, dst):
-    if when == "before-rename":
-        print("paused", flush=True); time.sleep(600)
-    real_replace(src, dst)
-    if when == "after-rename":
-        print("paused", flush=True); time.sleep(600)
-if when != "anytime":
-    os.replace = replace_then_pause
-    write(1)
-else:
-    print("paused", flush=True)
-    version = 1
-    while True:
-        write(version)
-        version += 1
-"""
+
 TARGETS = {
     "settings": "settings.json",
     "history": "history.json",
@@ -220,22 +225,27 @@ def readable(kind: str, path: Path) -> str:
 
 
 def kill_writer(kind: str, root: Path, when: str, delay: float = 0.0) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, kind, str(root), when],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    """A writer process killed (SIGKILL, nothing runs after it) at the point `when` names, or
+    `delay` seconds into a stream of writes. The writer is a fork of this process, so it writes
+    with the very code imported here and starts in milliseconds."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the writer: never returns into pytest
+        try:
+            os.close(read_fd)
+            _write_until_killed(kind, root, when, write_fd)
+        finally:
+            os._exit(1)
+    os.close(write_fd)
     try:
-        assert proc.stdout.readline().strip() == "paused"
+        ready, _, _ = select.select([read_fd], [], [], 60)
+        assert ready and os.read(read_fd, 16) == b"paused\n", "the writer never reached its point"
         if delay:
-            import time
-
             time.sleep(delay)  # somewhere in a stream of writes; where does not matter, any point must hold
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_fd)
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
