@@ -63,6 +63,8 @@ def one_start(data_dir: Path, timeout: float = 300) -> dict:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    if not events["ready"].get("engine_ready"):
+        raise RuntimeError("the app was up without its conversation engine: see the log in the data folder")
     return {
         "window_s": round(events["window"]["time"] - started, 3),
         "ready_s": round(events["ready"]["time"] - started, 3),

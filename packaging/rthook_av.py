@@ -16,6 +16,8 @@ def _install() -> None:
         stub = types.ModuleType("av")
 
         def missing(name: str):
+            if name.startswith("__"):  # a probe of the module (hasattr(av, "__wrapped__")): no such thing
+                raise AttributeError(name)
             raise ImportError(f"PyAV (av.{name}) is not in this bundle: the app decodes audio files with soundfile")
 
         stub.__getattr__ = missing  # type: ignore[method-assign]

@@ -193,6 +193,8 @@ def test_the_bundle_runs_faster_whisper_without_pyav():
         exec(open({str(ROOT / "packaging" / "rthook_av.py")!r}).read())
         from faster_whisper import WhisperModel  # noqa: F401  (imports faster_whisper.audio, hence av)
         from faster_whisper.audio import decode_audio
+        import av
+        assert not hasattr(av, "__wrapped__")  # probing the module is answered, not an error
         try:
             decode_audio("speech.wav")
         except ImportError as exc:
