@@ -29,8 +29,8 @@ def pause_points(vad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> l
     vad.reset()
     detector = TurnDetector(config)
     points = []
-    for prob in vad.push(np.concatenate([audio, np.zeros(RATE, np.float32)])):
-        for event in detector.push(prob):
+    for prob, level in vad.push_levels(np.concatenate([audio, np.zeros(RATE, np.float32)])):
+        for event in detector.push(prob, None, level):
             if event.kind in (TurnEventKind.PAUSE, TurnEventKind.END):
                 points.append(min(len(audio), event.at + TAIL))
     vad.reset()

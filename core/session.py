@@ -260,7 +260,7 @@ class Session:
             if speaking and not self.duplex:
                 self._trim_buffer()
                 return  # half duplex: without echo cancellation it would hear itself
-            for prob in self.vad.push(frame):
+            for prob, level in self.vad.push_levels(frame):
                 if self.mode == Mode.PUSH_TO_TALK:
                     self._detector.push(prob)  # only to know where speech ended
                     continue
@@ -271,7 +271,7 @@ class Session:
                 if barge:
                     held = self.clock() < self._barge_in_held_until
                     needed = float("inf") if held else self.config.barge_in_ms
-                for event in self._detector.push(prob, needed):
+                for event in self._detector.push(prob, needed, level):
                     self._on_turn_event(event.kind, event.at)
                 self._end_if_judged_complete()
             self._trim_buffer()

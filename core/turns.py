@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from core.audio.vad import SileroVad
 
 
+LEVEL_WINDOWS = 5  # windows (160 ms) averaged for the level that is compared with the user's
+
+
 @dataclass(frozen=True)
 class TurnConfig:
     threshold: float = 0.5  # speech probability that counts as voiced
@@ -42,6 +45,10 @@ class TurnConfig:
     barge_in_hold_max_ms: int = 2000  # a pause no phrase took over ends here (talk in the room)
     start_window_ms: int = 600  # voiced time toward a start is counted over this much recent audio
     reopen_ms: int = 1000  # speech this soon after a turn ended continues that turn
+    # Speech this far under the user's own level in their last turn is someone else in the room (a
+    # television, people talking nearby) once the user has fallen silent: it does not go on with
+    # the turn, start another within reopen_ms, or cut into the reply.
+    background_db: float = 12.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -96,6 +103,12 @@ class TurnDetector:
         self._in_turn = False
         self._paused = False
         self.last_voiced_end = 0
+        # The user's level: mean power of the current (or just ended) turn's voiced windows, and
+        # the latest windows' power, averaged so that one loud syllable of a background voice is not
+        # taken for the user's.
+        self._turn_power = [0.0, 0]  # sum, windows
+        self._powers: collections.deque[float] = collections.deque(maxlen=LEVEL_WINDOWS)
+        self._after_end = 0  # windows left in which the ended turn's level still decides
 
     @property
     def position(self) -> int:
@@ -114,18 +127,40 @@ class TurnDetector:
         """End the turn now (its pause was judged the end): as if the full silence had passed."""
         self._in_turn = self._paused = False
         self._silence = 0.0
+        self._after_end = round(self.config.reopen_ms / self._ms)
         return TurnEvent(TurnEventKind.END, self.last_voiced_end)
+
+    def _under_the_user(self, level_db: float | None, barging: bool) -> bool:
+        """Whether the sound now is far under the user's own level (that of their last turn) at a
+        moment when it would go on with a turn they have stopped speaking in, start one just after
+        it ended, or cut into the reply: then it is someone else in the room."""
+        total, windows = self._turn_power
+        if level_db is None or not self._powers or windows == 0:
+            return False
+        deciding = barging or (self._in_turn and self._silence > 0) or (not self._in_turn and self._after_end > 0)
+        if not deciding:
+            return False
+        recent = 10 * math.log10(sum(self._powers) / len(self._powers) + 1e-12)
+        return recent < 10 * math.log10(total / windows) - self.config.background_db
 
     def begin_turn(self) -> None:
         """Enter a turn now, whatever the audio says (push-to-talk pressed)."""
         self._in_turn, self._paused, self._silence = True, False, 0.0
 
-    def push(self, prob: float, min_speech_ms: float | None = None) -> list[TurnEvent]:
+    def push(self, prob: float, min_speech_ms: float | None = None, level_db: float | None = None) -> list[TurnEvent]:
         """One window's speech probability; returns what happened at its end. `min_speech_ms`
         overrides the voiced time a turn needs to start: the companion is speaking, and this is a
-        barge-in (see the module's note; infinite: barge-in is off for now)."""
+        barge-in (see the module's note; infinite: barge-in is off for now). `level_db`: the
+        window's power in dBFS, when known (see TurnConfig.background_db)."""
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
+        if level_db is not None:
+            self._powers.append(10 ** (level_db / 10))
+        barging = min_speech_ms is not None and not self._in_turn
+        if self._under_the_user(level_db, barging):
+            prob = 0.0
+        if self._after_end:
+            self._after_end -= 1
         voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
         self._recent.append((voiced, start))
         sure = prob >= self.config.barge_in_threshold
@@ -136,6 +171,9 @@ class TurnDetector:
         if voiced:
             self._silence = 0.0
             self.last_voiced_end = self._pos
+            if self._in_turn and level_db is not None:
+                self._turn_power[0] += 10 ** (level_db / 10)
+                self._turn_power[1] += 1
             voiced_ms = self._ms * sum(v for v, _ in self._recent)
             if not self._in_turn and voiced_ms >= self.config.min_speech_ms:
                 self._begin(events)
@@ -150,13 +188,12 @@ class TurnDetector:
             self._paused = True
             events.append(TurnEvent(TurnEventKind.PAUSE, self.last_voiced_end))
         if self._silence >= self.config.end_of_turn_ms:
-            self._in_turn = self._paused = False
-            self._silence = 0.0
-            events.append(TurnEvent(TurnEventKind.END, self.last_voiced_end))
+            events.append(self.end_turn())
         return events
 
     def _begin(self, events: list[TurnEvent]) -> None:
         self._in_turn, self._holding = True, False
+        self._turn_power, self._after_end = [0.0, 0], 0
         first = next((at for v, at in self._recent if v), self._pos - self.window)
         self._recent.clear()
         events.append(TurnEvent(TurnEventKind.START, first))

@@ -64,16 +64,21 @@ class ScriptedVad:
 
     def __init__(self) -> None:
         self.probability = lambda position: 0.0
+        self.level = lambda position: -30.0  # dBFS: one level for everything unless a test says
         self._pending = np.zeros(0, np.float32)
 
     def reset(self) -> None:
         self._pending = np.zeros(0, np.float32)
 
     def push(self, samples: np.ndarray) -> list[float]:
+        return [prob for prob, _ in self.push_levels(samples)]
+
+    def push_levels(self, samples: np.ndarray) -> list[tuple[float, float]]:
         buf = np.concatenate([self._pending, samples])
         n = len(buf) // WINDOW
         self._pending = buf[n * WINDOW :]
-        return [self.probability(int(buf[i * WINDOW])) for i in range(n)]
+        at = [int(buf[i * WINDOW]) for i in range(n)]
+        return [(self.probability(p), self.level(p)) for p in at]
 
 
 class ScriptedJudge:

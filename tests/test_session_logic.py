@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from core.events import Mode, ReplyEnd, State, StateChanged
 from core.session import _SPEECH_TAIL
 from core.turns import TurnConfig
+from core.audio.format import RATE
 from models.engine import (
     CancelToken,
     ConcurrentUse,
@@ -249,6 +250,32 @@ def test_speech_right_after_the_turn_reopens_it(thread_errors):
     assert [m.role for m in rig.session.history] == ["user", "assistant"]  # one turn, not two
     assert len(second.turn.audio) > len(first.turn.audio)
     assert not thread_errors and not rig.live_reply_threads()
+
+
+def test_a_voice_far_under_the_user_neither_holds_the_turn_open_nor_cuts_into_the_reply(thread_errors):
+    """A television 20 dB under the user talks on after their question: the turn ends at the
+    user's silence, and the reply plays to its end over the television."""
+    rig = Rig(judge=ScriptedJudge(lambda audio: 0.1))  # judged unfinished: the whole silence is waited
+    rig.say_for(1200)
+    user_to, tv_from = rig.position, rig.position + RATE // 5
+    rig.vad.level = lambda position: -50.0 if position >= tv_from else -30.0 if position < user_to else -70.0
+    rig.quiet_for(200)
+    rig.say_for(6000)  # voiced all along, for the VAD: the television
+    rig.quiet_for(2000)
+    [latency] = rig.session.latencies
+    assert CONFIG.end_of_turn_ms - 40 <= latency.end_of_turn <= CONFIG.end_of_turn_ms + 40
+    assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+    assert [m.role for m in rig.session.history] == ["user", "assistant"] and not thread_errors
+    # The same voice at the user's own level is the user going on: one longer turn, the reply
+    # prepared at the pause thrown away.
+    rig = Rig(judge=ScriptedJudge(lambda audio: 0.1))
+    rig.say_for(1200)
+    rig.quiet_for(200)
+    rig.say_for(1000)
+    rig.quiet_for(CONFIG.end_of_turn_ms + 2000)
+    assert [f.reason for f in rig.finished] == [ReplyEnd.COMPLETE]
+    first, last = rig.engine.calls[0], rig.engine.calls[-1]
+    assert first.token.cancelled and len(first.turn.audio) < 1.5 * RATE < 2 * RATE < len(last.turn.audio)
 
 
 def test_push_to_talk_and_stop(thread_errors):

@@ -111,3 +111,51 @@ def test_voices_in_the_room_pause_a_reply_for_at_most_two_seconds():
     assert (first_release - first_hold) / windows_per_s == pytest.approx(2.0, abs=0.1)
     second_hold = events[2][1]
     assert (second_hold - first_release) / windows_per_s >= 2.0
+
+
+def run_levels(detector: TurnDetector, windows: list[tuple[float, float]]) -> list[tuple[str, int]]:
+    """As `run`, each window a (speech probability, level in dBFS)."""
+    out = []
+    for i, (p, level) in enumerate(windows):
+        out += [(e.kind, i) for e in detector.push(p, None, level)]
+    return out
+
+
+def test_a_voice_far_under_the_users_own_does_not_keep_their_turn_open():
+    config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=640, background_db=12)
+    user = [(0.9, -20.0)] * ms(1000)
+    gap = [(0.0, -70.0)] * ms(160)  # the user has fallen silent
+    background = [(0.9, -38.0)] * ms(1500)  # a television 18 dB under them, heard as speech
+    events = run_levels(TurnDetector(config), user + gap + background)
+    assert [k for k, _ in events] == ["start", "pause", "end"]
+    assert dict(events)["end"] < len(user) + ms(700)  # ended by the user's silence, not the television's
+    # The same television while the user is still talking does not cut them off, and the user
+    # going on at their own level (or a little softer) is the same turn.
+    events = run_levels(TurnDetector(config), user + background[: ms(300)] + user)
+    assert [k for k, _ in events] == ["start"]
+    events = run_levels(TurnDetector(config), user + gap + [(0.9, -26.0)] * ms(500) + [(0.0, -70.0)] * ms(700))
+    assert [k for k, _ in events] == ["start", "pause", "resume", "pause", "end"]
+
+
+def test_just_after_a_turn_a_voice_far_under_the_user_does_not_start_another():
+    config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=320, reopen_ms=1000, background_db=12)
+    user = [(0.9, -20.0)] * ms(1000)
+    silent = [(0.0, -70.0)] * ms(400)
+    after = run_levels(TurnDetector(config), user + silent + [(0.9, -40.0)] * ms(800))
+    assert [k for k, _ in after] == ["start", "pause", "end"]
+    louder = run_levels(TurnDetector(config), user + silent + [(0.9, -22.0)] * ms(800))
+    assert [k for k, _ in louder] == ["start", "pause", "end", "start"]
+    # Without levels (a recording judged by probability alone) every voice counts, as before.
+    plain = run(TurnDetector(config), [p for p, _ in user + silent] + [0.9] * ms(800))
+    assert [k for k, _ in plain] == ["start", "pause", "end", "start"]
+
+
+def test_a_voice_far_under_the_user_does_not_cut_into_the_reply():
+    config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=320, reopen_ms=100, background_db=12)
+    for level, expected in ((-40.0, []), (-22.0, ["hold", "start"])):
+        d = TurnDetector(config)
+        run_levels(d, [(0.9, -20.0)] * ms(1000) + [(0.0, -70.0)] * ms(600))  # the user's turn, ended
+        events = []
+        for _ in range(ms(800)):  # the reply plays; a voice at `level` comes in
+            events += [e.kind for e in d.push(0.9, 300, level)]
+        assert events == expected, level

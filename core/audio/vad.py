@@ -6,6 +6,8 @@ of the previous window as context; both live here so frames of any size can be p
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +49,19 @@ class SileroVad:
 
     def push(self, samples: np.ndarray) -> list[float]:
         """Feed any number of samples; returns one probability per completed window."""
+        return [prob for prob, _ in self.push_levels(samples)]
+
+    def push_levels(self, samples: np.ndarray) -> list[tuple[float, float]]:
+        """As `push`, with each window's power in dBFS: (probability, level)."""
         buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
         n = len(buf) // WINDOW
-        probs = [self.window_probability(buf[i * WINDOW : (i + 1) * WINDOW]) for i in range(n)]
+        out = []
+        for i in range(n):
+            window = buf[i * WINDOW : (i + 1) * WINDOW]
+            power = float(np.dot(window, window)) / WINDOW
+            out.append((self.window_probability(window), 10 * math.log10(power + 1e-12)))
         self._pending = buf[n * WINDOW :]
-        return probs
+        return out
 
 
 def load_vad(store: ModelStore | None = None) -> SileroVad:
