@@ -179,14 +179,12 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         with lock:
             if isinstance(event, StateChanged):
                 trace.append((clock(), str(event.state)))
-            elif isinstance(event, ReplyFinished):
-                trace.append((clock(), f"reply {event.reason}: {event.transcript[-40:]!r}"))
-            if isinstance(event, StateChanged):
                 if event.state == State.THINKING:
                     speaker.turn_taken()
                 elif event.state == State.SPEAKING:
                     speaker.reply_sounding()
             elif isinstance(event, ReplyFinished):
+                trace.append((clock(), f"reply {event.reason}: {event.transcript[-40:]!r}"))
                 finished.append(event)
                 if event.reason != ReplyEnd.DISCARDED:
                     speaker.reply_ended()

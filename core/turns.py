@@ -130,12 +130,13 @@ class TurnDetector:
         self._after_end = round(self.config.reopen_ms / self._ms)
         return TurnEvent(TurnEventKind.END, self.last_voiced_end)
 
-    def _under_the_user(self, level_db: float | None, barging: bool) -> bool:
-        """Whether the sound now is far under the user's own level (that of their last turn) at a
-        moment when it would go on with a turn they have stopped speaking in, start one just after
-        it ended, or cut into the reply: then it is someone else in the room."""
+    def _under_the_user(self, barging: bool) -> bool:
+        """Whether the sound now (the latest windows' power) is far under the user's own level
+        (that of their last turn) at a moment when it would go on with a turn they have stopped
+        speaking in, start one just after it ended, or cut into the reply: then it is someone else
+        in the room."""
         total, windows = self._turn_power
-        if level_db is None or not self._powers or windows == 0:
+        if windows == 0:
             return False
         deciding = barging or (self._in_turn and self._silence > 0) or (not self._in_turn and self._after_end > 0)
         if not deciding:
@@ -154,11 +155,11 @@ class TurnDetector:
         window's power in dBFS, when known (see TurnConfig.background_db)."""
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
-        if level_db is not None:
-            self._powers.append(10 ** (level_db / 10))
-        barging = min_speech_ms is not None and not self._in_turn
-        if self._under_the_user(level_db, barging):
-            prob = 0.0
+        power = None if level_db is None else 10 ** (level_db / 10)
+        if power is not None:
+            self._powers.append(power)
+            if self._under_the_user(barging=min_speech_ms is not None and not self._in_turn):
+                prob = 0.0
         if self._after_end:
             self._after_end -= 1
         voiced = prob >= self.config.threshold or (self._in_turn and self._silence == 0 and prob >= self._neg)
@@ -171,8 +172,8 @@ class TurnDetector:
         if voiced:
             self._silence = 0.0
             self.last_voiced_end = self._pos
-            if self._in_turn and level_db is not None:
-                self._turn_power[0] += 10 ** (level_db / 10)
+            if self._in_turn and power is not None:
+                self._turn_power[0] += power
                 self._turn_power[1] += 1
             voiced_ms = self._ms * sum(v for v, _ in self._recent)
             if not self._in_turn and voiced_ms >= self.config.min_speech_ms:
