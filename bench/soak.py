@@ -14,6 +14,7 @@ resident memory and thread count after the warm-up and at the end, and the CPU i
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -52,6 +53,25 @@ PROGRESS_MINUTES = 5  # a progress line on stderr this often (simulated minutes)
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def held_mb() -> float:
+    """Resident memory once the C allocator has handed its free pages back (glibc's malloc_trim):
+    what the process holds, without what it freed and the allocator kept for reuse. Elsewhere
+    than glibc, the resident memory as it is."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return rss_mb()
+
+
+def slope_mb_per_10_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (simulated seconds, MB) samples, in MB per 10 minutes."""
+    if len(samples) < 2:
+        return float("nan")
+    t, mb = np.array(samples).T
+    return float(np.polyfit(t / 600, mb, 1)[0])
 
 
 @dataclass
@@ -200,6 +220,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock, judge=load_turn_judge()
     )
     warm: dict[str, float] = {}
+    samples: list[tuple[float, float]] = []  # (simulated s, resident MB) at each progress line after warm-up
     stalled = []
 
     def on_tick(tick: int) -> None:
@@ -213,7 +234,11 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         if not warm and clock() >= WARM_UP_MINUTES * 60:
             gc.collect()
             warm.update(rss_mb=rss_mb(), threads=threading.active_count(), at_s=clock())
+            samples.append((clock(), warm["rss_mb"]))
+            warm.update(held_mb=held_mb())
         if tick % (PROGRESS_MINUTES * 60 * 100) == 0 and tick:
+            if warm and clock() > warm["at_s"]:
+                samples.append((clock(), rss_mb()))
             # A line on stderr every few simulated minutes: a run stopped early still tells.
             print(
                 json.dumps(
@@ -246,6 +271,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
     reasons = {str(r): n for r, n in sorted(session.replies_ended.items())}
     answered = sum(f.reason in (ReplyEnd.COMPLETE, ReplyEnd.INTERRUPTED) for f in finished)
     end = {"rss_mb": rss_mb(), "threads": threading.active_count()}
+    end["held_mb"] = held_mb()
     return {
         "conversation_minutes": round(clock() / 60, 1),
         "wall_seconds": round(wall, 1),
@@ -279,6 +305,14 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
             "after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
             "end": round(end["rss_mb"], 1),
             "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1),
+            # The same with the allocator's free pages handed back at both points: growth here is
+            # memory still held; growth only above is freed memory the allocator kept.
+            "held_after_warm_up": round(warm.get("held_mb", float("nan")), 1),
+            "held_end": round(end["held_mb"], 1),
+            "held_growth": round(end["held_mb"] - warm.get("held_mb", end["held_mb"]), 1),
+            # The trend over the conversation (resident memory at each progress line): a leak
+            # keeps climbing, the allocator's reuse levels off.
+            "slope_per_10_min": round(slope_mb_per_10_min(samples), 1),
         },
         "threads": {"after_warm_up": warm.get("threads"), "end": end["threads"]},
     }

