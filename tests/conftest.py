@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VOICE_COMPANION_DATA", str(ROOT / ".cache" / "data"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Where Python is told not to write bytecode beside the sources (PYTHONDONTWRITEBYTECODE), it is
+# written under .cache/pycache instead, for this process and every process the tests start: else
+# every run compiles the app, the assertion-rewritten test modules and the pytest plugins again
+# (about 5 of the 13 s each worker spends collecting).
+if sys.dont_write_bytecode and sys.pycache_prefix is None:
+    sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"] = str(ROOT / ".cache" / "pycache")
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # Scratch files (tmp_path, tempfile, and the command-line processes the tests start) in memory
 # where the machine has a tmpfs and TMPDIR does not say otherwise: the suite writes, fsyncs and
 # removes thousands of small files (the damage and write-fault tests write a data folder per case),

