@@ -109,6 +109,10 @@ class TurnDetector:
         self._turn_power = [0.0, 0]  # sum, windows
         self._powers: collections.deque[float] = collections.deque(maxlen=LEVEL_WINDOWS)
         self._after_end = 0  # windows left in which the ended turn's level still decides
+        # The current run of sure speech, its latest barge_in_ms: what a cut-in is judged on.
+        self._run_powers: collections.deque[float] = collections.deque(
+            maxlen=max(1, round(self.config.barge_in_ms / self._ms))
+        )
 
     @property
     def position(self) -> int:
@@ -130,19 +134,28 @@ class TurnDetector:
         self._after_end = round(self.config.reopen_ms / self._ms)
         return TurnEvent(TurnEventKind.END, self.last_voiced_end)
 
-    def _under_the_user(self, barging: bool) -> bool:
-        """Whether the sound now (the latest windows' power) is far under the user's own level
-        (that of their last turn) at a moment when it would go on with a turn they have stopped
-        speaking in, start one just after it ended, or cut into the reply: then it is someone else
-        in the room."""
+    def _far_under_the_user(self, power: float) -> bool:
+        """Whether `power` is far under the user's own level (that of their last turn)."""
         total, windows = self._turn_power
         if windows == 0:
             return False
-        deciding = barging or (self._in_turn and self._silence > 0) or (not self._in_turn and self._after_end > 0)
-        if not deciding:
-            return False
-        recent = 10 * math.log10(sum(self._powers) / len(self._powers) + 1e-12)
-        return recent < 10 * math.log10(total / windows) - self.config.background_db
+        return 10 * math.log10(power + 1e-12) < 10 * math.log10(total / windows) - self.config.background_db
+
+    def _under_the_user(self) -> bool:
+        """Whether the sound now (the latest windows' power) is far under the user's own level at
+        a moment when it would go on with a turn they have stopped speaking in, or start one just
+        after it ended: then it is someone else in the room."""
+        deciding = (self._in_turn and self._silence > 0) or (not self._in_turn and self._after_end > 0)
+        return deciding and self._far_under_the_user(sum(self._powers) / len(self._powers))
+
+    def _run_under_the_user(self) -> bool:
+        """Whether the run of sure speech that would hold or cut into the reply (its latest
+        barge_in_ms) is far under the user's own level. The run's own windows, not the latest
+        160 ms: at a cut-in's onset those still hold the quiet before it, and through the echo
+        canceller a voice over the reply dips between syllables; a run of the user's own speech is
+        near their level on average, a television's stays far under it."""
+        runs = self._run_powers
+        return bool(runs) and self._far_under_the_user(sum(runs) / len(runs))
 
     def begin_turn(self) -> None:
         """Enter a turn now, whatever the audio says (push-to-talk pressed)."""
@@ -156,9 +169,10 @@ class TurnDetector:
         start, self._pos = self._pos, self._pos + self.window
         events: list[TurnEvent] = []
         power = None if level_db is None else 10 ** (level_db / 10)
+        barging = min_speech_ms is not None and not self._in_turn
         if power is not None:
             self._powers.append(power)
-            if self._under_the_user(barging=min_speech_ms is not None and not self._in_turn):
+            if not barging and self._under_the_user():
                 prob = 0.0
         if self._after_end:
             self._after_end -= 1
@@ -166,7 +180,11 @@ class TurnDetector:
         self._recent.append((voiced, start))
         sure = prob >= self.config.barge_in_threshold
         self._sure_run = self._sure_run + 1 if sure else 0
-        if min_speech_ms is not None and not self._in_turn:
+        if not sure:
+            self._run_powers.clear()
+        elif power is not None:
+            self._run_powers.append(power)
+        if min_speech_ms is not None and barging:
             return self._barge_in(sure, min_speech_ms)
         self._holding = False
         if voiced:
@@ -214,12 +232,13 @@ class TurnDetector:
                 events.append(TurnEvent(TurnEventKind.RELEASE, self._pos))
             return events
         run_ms = self._ms * self._sure_run
-        if run_ms >= needed_ms:
+        someone_else = sure and self._run_under_the_user()
+        if run_ms >= needed_ms and not someone_else:
             self._begin(events)
         elif not self._holding:
             if self._hold_cooldown:
                 self._hold_cooldown -= 1
-            elif sure and run_ms >= min(self.config.barge_in_hold_ms, needed_ms):
+            elif sure and run_ms >= min(self.config.barge_in_hold_ms, needed_ms) and not someone_else:
                 self._holding, self._held_quiet, self._held_for = True, 0, 0
                 events.append(TurnEvent(TurnEventKind.HOLD, self._pos - self._sure_run * self.window))
         else:

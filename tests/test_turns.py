@@ -150,6 +150,23 @@ def test_just_after_a_turn_a_voice_far_under_the_user_does_not_start_another():
     assert [k for k, _ in plain] == ["start", "pause", "end", "start"]
 
 
+def test_the_user_cutting_in_is_judged_on_their_run_of_speech_not_its_latest_dip():
+    """Over the reply, the echo canceller ducks the user's voice between syllables (Silero still
+    hears speech there). Judged on the latest 160 ms, each dip would read as someone far quieter
+    and break the run before it reached a barge-in; judged on the run's own windows it is the
+    user, and the cut-in comes once barge_in_ms of it are heard."""
+    config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=320, reopen_ms=100, background_db=12)
+    d = TurnDetector(config)
+    run_levels(d, [(0.9, -20.0)] * ms(1000) + [(0.0, -70.0)] * ms(600))  # the user's turn, ended
+    reply = [(0.1, -70.0)] * ms(400)  # the reply plays; the canceller leaves near silence
+    syllables = ([(0.9, -19.0)] * 4 + [(0.9, -40.0)] * 5) * 8  # 128 ms voiced, 160 ms ducked 21 dB
+    events = []
+    for i, (p, level) in enumerate(reply + syllables):
+        events += [(e.kind, i) for e in d.push(p, 300, level)]
+    assert [k for k, _ in events] == ["hold", "start"]
+    assert (dict(events)["start"] - len(reply) + 1) * 32 <= 300 + 32  # as soon as 300 ms are heard
+
+
 def test_a_voice_far_under_the_user_does_not_cut_into_the_reply():
     config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=320, reopen_ms=100, background_db=12)
     for level, expected in ((-40.0, []), (-22.0, ["hold", "start"])):
