@@ -179,6 +179,7 @@ class Session:
         the end-of-turn silence does. The session closes it."""
         self.judge = judge
         self._judged_pause: int | None = None  # the pause the judge was last asked about
+        self._judged_key: int | None = None  # ... and the key of its latest question about it
         self.engine = engine
         self.vad = vad
         self.playback = playback
@@ -434,7 +435,7 @@ class Session:
             if reply is not None and reply.committed:
                 return  # a typed question is being answered: nothing to prepare
             if self.judge is not None:
-                self._judged_pause = at
+                self._judged_pause = self._judged_key = at
                 self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos)))
             self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
             self.prepared["prepared"] += 1
@@ -454,19 +455,26 @@ class Session:
 
     def _end_if_judged_complete(self) -> None:
         """A pause the judge calls the end of the turn ends it after a short silence instead of
-        the whole end-of-turn silence."""
+        the whole end-of-turn silence. One judged unfinished is asked about again once
+        `judge_again_ms` of silence has passed, this time with that silence after the words."""
         if (
             self.judge is None
             or self._judged_pause is None
+            or self._judged_key is None
             or not self._detector.in_turn
             or self._detector.silence_ms < self.config.complete_after_ms
             or self._detector.last_voiced_end != self._judged_pause
         ):
             return
-        probability = self.judge.verdict(self._judged_pause)
-        if probability is not None and probability >= self.config.complete_threshold:
+        probability = self.judge.verdict(self._judged_key)
+        if probability is None:
+            return
+        if probability >= self.config.complete_threshold:
             event = self._detector.end_turn()
             self._on_turn_event(event.kind, event.at)
+        elif self._judged_key == self._judged_pause and self._detector.silence_ms >= self.config.judge_again_ms:
+            self._judged_key = self._timeline.pos
+            self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos))
 
     def _interrupt(self, outcome: ReplyEnd) -> None:
         """Stop the current reply. INTERRUPTED: it was heard in part and stays in the history,

@@ -1,7 +1,9 @@
 """Silero voice activity on real speech, silence and noise; the playback fade."""
 
 import numpy as np
+import pytest
 
+from core.audio.format import RATE
 from core.audio.playback import FADE_MS, PlaybackQueue
 from core.turns import has_speech
 
@@ -82,3 +84,17 @@ def test_stopping_a_paused_reply_drops_it_and_the_next_reply_plays_clean():
     q.begin_reply()
     q.write(np.full(4800, 0.25, np.float32), 48000)
     assert np.allclose(q.read(4800), 0.25)  # nothing of the old reply in front of it
+
+
+@pytest.mark.models
+def test_a_soft_first_word_right_after_a_reset_is_heard(vad):
+    """A reset leaves the model as after a moment of quiet: from a zeroed state it heard the
+    telephone voice's soft "Oh, I don't..." only 230 ms into the words."""
+    from bench.natural import recorded_turns
+    from core.audio.vad import WINDOW
+
+    turn = next(t for t in recorded_turns() if t.text.startswith("Oh, I don't"))
+    vad.reset()
+    probs = np.array(vad.push(turn.audio))
+    first_voiced = int(np.argmax(probs > 0.5)) * WINDOW
+    assert probs.max() > 0.5 and first_voiced <= turn.speech[0][0] + RATE // 10
