@@ -137,6 +137,7 @@ class _Reply:
     token: CancelToken = field(default_factory=CancelToken)
     transcript: str = ""
     heard_at: float | None = None  # when the engine's transcript reached the session
+    audio_at: float | None = None  # when its first audio reached the session (held back or not)
     clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
     stages: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
@@ -456,7 +457,9 @@ class Session:
     def _end_if_judged_complete(self) -> None:
         """A pause the judge calls the end of the turn ends it after a short silence instead of
         the whole end-of-turn silence. One judged unfinished is asked about again once
-        `judge_again_ms` of silence has passed, this time with that silence after the words."""
+        `judge_again_ms` of silence has passed and the reply prepared at the pause has audio to
+        play (before that, ending the turn sooner would not make the reply sound sooner, and the
+        question would take the cores from it), this time with that silence after the words."""
         if (
             self.judge is None
             or self._judged_pause is None
@@ -472,7 +475,15 @@ class Session:
         if probability >= self.config.complete_threshold:
             event = self._detector.end_turn()
             self._on_turn_event(event.kind, event.at)
-        elif self._judged_key == self._judged_pause and self._detector.silence_ms >= self.config.judge_again_ms:
+            return
+        reply = self._reply
+        if (
+            self._judged_key == self._judged_pause
+            and self._detector.silence_ms >= self.config.judge_again_ms
+            and reply is not None
+            and reply.voiced_end == self._judged_pause
+            and reply.audio_at is not None
+        ):
             self._judged_key = self._timeline.pos
             self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos))
 
@@ -622,6 +633,9 @@ class Session:
                     elif isinstance(event, ReplyText):
                         self._deliver(reply, functools.partial(self._clause, reply, event.delta))
                     elif isinstance(event, ReplyAudio):
+                        if reply.audio_at is None:
+                            with self._lock:
+                                reply.audio_at = self.clock()
                         if rate == 0:
                             rate, chain = event.rate, self.make_chain(reply.style, event.rate)
                         for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:

@@ -208,6 +208,20 @@ def test_a_pause_judged_unfinished_is_judged_again_with_the_silence_after_it(thr
     assert not thread_errors
 
 
+def test_a_pause_is_not_judged_again_before_its_reply_has_audio(thread_errors):
+    judge = ScriptedJudge(lambda audio: 0.1)
+    rig = Rig(judge=judge)
+    rig.auto_engine = False  # the reply prepared at the pause is still recognising
+    rig.say_for(1200)
+    rig.quiet_for(CONFIG.end_of_turn_ms + 200)  # the silence alone ends the turn
+    assert len(judge.asked) == 1 and rig.session.state == State.THINKING
+    rig.auto_engine = True
+    rig.quiet_for(1500)
+    [latency] = rig.session.latencies
+    assert CONFIG.end_of_turn_ms - 40 <= latency.end_of_turn <= CONFIG.end_of_turn_ms + 40
+    assert len(judge.asked) == 1 and not thread_errors
+
+
 def test_a_verdict_on_an_earlier_pause_does_not_end_the_turn(thread_errors):
     answers = iter([0.1, 0.95])  # the first pause is unfinished; the second complete
     rig = Rig(judge=ScriptedJudge(lambda audio: next(answers)))
