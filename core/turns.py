@@ -34,7 +34,9 @@ class TurnConfig:
     threshold: float = 0.5  # speech probability that counts as voiced
     min_speech_ms: int = 160  # voiced time before a turn starts (coughs and clicks do not)
     speculate_after_ms: int = 96  # silence after which a reply is prepared ahead of time
-    end_of_turn_ms: int = 1200  # silence that ends the turn whatever it sounds like (the user's setting)
+    # Silence that ends the turn whatever it sounds like (the user's setting): the wait of a turn
+    # the end-of-turn model hears as unfinished; people pause up to ~1.5 s inside a sentence.
+    end_of_turn_ms: int = 1500
     complete_after_ms: int = 200  # silence that ends a turn the end-of-turn model judges complete
     complete_threshold: float = 0.5  # its probability that counts as complete
     # A pause judged unfinished is judged once more at this much silence (once the reply prepared
