@@ -137,7 +137,7 @@ class _Reply:
     token: CancelToken = field(default_factory=CancelToken)
     transcript: str = ""
     heard_at: float | None = None  # when the engine's transcript reached the session
-    audio_at: float | None = None  # when its first audio reached the session (held back or not)
+    made_audio: bool = False  # its engine has handed over audio (held back or not)
     clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
     stages: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
@@ -462,8 +462,7 @@ class Session:
         question would take the cores from it), this time with that silence after the words."""
         if (
             self.judge is None
-            or self._judged_pause is None
-            or self._judged_key is None
+            or self._judged_key is None  # set with _judged_pause: no pause was judged yet
             or not self._detector.in_turn
             or self._detector.silence_ms < self.config.complete_after_ms
             or self._detector.last_voiced_end != self._judged_pause
@@ -482,7 +481,7 @@ class Session:
             and self._detector.silence_ms >= self.config.judge_again_ms
             and reply is not None
             and reply.voiced_end == self._judged_pause
-            and reply.audio_at is not None
+            and reply.made_audio
         ):
             self._judged_key = self._timeline.pos
             self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos))
@@ -633,9 +632,9 @@ class Session:
                     elif isinstance(event, ReplyText):
                         self._deliver(reply, functools.partial(self._clause, reply, event.delta))
                     elif isinstance(event, ReplyAudio):
-                        if reply.audio_at is None:
+                        if not reply.made_audio:
                             with self._lock:
-                                reply.audio_at = self.clock()
+                                reply.made_audio = True
                         if rate == 0:
                             rate, chain = event.rate, self.make_chain(reply.style, event.rate)
                         for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:
