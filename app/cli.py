@@ -301,6 +301,10 @@ def _data(argv: list[str]) -> int:
     return 0
 
 
+# The benches each option applies to.
+BENCH_OPTIONS = {"device": ("omni",), "quants": ("omni",), "asr": ("natural", "latency")}
+
+
 def _bench(argv: list[str]) -> int:
     try:  # the benchmarks are a separate package with their own dependencies (jiwer)
         from bench import BENCHES
@@ -324,10 +328,15 @@ def _bench(argv: list[str]) -> int:
         help="bench omni: where every part runs (the language model, encoder, adapter and codec)",
     )
     p.add_argument("--quants", default=None, help="bench omni: the files to measure, e.g. f16,q4_k_m (default all)")
+    p.add_argument(
+        "--asr", default=None, help="bench natural, latency: the speech recognition model (default whisper-base)"
+    )
     args = p.parse_args(argv)
-    extra = {k: v for k, v in (("device", args.device), ("quants", args.quants)) if v is not None}
-    if extra and args.name != "omni":
-        return _fail(f"--{next(iter(extra))} applies to bench omni only")
+    extra = {k: v for k, v in (("device", args.device), ("quants", args.quants), ("asr", args.asr)) if v is not None}
+    for option in extra:
+        takes = BENCH_OPTIONS[option]
+        if args.name not in takes:
+            return _fail(f"--{option} applies to bench {' and '.join(takes)} only")
     if args.avx2_only:  # read when the libraries load, which is after this
         os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"

