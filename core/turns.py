@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -55,6 +56,11 @@ class TurnConfig:
     # television, people talking nearby) once the user has fallen silent: it does not go on with
     # the turn, start another within reopen_ms, or cut into the reply.
     background_db: float = 12.0
+    # Speech that took the turn up again after a pause is judged once more as a whole when it
+    # pauses: a run this far under the user's level on average was someone else (a background
+    # voice's first loud syllables can come within background_db; its whole run does not), and
+    # the turn's pause goes on from where the user fell silent.
+    background_run_db: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -115,6 +121,10 @@ class TurnDetector:
         self._turn_power = [0.0, 0]  # sum, windows
         self._powers: collections.deque[float] = collections.deque(maxlen=LEVEL_WINDOWS)
         self._after_end = 0  # windows left in which the ended turn's level still decides
+        # Where the turn stood when speech took it up again after a pause (its last voiced end and
+        # level), and that speech's power so far: judged as a whole at its own pause.
+        self._before_run: tuple[int, tuple[float, float]] | None = None
+        self._resumed_power = [0.0, 0]  # sum, windows
         # The current run of sure speech, its latest barge_in_ms: what a cut-in is judged on.
         self._run_powers: collections.deque[float] = collections.deque(
             maxlen=max(1, round(self.config.barge_in_ms / self._ms))
@@ -138,14 +148,12 @@ class TurnDetector:
         self._in_turn = self._paused = False
         self._silence = 0.0
         self._after_end = round(self.config.reopen_ms / self._ms)
+        self._before_run = None
         return TurnEvent(TurnEventKind.END, self.last_voiced_end)
 
     def _far_under_the_user(self, power: float) -> bool:
         """Whether `power` is far under the user's own level (that of their last turn)."""
-        total, windows = self._turn_power
-        if windows == 0:
-            return False
-        return 10 * math.log10(power + 1e-12) < 10 * math.log10(total / windows) - self.config.background_db
+        return _far_under(power, self._turn_power, self.config.background_db)
 
     def _under_the_user(self) -> bool:
         """Whether the sound now (the latest windows' power) is far under the user's own level at
@@ -194,15 +202,21 @@ class TurnDetector:
             return self._barge_in(sure, min_speech_ms)
         self._holding = False
         if voiced:
+            resuming = self._in_turn and self._paused
+            if resuming:
+                self._before_run = (self.last_voiced_end, (self._turn_power[0], self._turn_power[1]))
+                self._resumed_power = [0.0, 0]
             self._silence = 0.0
             self.last_voiced_end = self._pos
             if self._in_turn and power is not None:
                 self._turn_power[0] += power
                 self._turn_power[1] += 1
+                self._resumed_power[0] += power
+                self._resumed_power[1] += 1
             voiced_ms = self._ms * sum(v for v, _ in self._recent)
             if not self._in_turn and voiced_ms >= self.config.min_speech_ms:
                 self._begin(events)
-            elif self._in_turn and self._paused:
+            elif resuming:
                 self._paused = False
                 events.append(TurnEvent(TurnEventKind.RESUME, start))
             return events
@@ -211,14 +225,29 @@ class TurnDetector:
         self._silence += self._ms
         if not self._paused and self._silence >= self.config.speculate_after_ms:
             self._paused = True
+            self._undo_someone_elses_run()
             events.append(TurnEvent(TurnEventKind.PAUSE, self.last_voiced_end))
         if self._silence >= self.config.end_of_turn_ms:
             events.append(self.end_turn())
         return events
 
+    def _undo_someone_elses_run(self) -> None:
+        """At the pause after speech that had taken the turn up again: if that speech, as a
+        whole, was far under the user's level before it, it was someone else. The turn then ends
+        where the user fell silent, and their silence counts from there."""
+        before, self._before_run = self._before_run, None
+        if before is None or self._resumed_power[1] == 0:
+            return
+        voiced_end, level = before
+        mean = self._resumed_power[0] / self._resumed_power[1]
+        if _far_under(mean, level, self.config.background_run_db):
+            self.last_voiced_end, self._turn_power = voiced_end, [level[0], level[1]]
+            self._silence = (self._pos - voiced_end) * self._ms / self.window
+
     def _begin(self, events: list[TurnEvent]) -> None:
         self._in_turn, self._holding = True, False
         self._turn_power, self._after_end = [0.0, 0], 0
+        self._before_run = None
         first = next((at for v, at in self._recent if v), self._pos - self.window)
         self._recent.clear()
         events.append(TurnEvent(TurnEventKind.START, first))
@@ -259,6 +288,15 @@ class TurnDetector:
                 self._holding = False
                 events.append(TurnEvent(TurnEventKind.RELEASE, self._pos))
         return events
+
+
+def _far_under(power: float, level: Sequence[float], below_db: float) -> bool:
+    """Whether `power` is more than `below_db` under the mean of `level` (sum of powers,
+    windows); never with no level yet."""
+    total, windows = level
+    if windows == 0:
+        return False
+    return 10 * math.log10(power + 1e-12) < 10 * math.log10(total / windows) - below_db
 
 
 def has_speech(vad: SileroVad, audio: np.ndarray, config: TurnConfig = TurnConfig()) -> bool:

@@ -307,6 +307,38 @@ def test_a_voice_far_under_the_user_neither_holds_the_turn_open_nor_cuts_into_th
     assert first.token.cancelled and len(first.turn.audio) < 1.5 * RATE < 2 * RATE < len(last.turn.audio)
 
 
+def test_a_voice_that_starts_loud_after_the_user_falls_silent_does_not_keep_the_turn_open(thread_errors):
+    """A voice 15 dB under the user comes in after their question with two loud syllables, loud
+    enough to take the turn up again; at its own pause it is judged as a whole, and the turn
+    ends at once with the user's own words, instead of an end-of-turn silence after that voice."""
+    rig = Rig(judge=ScriptedJudge(lambda audio: 0.1))  # judged unfinished: the whole silence is waited
+    user_to = rig.position + RATE * 1200 // 1000
+    voice_from = user_to + RATE * 450 // 1000
+    loud_to = voice_from + 3 * 512
+
+    def level(position: int) -> float:
+        if position < user_to:
+            return -25.0
+        if position < voice_from:
+            return -75.0
+        return -30.0 if position < loud_to else -43.0
+
+    rig.vad.level = level
+    rig.say_for(1200)
+    rig.quiet_for(450)
+    rig.say_for(1200)
+    voice_to = rig.position
+    rig.quiet_for(3000)
+    [latency] = rig.session.latencies
+    # Ended at the voice's own pause, 1650 ms after the user fell silent, not 1500 ms after the voice.
+    assert 1650 <= latency.end_of_turn < 1650 + 200
+    assert latency.end_of_turn < (voice_to - user_to) * 1000 / RATE + CONFIG.end_of_turn_ms
+    assert [f.reason for f in rig.finished][-1] == ReplyEnd.COMPLETE
+    answered = rig.engine.calls[-1]
+    assert len(answered.turn.audio) < user_to + RATE // 2  # the user's words, not the voice's
+    assert [m.role for m in rig.session.history] == ["user", "assistant"] and not thread_errors
+
+
 def test_push_to_talk_and_stop(thread_errors):
     rig = Rig()
     rig.session.set_mode(Mode.PUSH_TO_TALK)

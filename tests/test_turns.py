@@ -137,6 +137,33 @@ def test_a_voice_far_under_the_users_own_does_not_keep_their_turn_open():
     assert [k for k, _ in events] == ["start", "pause", "resume", "pause", "end"]
 
 
+def test_a_voice_whose_first_syllables_are_loud_is_judged_on_its_whole_run():
+    """As in the soak's lost turns: the user falls silent, and a background voice 15 dB under
+    them comes in with two loud syllables. Judged on the latest 160 ms it passes for the user and
+    takes the turn up again; judged as a whole at its own pause it is someone else, and the turn
+    ends where the user fell silent, instead of waiting for the voice to stop."""
+    config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=1500, background_db=12, background_run_db=10)
+    user = [(0.9, -25.0)] * ms(2000)
+    quiet = [(0.0, -75.0)] * ms(450)
+    voice = [(0.9, -36.0), (0.9, -30.0), (0.9, -31.0)] + [(0.9, -43.0)] * ms(1200)
+    after = [(0.0, -75.0)] * ms(2000)
+    events = run_levels(TurnDetector(config), user + quiet + voice + after)
+    kinds = [k for k, _ in events]
+    assert kinds[:3] == ["start", "pause", "resume"]  # its loud start passed for the user ...
+    assert kinds[3:] == ["pause", "end"]  # ... its whole run did not: nothing after the end
+    pause_at, end_at = (i for k, i in events[3:])
+    assert pause_at == end_at  # the user's silence had already lasted the end-of-turn's
+    assert end_at < len(user + quiet + voice) + ms(200)  # at the voice's own pause
+    d = TurnDetector(config)
+    run_levels(d, user + quiet + voice + [(0.0, -75.0)] * ms(200))
+    assert d.last_voiced_end == len(user) * 512  # the turn ends where the user fell silent
+    # The user going on a little softer than before is the same turn, ended after their own words.
+    softer = [(0.9, -29.0)] * ms(800)
+    events = run_levels(TurnDetector(config), user + quiet + softer + after)
+    assert [k for k, _ in events] == ["start", "pause", "resume", "pause", "end"]
+    assert dict(events)["end"] >= len(user + quiet + softer) + ms(1500) - 1
+
+
 def test_just_after_a_turn_a_voice_far_under_the_user_does_not_start_another():
     config = TurnConfig(speculate_after_ms=96, end_of_turn_ms=320, reopen_ms=1000, background_db=12)
     user = [(0.9, -20.0)] * ms(1000)
