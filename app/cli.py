@@ -301,6 +301,20 @@ def _data(argv: list[str]) -> int:
     return 0
 
 
+def _avx2_llama_site() -> Path | None:
+    """The portable llama.cpp (AVX2, no AVX-512) that scripts/package.sh keeps in its build cache
+    for this llama-cpp-python version, if it was built."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        llama_version = version("llama_cpp_python")
+    except PackageNotFoundError:
+        return None
+    cache = Path(os.environ.get("VC_BUILD_CACHE") or Path.home() / ".cache" / "voice-companion-build")
+    built = sorted(cache.glob(f"llama-{llama_version}-avx2-*/.complete"))
+    return built[-1].parent / "site" if built else None
+
+
 # The benches each option applies to.
 BENCH_OPTIONS = {"device": ("omni",), "quants": ("omni",), "asr": ("natural", "latency")}
 
@@ -319,7 +333,8 @@ def _bench(argv: list[str]) -> int:
     p.add_argument(
         "--avx2-only",
         action="store_true",
-        help="keep AVX-512 out of CTranslate2 and torch, as on most laptops (llama.cpp runs as built)",
+        help="keep AVX-512 out, as on most laptops: CTranslate2 and torch told so, llama.cpp the AVX2 build "
+        "scripts/package.sh keeps in its cache",
     )
     p.add_argument(
         "--device",
@@ -338,6 +353,13 @@ def _bench(argv: list[str]) -> int:
         if args.name not in takes:
             return _fail(f"--{option} applies to bench {' and '.join(takes)} only")
     if args.avx2_only:  # read when the libraries load, which is after this
+        site = _avx2_llama_site()
+        if site is None:
+            return _fail(
+                "--avx2-only needs llama.cpp built without AVX-512: run 'bash scripts/package.sh' once "
+                "(it keeps one in ~/.cache/voice-companion-build), or set VC_BUILD_CACHE to where it is"
+            )
+        sys.path.insert(0, str(site))
         os.environ["CT2_FORCE_CPU_ISA"] = "AVX2"
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
     try:

@@ -170,3 +170,22 @@ def test_version_is_pyprojects(tmp_path):
     proc = run("--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"voice-companion {project['version']} ({project['license']})"
+
+
+def test_avx2_only_takes_the_cached_avx2_llama_cpp_or_says_how_to_build_it(tmp_path, monkeypatch, capsys):
+    from importlib.metadata import version
+
+    from app.cli import _avx2_llama_site, main
+
+    monkeypatch.setenv("VC_BUILD_CACHE", str(tmp_path))
+    assert main(["bench", "latency", "--avx2-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scripts/package.sh" in err
+    unfinished = tmp_path / f"llama-{version('llama_cpp_python')}-avx2-0123456789ab"
+    (unfinished / "site").mkdir(parents=True)
+    assert _avx2_llama_site() is None  # a build that never finished is not taken
+    (unfinished / ".complete").touch()
+    assert _avx2_llama_site() == unfinished / "site"
+    (tmp_path / "llama-0.0.1-avx2-0123456789ab" / "site").mkdir(parents=True)  # another version's
+    (tmp_path / "llama-0.0.1-avx2-0123456789ab" / ".complete").touch()
+    assert _avx2_llama_site() == unfinished / "site"
