@@ -277,6 +277,23 @@ def test_a_new_persona_is_evaluated_before_the_question_comes(engine):
     assert plain.cached < engine.chat.count_tokens(owl.persona), plain
 
 
+def test_a_reply_thrown_away_at_a_pause_leaves_its_question_in_the_cache(engine):
+    """A reply prepared at a pause evaluates the words so far; the user goes on, it is thrown
+    away, and the session primes the engine (no reply is running). The prefix is already there,
+    so priming leaves the cache alone, and the next pause's reply, the same words and more, finds
+    them all in the cache: on a long turn that is most of its prompt."""
+    history = _long_history(4)
+    said = "So I was thinking about the trip we planned for the spring, the one to the mountains,"
+    more = said + " and whether we should take the train instead of driving all the way up there."
+    first = _prompt_use(engine, history, said)
+    engine.prime(history, Style())
+    assert engine.priming is not None and engine.priming.done.wait(120)
+    second = _prompt_use(engine, history, more)
+    grown = engine.chat.count_tokens(more) - engine.chat.count_tokens(said)
+    assert second.cached >= first.cached + first.new - 12, (first, second)  # the first question's words
+    assert second.new <= grown + 12, (second, grown)
+
+
 def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
     from models.cascade.chat import PRIME_EVAL_STEP
 

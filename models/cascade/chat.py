@@ -87,6 +87,14 @@ class PromptUse:
     new: int
 
 
+class _Formatted(Exception):
+    """A dry run's prompt: the tokens the chat template and tokenizer made of the messages."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+
 @functools.cache
 def _llama_class() -> type:
     from llama_cpp import Llama
@@ -102,8 +110,11 @@ def _llama_class() -> type:
         # traces (the history's dropped page, after the system text, is what moving is for).
         min_shared = 0
         stop_check: Callable[[], bool] | None = None  # asked between steps; True raises Cancelled
+        dry_run = False  # generate() only reports the prompt's tokens (raises _Formatted)
 
         def generate(self, tokens, *args, **kwargs):
+            if self.dry_run:
+                raise _Formatted(list(tokens))
             self.prompt_use = None
             self._move_kept_stretch(list(tokens))
             return super().generate(tokens, *args, **kwargs)
@@ -238,6 +249,30 @@ class ChatModel:
             finally:
                 chunks.close()
 
+    def _prompt_tokens(self, messages: list[dict]) -> list[int] | None:
+        """The tokens a generation for `messages` evaluates (the model's own chat template and
+        tokenizer), evaluating nothing."""
+        self._llm.dry_run = True
+        try:
+            self._llm.create_chat_completion(messages=messages, max_tokens=1)
+        except _Formatted as formatted:
+            return formatted.tokens
+        finally:
+            self._llm.dry_run = False
+        return None
+
+    def _question_start(self, messages: list[dict]) -> list[int]:
+        """The prompt's tokens up to where the last message's text starts: what the prompts of
+        any two questions after the same messages share."""
+        one = self._prompt_tokens(messages) or []
+        other = self._prompt_tokens([*messages[:-1], {**messages[-1], "content": "Why?"}]) or []
+        shared = 0
+        for a, b in zip(one, other):
+            if a != b:
+                break
+            shared += 1
+        return one[:shared]
+
     @single_threaded
     def prime(
         self,
@@ -254,6 +289,13 @@ class ChatModel:
         # The messages as build_messages makes them, with an empty question in place of the real
         # one: the template's tokens up to where the question would start are the shared prefix.
         messages = self.build_messages(history, "", persona, instruction)
+        prefix = self._question_start(messages)
+        held = self._llm.input_ids[: self._llm.n_tokens].tolist()
+        if prefix and held[: len(prefix)] == prefix:
+            # Already there, perhaps with a question after it (a reply prepared at a pause and
+            # thrown away when the user went on): evaluating the empty question's end would write
+            # over that question, which the next reply's, the same words and more, begins with.
+            return PromptUse(cached=len(prefix), new=0)
         self._llm.prompt_use = None
         with self._evaluating(messages, cancel, PRIME_EVAL_STEP):
             try:
