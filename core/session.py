@@ -35,6 +35,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from core.audio.playback import PlaybackQueue
+from core.audio.turn_end import WINDOW_S as JUDGED_S
 from core.audio.vad import SileroVad
 from core.events import (
     AssistantText,
@@ -67,6 +68,7 @@ from models.engine import (
 from core.audio.format import RATE
 
 _SPEECH_TAIL = RATE // 10  # keep 100 ms after the last voiced window: word endings are soft
+JUDGED = JUDGED_S * RATE  # the end-of-turn model hears the turn's last seconds only: no more is copied for it
 CLOSE_WAIT_S = 5.0  # close() waits this long for the last reply's thread (it leaves within one step)
 HISTORY_MESSAGES = 200  # kept in memory; far more than any engine's token budget reads
 # Beyond that the oldest are dropped this many at once: an engine that keeps its prompt's start
@@ -408,8 +410,9 @@ class Session:
             and self.clock() - reply.committed_at <= self.config.reopen_ms / 1000
         )
 
-    def _turn_audio(self, end: int) -> np.ndarray:
-        start = max(self._turn_start, self._buf_start)
+    def _turn_audio(self, end: int, most: int | None = None) -> np.ndarray:
+        """The turn's audio up to `end`: its last `most` samples when given."""
+        start = max(self._turn_start, self._buf_start, end - most if most is not None else 0)
         return self._buf[start - self._buf_start : end - self._buf_start].copy()
 
     def _on_turn_event(self, kind: TurnEventKind, at: int) -> None:
@@ -437,7 +440,7 @@ class Session:
                 return  # a typed question is being answered: nothing to prepare
             if self.judge is not None:
                 self._judged_pause = self._judged_key = at
-                self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos)))
+                self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos), JUDGED))
             self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
             self.prepared["prepared"] += 1
             self._start_reply(
@@ -484,7 +487,7 @@ class Session:
             and reply.made_audio
         ):
             self._judged_key = self._timeline.pos
-            self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos))
+            self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos, JUDGED))
 
     def _interrupt(self, outcome: ReplyEnd) -> None:
         """Stop the current reply. INTERRUPTED: it was heard in part and stays in the history,

@@ -219,7 +219,7 @@ def test_flush_silences_the_speaker_at_once(pulse):
         assert speaker.queued == 0
         after = record(mic, 0.4)
         speaker.write(tone(speaker.rate, 0.2))  # audio written after a flush plays again
-        again = record(mic, 0.4)
+        again = record(mic, 1.0)  # a loaded machine can start it late: the tone is looked for over a second
     assert rms(before[-mic.rate // 10 :]) > 0.1
     # Only what PortAudio and the server already held may still sound after the flush.
     assert rms(after[int(0.15 * mic.rate) :]) < 1e-3, rms(after[int(0.15 * mic.rate) :])

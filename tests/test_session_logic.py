@@ -169,6 +169,23 @@ def test_a_turn_is_answered_and_kept(thread_errors):
     assert not thread_errors and not rig.live_reply_threads()
 
 
+def test_the_judge_is_given_the_last_seconds_of_a_long_turn_up_to_the_pause(thread_errors):
+    """The end-of-turn model hears at most its window: only that much of a long turn is copied
+    for it, ending just after the pause's last voiced window (the rig's samples are positions)."""
+    from core.audio.turn_end import WINDOW_S
+
+    heard = []
+    rig = Rig(judge=ScriptedJudge(lambda audio: heard.append(audio.copy()) or 0.9))
+    rig.say_for(12000)
+    said_to = rig.position
+    rig.quiet_for(1000)
+    [audio] = heard
+    assert len(audio) == WINDOW_S * RATE
+    assert np.all(np.diff(audio) == 1)  # one stretch of the stream, in order
+    assert said_to <= audio[-1] + 1 <= said_to + RATE // 10 + 512  # the pause, and a little after it
+    assert not thread_errors
+
+
 def test_a_pause_judged_complete_ends_the_turn_after_a_short_silence(thread_errors):
     judge = ScriptedJudge(lambda audio: 0.9)
     rig = Rig(judge=judge)
