@@ -52,14 +52,18 @@ llama_cpu_flags() {
 }
 
 # Whether the installed llama.cpp runs the default chat model: a short prompt on two threads in a
-# child process (a build that dies on this CPU dies there, not in the app).
+# grandchild process (a build that dies on this CPU dies there, quietly, not in the app).
 llama_runs() {
     "$1" - >/dev/null 2>&1 <<'PY'
+import subprocess, sys
+CHECK = """
 from llama_cpp import Llama
 from core.engines import DEFAULT_LLM
 from models.registry import ModelStore
 llm = Llama(model_path=str(ModelStore().ensure_role(DEFAULT_LLM, "llm") / "model.gguf"), n_ctx=256, n_threads=2, verbose=False)
 llm.eval(llm.tokenize(b"You are a friendly voice companion. Hello, can you hear me well today?"))
+"""
+sys.exit(subprocess.run([sys.executable, "-c", CHECK]).returncode != 0)
 PY
 }
 
