@@ -122,9 +122,8 @@ class TurnDetector:
         self._powers: collections.deque[float] = collections.deque(maxlen=LEVEL_WINDOWS)
         self._after_end = 0  # windows left in which the ended turn's level still decides
         # Where the turn stood when speech took it up again after a pause (its last voiced end and
-        # level), and that speech's power so far: judged as a whole at its own pause.
+        # level): that speech, the turn's level since, is judged as a whole at its own pause.
         self._before_run: tuple[int, tuple[float, float]] | None = None
-        self._resumed_power = [0.0, 0]  # sum, windows
         # The current run of sure speech, its latest barge_in_ms: what a cut-in is judged on.
         self._run_powers: collections.deque[float] = collections.deque(
             maxlen=max(1, round(self.config.barge_in_ms / self._ms))
@@ -205,14 +204,11 @@ class TurnDetector:
             resuming = self._in_turn and self._paused
             if resuming:
                 self._before_run = (self.last_voiced_end, (self._turn_power[0], self._turn_power[1]))
-                self._resumed_power = [0.0, 0]
             self._silence = 0.0
             self.last_voiced_end = self._pos
             if self._in_turn and power is not None:
                 self._turn_power[0] += power
                 self._turn_power[1] += 1
-                self._resumed_power[0] += power
-                self._resumed_power[1] += 1
             voiced_ms = self._ms * sum(v for v, _ in self._recent)
             if not self._in_turn and voiced_ms >= self.config.min_speech_ms:
                 self._begin(events)
@@ -236,10 +232,13 @@ class TurnDetector:
         whole, was far under the user's level before it, it was someone else. The turn then ends
         where the user fell silent, and their silence counts from there."""
         before, self._before_run = self._before_run, None
-        if before is None or self._resumed_power[1] == 0:
+        if before is None:
             return
         voiced_end, level = before
-        mean = self._resumed_power[0] / self._resumed_power[1]
+        windows = self._turn_power[1] - level[1]
+        if windows == 0:  # no level heard since (a window without one)
+            return
+        mean = (self._turn_power[0] - level[0]) / windows
         if _far_under(mean, level, self.config.background_run_db):
             self.last_voiced_end, self._turn_power = voiced_end, [level[0], level[1]]
             self._silence = (self._pos - voiced_end) * self._ms / self.window

@@ -52,16 +52,22 @@ PRIME_EVAL_STEP = 16
 MIN_MOVED_TOKENS = 32
 
 
+def shared_start(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens `a` and `b` share from their start."""
+    shared = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        shared += 1
+    return shared
+
+
 def moved_stretch(cached: Sequence[int], prompt: Sequence[int]) -> tuple[int, int, int] | None:
     """Where `prompt` is the `cached` tokens with a stretch cut out after their shared start (the
     history's oldest page dropped after the system text): (shared, gap_end, run) such that
     cached[:shared] == prompt[:shared] and cached[gap_end : gap_end + run] == prompt[shared :
     shared + run], with the longest such run of at least MIN_MOVED_TOKENS; None if there is none."""
-    shared = 0
-    for a, b in zip(cached, prompt):
-        if a != b:
-            break
-        shared += 1
+    shared = shared_start(cached, prompt)
     if shared >= len(cached) or len(prompt) - shared < MIN_MOVED_TOKENS:
         return None
     old = np.asarray(cached, np.int64)
@@ -266,12 +272,7 @@ class ChatModel:
         any two questions after the same messages share."""
         one = self._prompt_tokens(messages) or []
         other = self._prompt_tokens([*messages[:-1], {**messages[-1], "content": "Why?"}]) or []
-        shared = 0
-        for a, b in zip(one, other):
-            if a != b:
-                break
-            shared += 1
-        return one[:shared]
+        return one[: shared_start(one, other)]
 
     @single_threaded
     def prime(
