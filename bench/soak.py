@@ -45,6 +45,10 @@ BARGE_EVERY = 4  # every 4th reply is cut into ...
 BARGE_AFTER_S = 1.5  # ... this far into its sound
 STYLE_EVERY = 5  # a new preset every 5 turns
 WARM_UP_MINUTES = 5.0  # memory and threads are compared from here on
+# Resident memory swings by 30-60 MB from minute to minute (a long turn's buffers, a reply's
+# voice): growth is the median of the last minutes' samples against the median of the first
+# minutes' after the warm-up, each window this long, sampled every simulated minute.
+MEMORY_WINDOW_MINUTES = 10.0
 PATIENCE_S = 3.0  # after a turn the speaker waits this long for the reply to start before going on
 STALL_S = 120.0  # the engine gave no sound for this long (wall clock): stuck
 PROGRESS_MINUTES = 5  # a progress line on stderr this often (simulated minutes)
@@ -64,6 +68,18 @@ def held_mb() -> float:
     except (OSError, AttributeError):
         pass
     return rss_mb()
+
+
+def window_growth_mb(samples: list[tuple[float, float]], window_s: float = MEMORY_WINDOW_MINUTES * 60) -> dict:
+    """Resident memory over the first and the last `window_s` of (simulated seconds, MB)
+    samples: the median of each and the growth between them."""
+    if not samples:
+        return {"first_window": float("nan"), "last_window": float("nan"), "growth": float("nan")}
+    t = np.array([s[0] for s in samples])
+    mb = np.array([s[1] for s in samples])
+    first = float(np.median(mb[t <= t[0] + window_s]))
+    last = float(np.median(mb[t >= t[-1] - window_s]))
+    return {"first_window": round(first, 1), "last_window": round(last, 1), "growth": round(last - first, 1)}
 
 
 def slope_mb_per_10_min(samples: list[tuple[float, float]]) -> float:
@@ -220,7 +236,7 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         engine, vad, playback, TurnConfig(), on_event=on_event, duplex=True, clock=clock, judge=load_turn_judge()
     )
     warm: dict[str, float] = {}
-    samples: list[tuple[float, float]] = []  # (simulated s, resident MB) at each progress line after warm-up
+    samples: list[tuple[float, float]] = []  # (simulated s, resident MB) every simulated minute after warm-up
     stalled = []
 
     def on_tick(tick: int) -> None:
@@ -236,9 +252,9 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
             warm.update(rss_mb=rss_mb(), threads=threading.active_count(), at_s=clock())
             samples.append((clock(), warm["rss_mb"]))
             warm.update(held_mb=held_mb())
+        if warm and tick % (60 * 100) == 0 and clock() > warm["at_s"]:
+            samples.append((clock(), rss_mb()))  # every simulated minute
         if tick % (PROGRESS_MINUTES * 60 * 100) == 0 and tick:
-            if warm and clock() > warm["at_s"]:
-                samples.append((clock(), rss_mb()))
             # A line on stderr every few simulated minutes: a run stopped early still tells.
             print(
                 json.dumps(
@@ -302,16 +318,19 @@ def soak(engine, vad, minutes: float, seed: int = 0) -> dict:
         ),
         "stalls": stalled,
         "memory_mb": {
+            # The target's figure: the last minutes' median against the first minutes' after
+            # the warm-up (see MEMORY_WINDOW_MINUTES); the single readings follow it.
+            **window_growth_mb(samples),
             "after_warm_up": round(warm.get("rss_mb", float("nan")), 1),
             "end": round(end["rss_mb"], 1),
-            "growth": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1),
+            "end_minus_after_warm_up": round(end["rss_mb"] - warm.get("rss_mb", end["rss_mb"]), 1),
             # The same with the allocator's free pages handed back at both points: growth here is
             # memory still held; growth only above is freed memory the allocator kept.
             "held_after_warm_up": round(warm.get("held_mb", float("nan")), 1),
             "held_end": round(end["held_mb"], 1),
             "held_growth": round(end["held_mb"] - warm.get("held_mb", end["held_mb"]), 1),
-            # The trend over the conversation (resident memory at each progress line): a leak
-            # keeps climbing, the allocator's reuse levels off.
+            # The trend over the conversation (resident memory every minute): a leak keeps
+            # climbing, the allocator's reuse levels off.
             "slope_per_10_min": round(slope_mb_per_10_min(samples), 1),
         },
         "threads": {"after_warm_up": warm.get("threads"), "end": end["threads"]},

@@ -15,6 +15,7 @@ from bench.soak import (
     held_mb,
     rss_mb,
     slope_mb_per_10_min,
+    window_growth_mb,
 )
 from core.audio.format import FRAME
 from core.audio.simulated import VirtualClock
@@ -159,6 +160,15 @@ def test_memory_trend_is_the_least_squares_slope_per_ten_minutes():
     assert slope_mb_per_10_min(climbing) == pytest.approx(5.0, abs=0.2)
     assert slope_mb_per_10_min([(300.0 * i, 1400.0 + (3 if i == 1 else 0)) for i in range(12)]) < 0.5
     assert np.isnan(slope_mb_per_10_min([(300.0, 1400.0)]))
+
+
+def test_memory_growth_is_the_last_windows_median_against_the_first_ones():
+    minutes = [(60.0 * m, 1400.0 + (50.0 if m % 7 == 3 else 0.0)) for m in range(5, 66)]
+    flat = window_growth_mb(minutes)
+    assert flat == {"first_window": 1400.0, "last_window": 1400.0, "growth": 0.0}  # swings left out
+    leaking = [(t, mb + 0.8 * (t / 60 - 5)) for t, mb in minutes]  # 0.8 MB a minute: 48 MB an hour
+    assert window_growth_mb(leaking)["growth"] == pytest.approx(0.8 * 50, abs=1.0)
+    assert np.isnan(window_growth_mb([])["growth"])
 
 
 def test_held_memory_leaves_out_what_was_freed():

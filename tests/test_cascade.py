@@ -294,6 +294,36 @@ def test_a_reply_thrown_away_at_a_pause_leaves_its_question_in_the_cache(engine)
     assert second.new <= grown + 12, (second, grown)
 
 
+def test_words_heard_at_a_pause_are_evaluated_while_the_user_goes_on(engine, speak, monkeypatch):
+    """A reply prepared at a pause is mostly thrown away while it is still recognising (the user
+    went on before the chat model started). The words it recognised are evaluated by the priming
+    that follows, so the next reply, the same words and more, evaluates only what was added."""
+    history = _long_history(4)
+    token = CancelToken()
+    recognise = engine.asr.transcribe_turn
+    heard = []
+
+    def recognised_then_the_user_went_on(audio, cancelled=None):
+        heard.append(recognise(audio, cancelled))
+        token.cancel()
+        return heard[-1]
+
+    monkeypatch.setattr(engine.asr, "transcribe_turn", recognised_then_the_user_went_on)
+    said = "So I was thinking about the trip we planned for the spring, the one up in the mountains"
+    audio = speak(said)
+    events = list(engine.respond(UserTurn(audio=audio, history=history), Style(), token))
+    assert not any(isinstance(e, PromptTokens) for e in events)  # the chat model never started
+    monkeypatch.undo()
+    assert word_error(said, heard[0]) <= 0.2, heard
+    engine.prime(history, Style())
+    assert engine.priming is not None and engine.priming.done.wait(120)
+    more = heard[0].rstrip(".?!,") + ", and whether we should take the train instead of driving all the way."
+    use = _prompt_use(engine, history, more)
+    grown = engine.chat.count_tokens(more) - engine.chat.count_tokens(heard[0])
+    assert engine.chat.count_tokens(heard[0]) >= 15
+    assert use.new <= grown + 12, (use, grown)  # the heard words were in the cache
+
+
 def test_priming_stopped_midway_keeps_what_it_evaluated(engine):
     from models.cascade.chat import PRIME_EVAL_STEP
 

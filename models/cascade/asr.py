@@ -8,6 +8,8 @@ times it); turns longer than the window use faster-whisper's own long-form path.
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +25,49 @@ MARGIN_FRAMES = 100  # silence after the speech: Whisper expects to see the end 
 MAX_PROMPT_TOKENS = 224  # Whisper's context is 448 tokens; the prompt may take half
 MAX_CUTS = 64  # recognised prefixes kept of the current turn
 MIN_REST_S = 8  # a growing turn's last part is decoded with at least this much audio (it still fits the 10 s window)
+SPLICE_SLACK_WORDS = 3  # how many more of a decode's words than of the committed ones may go unmatched
+FILLERS = frozenset({"um", "uh", "er", "erm", "hmm", "mm", "ah"})  # words a new decode may drop
+
+
+def _word_key(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def spliced(committed: str, decoded: str) -> str | None:
+    """`committed` followed by what `decoded`, a decode of the same speech and more from its
+    start, says after it: the words are aligned, so a decode that hears the start a little
+    differently ("Uh, I'm cooking" / "I'm cooking") still continues the committed text unchanged.
+    None when the decode does not reach the committed words' end (fillers aside)."""
+    kept, new = committed.split(), decoded.split()
+    if not kept:
+        return decoded
+    kept_keys = [_word_key(w) for w in kept]
+    matcher = difflib.SequenceMatcher(None, kept_keys, [_word_key(w) for w in new], autojunk=False)
+    blocks = [b for b in matcher.get_matching_blocks() if b.size]
+    if not blocks or 2 * sum(b.size for b in blocks) < len(kept):
+        return None
+    last = blocks[-1]
+    if not all(key in FILLERS for key in kept_keys[last.a + last.size :]):
+        return None  # where the committed words end in the decode is not known
+    # A last match of a single common word ("to") may be one further on in the decode, and what
+    # lies between would be lost: the match must be a run, and skip no more of the decode's words
+    # than of the committed ones.
+    if last.size < min(2, last.a + last.size):
+        return None
+    matched = sum(b.size for b in blocks)
+    if (last.b + last.size - matched) - (last.a + last.size - matched) > SPLICE_SLACK_WORDS:
+        return None
+    return " ".join([committed, *new[last.b + last.size :]])
+
+
+def agreed_start(earlier: str, later: str) -> str:
+    """The words `later` begins with that `earlier` begins with too (spelling and punctuation
+    aside), as `later` writes them: what two decodes of a growing turn agree on."""
+    old, new = earlier.split(), later.split()
+    n = 0
+    while n < min(len(old), len(new)) and _word_key(old[n]) == _word_key(new[n]):
+        n += 1
+    return " ".join(new[:n])
 
 
 class WhisperAsr:
@@ -45,6 +90,8 @@ class WhisperAsr:
         # The current turn as far as it was heard, and where it was recognised up to: (samples, text).
         self._turn = np.zeros(0, np.float32)
         self._cuts: list[tuple[int, str]] = []
+        self._latest = ""  # the turn's text as last recognised
+        self._agreed = ""  # the start of it that the last two decodes agreed on
 
     @single_threaded
     def transcribe_turn(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None) -> str:
@@ -57,9 +104,17 @@ class WhisperAsr:
         start, before = self._heard_prefix(audio)
         rest = self.transcribe(audio[start:], cancelled, prompt=before) if len(audio) - start >= RATE // 10 else ""
         text = " ".join(t for t in (before, rest) if t)
+        # What two decodes in a row agreed on stays the text's start, word for word, so that the
+        # words a reply is prepared with only ever grow at the end (the chat model's cache keeps
+        # the prompt's longest shared start: a first word heard differently would cost all of
+        # it). Words at a pause that the next decode hears otherwise are not kept.
+        if self._agreed:
+            text = spliced(self._agreed, text) or text
+        self._agreed = agreed_start(self._latest, text) if self._latest else ""
+        self._latest = text
+        if len(audio) > len(self._turn):
+            self._turn = audio.copy()
         if len(audio) - start >= MIN_REST_S * RATE:  # heard with enough around it to build on
-            if len(audio) > len(self._turn):
-                self._turn = audio.copy()
             self._cuts = [c for c in self._cuts if c[0] < len(audio)][-MAX_CUTS + 1 :] + [(len(audio), text)]
         return text
 
@@ -71,6 +126,7 @@ class WhisperAsr:
         shared = min(len(audio), len(self._turn))
         if not np.array_equal(self._turn[:shared], audio[:shared]):
             self._turn, self._cuts = np.zeros(0, np.float32), []
+            self._agreed = self._latest = ""
             return 0, ""
         usable = [c for c in self._cuts if c[0] <= min(shared, len(audio) - MIN_REST_S * RATE)]
         return max(usable, default=(0, ""))

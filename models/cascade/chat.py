@@ -267,12 +267,15 @@ class ChatModel:
             self._llm.dry_run = False
         return None
 
-    def _question_start(self, messages: list[dict]) -> list[int]:
-        """The prompt's tokens up to where the last message's text starts: what the prompts of
-        any two questions after the same messages share."""
-        one = self._prompt_tokens(messages) or []
+    def _prompt_to_question_end(self, messages: list[dict]) -> list[int]:
+        """The prompt's tokens up to the end of the last message's text: what the prompt of any
+        question that begins with those words shares with this one (the template's tokens after
+        the text, and the reply's start, differ)."""
+        full = self._prompt_tokens(messages) or []
+        empty = self._prompt_tokens([*messages[:-1], {**messages[-1], "content": ""}]) or []
         other = self._prompt_tokens([*messages[:-1], {**messages[-1], "content": "Why?"}]) or []
-        return one[: shared_start(one, other)]
+        after_text = len(empty) - shared_start(empty, other)  # the template's tokens after a message's text
+        return full[: len(full) - after_text]
 
     @single_threaded
     def prime(
@@ -281,22 +284,21 @@ class ChatModel:
         cancel: CancelToken,
         persona: str | None = None,
         instruction: str | None = None,
+        question_so_far: str = "",
     ) -> PromptUse | None:
         """Evaluate, ahead of the question, the prompt the next turn with this history will begin
-        with (system text and the history it keeps), so that its reply waits only for the
-        question's own tokens. Stops within one short step of `cancel`; what was evaluated by then
-        stays in the cache. How much of it was already there, and how much was evaluated (None:
-        cancelled before anything was asked of the model)."""
-        # The messages as build_messages makes them, with an empty question in place of the real
-        # one: the template's tokens up to where the question would start are the shared prefix.
-        messages = self.build_messages(history, "", persona, instruction)
-        prefix = self._question_start(messages)
+        with (system text, the history it keeps and the words of the question heard so far), so
+        that its reply waits only for the rest of the question. Stops within one short step of
+        `cancel`; what was evaluated by then stays in the cache. How much of it was already
+        there, and how much was evaluated (None: cancelled before anything was asked of the model)."""
+        messages = self.build_messages(history, question_so_far, persona, instruction)
+        wanted = self._prompt_to_question_end(messages)
         held = self._llm.input_ids[: self._llm.n_tokens].tolist()
-        if prefix and held[: len(prefix)] == prefix:
-            # Already there, perhaps with a question after it (a reply prepared at a pause and
-            # thrown away when the user went on): evaluating the empty question's end would write
-            # over that question, which the next reply's, the same words and more, begins with.
-            return PromptUse(cached=len(prefix), new=0)
+        if wanted and shared_start(held, wanted) == len(wanted):
+            # Already there, perhaps with more of the question after it (a reply prepared at a
+            # pause and thrown away when the user went on): evaluating this prompt's end would
+            # write over words the next reply's question, the same words and more, begins with.
+            return PromptUse(cached=len(wanted), new=0)
         self._llm.prompt_use = None
         with self._evaluating(messages, cancel, PRIME_EVAL_STEP):
             try:

@@ -181,6 +181,9 @@ class CascadeEngine:
         self.output_rate = tts.rate
         self.lease = ModelLease()
         self.priming: IdleWork | None = None  # the latest preparation of a next reply (see prime)
+        # The words recognised of the latest turn, with the history they follow: a reply prepared
+        # at a pause and thrown away when the user goes on leaves them for priming (see prime).
+        self._heard: tuple[tuple[Message, ...], str] | None = None
         self._pace = _Pace()
 
     @classmethod
@@ -223,10 +226,15 @@ class CascadeEngine:
     def prime(self, history: tuple[Message, ...], style: Style) -> None:
         """Evaluate the next prompt's start (system text and kept history) while the user has the
         floor: after a reply, or when the history's oldest page is dropped, that prefix is new
-        to llama.cpp's cache, and evaluating it when the question comes costs seconds on a CPU."""
+        to llama.cpp's cache, and evaluating it when the question comes costs seconds on a CPU.
+        While a turn goes on, the start includes the words recognised of it so far: a reply
+        prepared at a pause is mostly thrown away during its recognition (the user went on), and
+        the question of a long turn would otherwise be evaluated whole after it ends."""
 
         def work(token: CancelToken) -> None:
-            use = self.chat.prime(history, token, style.persona, style.instruction)
+            heard = self._heard  # read now: the thrown-away reply sets it before letting go
+            so_far = heard[1] if heard is not None and heard[0] == history else ""
+            use = self.chat.prime(history, token, style.persona, style.instruction, so_far)
             if use is not None:
                 log.debug("primed the chat model: %d tokens cached, %d evaluated", use.cached, use.new)
 
@@ -275,6 +283,7 @@ class CascadeEngine:
                 except Cancelled:
                     events.put(ReplyDone(EndReason.CANCELLED))
                     return
+                self._heard = (turn.history, question)
                 events.put(StageTime("asr", time.perf_counter() - t0))
             events.put(TranscriptFinal(question))
             if not question.strip() or token.cancelled:
