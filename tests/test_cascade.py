@@ -542,3 +542,32 @@ def test_a_first_clause_cut_at_a_phrase_word_is_asked_to_last_what_the_hold_cann
     assert pace.first_phrase_chars() == 23
     pace.audio_seconds_per_char = 0.025  # spoken twice as fast: twice the characters
     assert pace.first_phrase_chars() == 46
+
+
+def test_a_long_clause_hands_back_the_voices_memory_once_it_is_voiced(engine):
+    """onnxruntime keeps the memory of its largest run: without a bound, one long clause would
+    hold ~5 MB a word for the rest of the session. The arena is grown at load to a usual long
+    clause's size; a longer clause's memory is handed back after it."""
+    import ctypes
+
+    from models.cascade.tts import ARENA_KEPT_IDS, ARENA_TEXT
+
+    def held_mb():
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    tts = engine.tts
+    assert 0.9 * ARENA_KEPT_IDS <= tts.phoneme_ids(ARENA_TEXT) <= ARENA_KEPT_IDS
+    long_clause = " ".join(["the quick brown fox jumps over the lazy dog and then it runs away"] * 6)
+    assert tts.phoneme_ids(long_clause) > 2.5 * ARENA_KEPT_IDS
+    with engine.lease:
+        tts.warm()
+        before = held_mb()
+        audio = np.concatenate(list(tts.synthesize(long_clause)))
+        after = held_mb()
+        for _ in tts.synthesize("And a short one."):
+            pass
+        again = held_mb()
+    assert len(audio) / tts.rate > 15  # the whole clause was voiced
+    assert after - before < 40 and again - before < 40, (before, after, again)  # unbounded: ~+300 MB

@@ -218,8 +218,7 @@ class CascadeEngine:
         rng = np.random.default_rng(0)
         with self.lease:
             self.asr.transcribe(rng.normal(0, 0.01, 16000).astype(np.float32))
-            for _ in self.tts.synthesize("Hello."):
-                pass
+            self.tts.warm()
             self.tts.speed_curve()  # timed once per voice (a few seconds), then read from its folder
             self.chat.warm()
 

@@ -34,6 +34,37 @@ PROBE_RENDERINGS = 3
 NATIVE_BAND = (0.87, 1.15)
 SPEED_FILE = "speed-calibration.json"
 LOUD = 0.01  # speech, for timing: from the first sample above this to the last
+# onnxruntime keeps the memory of its largest run for reuse, so one long clause would hold
+# hundreds of MB for the rest of the session (about 5 MB a word). The arena is grown at load to
+# what a clause of this many phoneme ids needs (about 25 words, longer than most), and a longer
+# input hands back what it took once it is voiced: memory stays flat whatever the model writes.
+ARENA_KEPT_IDS = 300
+# A clause of about ARENA_KEPT_IDS phoneme ids, voiced once at load to grow the arena.
+ARENA_TEXT = (
+    "When you get a moment this evening, could you check whether the garden gate is closed, "
+    "because the wind is getting much stronger out there tonight?"
+)
+
+
+class _BoundedArena:
+    """The voice's onnxruntime session, asking the runtime to shrink its memory arena after a
+    run whose input is longer than ARENA_KEPT_IDS phoneme ids."""
+
+    def __init__(self, session) -> None:
+        import onnxruntime
+
+        self._session = session
+        self._shrink = onnxruntime.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def run(self, outputs, feeds, run_options=None):
+        ids = feeds.get("input")
+        if ids is not None and ids.shape[-1] > ARENA_KEPT_IDS:
+            run_options = self._shrink
+        return self._session.run(outputs, feeds, run_options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
 
 
 class PiperTts:
@@ -57,7 +88,7 @@ class PiperTts:
         session = onnxruntime.InferenceSession(
             str(voice_dir / "voice.onnx"), sess_options=options, providers=list(providers or ("CPUExecutionProvider",))
         )
-        self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
+        self._voice = PiperVoice(session=_BoundedArena(session), config=PiperConfig.from_dict(config))
         self.rate: int = self._voice.config.sample_rate
         self._dir = voice_dir
         self._speeds: tuple[np.ndarray, np.ndarray] | None = None  # (length scales, speeds they give)
@@ -119,6 +150,17 @@ class PiperTts:
         return scales, speeds
 
     @single_threaded
+    @single_threaded
+    def warm(self) -> None:
+        """Voice a clause of about ARENA_KEPT_IDS phoneme ids: the runtime's buffers and memory
+        arena then have the size they keep from the start (see ARENA_KEPT_IDS)."""
+        for _ in self._voice.synthesize(ARENA_TEXT):
+            pass
+
+    def phoneme_ids(self, text: str) -> int:
+        """How many phoneme ids the voice's model is given for `text` (all its sentences)."""
+        return sum(len(self._voice.phonemes_to_ids(p)) for p in self._voice.phonemize(text))
+
     def synthesize(self, text: str, speed: float = 1.0, expressiveness: float = 1.0) -> Iterator[np.ndarray]:
         """Float32 audio for `text`, one array per sentence Piper finds in it.
 
