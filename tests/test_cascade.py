@@ -571,3 +571,29 @@ def test_a_long_clause_hands_back_the_voices_memory_once_it_is_voiced(engine):
         again = held_mb()
     assert len(audio) / tts.rate > 15  # the whole clause was voiced
     assert after - before < 40 and again - before < 40, (before, after, again)  # unbounded: ~+300 MB
+
+
+def test_the_voice_is_entered_by_one_thread_at_a_time(engine):
+    """A second thread that enters the voice while a clause is being voiced raises, whichever of
+    its ways in it takes."""
+    from models.engine import ConcurrentUse
+
+    tts = engine.tts
+    with engine.lease:
+        voicing = tts.synthesize("First a sentence. Then another one.")
+        next(voicing)  # inside the voice until the generator ends
+        failures = []
+
+        def other() -> None:
+            for enter in (lambda: list(tts.synthesize("Hi.")), tts.warm, lambda: tts.phoneme_ids("Hi.")):
+                try:
+                    enter()
+                except ConcurrentUse:
+                    failures.append(enter)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(30)
+        voicing.close()
+        assert len(failures) == 3
+        assert tts.phoneme_ids("Hi.") > 0  # free again once the clause is closed

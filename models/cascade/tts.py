@@ -150,17 +150,18 @@ class PiperTts:
         return scales, speeds
 
     @single_threaded
-    @single_threaded
     def warm(self) -> None:
         """Voice a clause of about ARENA_KEPT_IDS phoneme ids: the runtime's buffers and memory
         arena then have the size they keep from the start (see ARENA_KEPT_IDS)."""
         for _ in self._voice.synthesize(ARENA_TEXT):
             pass
 
+    @single_threaded
     def phoneme_ids(self, text: str) -> int:
         """How many phoneme ids the voice's model is given for `text` (all its sentences)."""
         return sum(len(self._voice.phonemes_to_ids(p)) for p in self._voice.phonemize(text))
 
+    @single_threaded
     def synthesize(self, text: str, speed: float = 1.0, expressiveness: float = 1.0) -> Iterator[np.ndarray]:
         """Float32 audio for `text`, one array per sentence Piper finds in it.
 
