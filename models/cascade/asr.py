@@ -50,12 +50,9 @@ def spliced(committed: str, decoded: str) -> str | None:
     if not all(key in FILLERS for key in kept_keys[last.a + last.size :]):
         return None  # where the committed words end in the decode is not known
     # A last match of a single common word ("to") may be one further on in the decode, and what
-    # lies between would be lost: the match must be a run, and skip no more of the decode's words
-    # than of the committed ones.
-    if last.size < min(2, last.a + last.size):
-        return None
-    matched = sum(b.size for b in blocks)
-    if (last.b + last.size - matched) - (last.a + last.size - matched) > SPLICE_SLACK_WORDS:
+    # lies between would be lost: the match must be a run, and the decode's words before it may
+    # outnumber the committed ones by SPLICE_SLACK_WORDS at most.
+    if last.size < min(2, last.a + last.size) or last.b - last.a > SPLICE_SLACK_WORDS:
         return None
     return " ".join([committed, *new[last.b + last.size :]])
 
