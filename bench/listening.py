@@ -21,9 +21,52 @@ from bench.stats import peak_rss_mb, summary, word_error
 from core.audio.format import RATE
 
 
+def cut_ins_of(turn, taken_at: list[float], end_of_turn_ms: float) -> list[dict]:
+    """The turns the session took before the speaker had finished: where in the turn (seconds),
+    after how much silence, in a pause of what length, and what ended it (the end-of-turn model,
+    or the silence rule once end_of_turn_ms had passed)."""
+    last_end = turn.speech[-1][1] if turn.speech else len(turn.audio)
+    found = []
+    for at_s in taken_at:
+        at = int(at_s * RATE)
+        if at >= last_end:
+            continue
+        spoken_before = [end for _, end in turn.speech if end <= at]
+        silence_ms = 1000 * (at - max(spoken_before, default=0)) / RATE
+        pause = next(((a, b) for a, b in turn.pauses if a <= at < b), None)
+        found.append(
+            {
+                "at_s": round(at_s, 2),
+                "silence_ms": round(silence_ms),
+                "pause_s": round((pause[1] - pause[0]) / RATE, 2) if pause else None,
+                "by": "silence" if silence_ms >= end_of_turn_ms else "judge",
+            }
+        )
+    return found
+
+
+def _by_source(rows: list[dict], end_of_turn_ms: float) -> dict:
+    """Response and early releases per kind of voice: piper, espeak (synthetic) and recorded."""
+    out = {}
+    for source in sorted({r["speaker"].split(":")[0] for r in rows}):
+        mine = [r for r in rows if r["speaker"].startswith(source + ":")]
+        ends = [r["end_of_turn_ms"] for r in mine if r["end_of_turn_ms"] is not None]
+        out[source] = {
+            "turns": len(mine),
+            "response_ms": summary([r["response_ms"] for r in mine if r["response_ms"] is not None]),
+            "ended_before_the_silence_rule": sum(e < end_of_turn_ms - 100 for e in ends),
+            "pauses": sum(r["pauses"] for r in mine),
+            "cut_ins": sum(len(r["cut_ins"]) for r in mine),
+        }
+    return out
+
+
 def measure(engine, vad, turns, room=None) -> dict:
     from core.audio.room import RoomConfig
     from core.file_conversation import talk
+    from core.turns import TurnConfig
+
+    end_of_turn_ms = TurnConfig().end_of_turn_ms
 
     rows = []
     for turn in turns:
@@ -52,6 +95,7 @@ def measure(engine, vad, turns, room=None) -> dict:
                 # Turns taken before the speaker had finished: the reply was heard (it sounded before
                 # the speaker went on) or taken back before it made a sound.
                 "cut_in_heard": sum(len(t.reply_audio) > 0 for t in taken[:-1]),
+                "cut_ins": cut_ins_of(turn, conversation.taken_at, end_of_turn_ms),
                 "prompt_tokens": lat.prompt_tokens if lat else None,
             }
         )
@@ -78,7 +122,10 @@ def measure(engine, vad, turns, room=None) -> dict:
             "share": round(cut_ins / max(1, pauses), 3),
             "heard": heard_cut_ins,
             "heard_share": round(heard_cut_ins / max(1, pauses), 3),
+            "by_judge": sum(c["by"] == "judge" for r in rows for c in r["cut_ins"]),
+            "by_silence": sum(c["by"] == "silence" for r in rows for c in r["cut_ins"]),
         },
+        "by_source": _by_source(rows, end_of_turn_ms),
         "prompt_new_tokens": summary(new_tokens),
         "prepared_replies": prepared,
         "unanswered": sum(1 for r in rows if "complete" not in r["reasons"]),

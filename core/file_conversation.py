@@ -65,6 +65,7 @@ class Conversation:
     prepared: dict[str, int]  # replies prepared at pauses: prepared, used, thrown_away
     taken: int  # times the session took a turn (a turn it reopened counts again)
     rate: int = RATE
+    taken_at: list[float] = field(default_factory=list)  # where in `voice` each was taken, seconds
 
 
 class _UserSide:
@@ -119,6 +120,7 @@ def talk(
     lock = threading.Lock()
     turns: list[TurnResult] = []
     taken = [0]
+    taken_at: list[float] = []
     user = _UserSide(voice)
     pending: dict[str, Any] = {}  # the turn being answered: transcript, text, latency
     ticks = {"quiet": 0, "waiting": 0}
@@ -127,6 +129,7 @@ def talk(
         with lock:
             if isinstance(event, StateChanged) and event.state == State.THINKING:
                 taken[0] += 1
+                taken_at.append(user.cursor / RATE)
                 user.wait(config.reopen_ms // FRAME_MS)
                 pending.setdefault("at", len(user.played) * FRAME / RATE)
             elif isinstance(event, UserTranscript):
@@ -213,6 +216,7 @@ def talk(
         playback.underruns,
         dict(session.prepared),
         taken[0],
+        taken_at=taken_at,
     )
 
 

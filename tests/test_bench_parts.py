@@ -187,3 +187,22 @@ def test_held_memory_leaves_out_what_was_freed():
     kept = rss_mb()
     assert held_mb() < kept - 20
     libc.free(blocks[-1])
+
+
+def test_a_turn_taken_inside_a_pause_is_a_cut_in_named_by_what_ended_it():
+    from bench.listening import cut_ins_of
+    from bench.natural import Turn
+
+    rate = 16000
+    # Speech 0.2-1.0 s, a 1.6 s pause, speech 2.6-3.4 s, a 0.5 s pause, speech 3.9-4.5 s.
+    speech = ((int(0.2 * rate), rate), (int(2.6 * rate), int(3.4 * rate)), (int(3.9 * rate), int(4.5 * rate)))
+    pauses = ((rate, int(2.6 * rate)), (int(3.4 * rate), int(3.9 * rate)))
+    turn = Turn(np.zeros(int(4.7 * rate), np.float32), "", "", "x:y", pauses, speech)
+
+    found = cut_ins_of(turn, [1.25, 2.52, 3.62, 4.71], end_of_turn_ms=1500)
+
+    assert [(c["at_s"], c["silence_ms"], c["pause_s"], c["by"]) for c in found] == [
+        (1.25, 250, 1.6, "judge"),
+        (2.52, 1520, 1.6, "silence"),
+        (3.62, 220, 0.5, "judge"),
+    ]  # 4.71 s is after the last words: the turn's own end
