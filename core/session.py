@@ -139,7 +139,6 @@ class _Reply:
     token: CancelToken = field(default_factory=CancelToken)
     transcript: str = ""
     heard_at: float | None = None  # when the engine's transcript reached the session
-    made_audio: bool = False  # its engine has handed over audio (held back or not)
     clauses: list[tuple[str, int]] = field(default_factory=list)  # (text, first device sample)
     stages: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
@@ -182,7 +181,6 @@ class Session:
         the end-of-turn silence does. The session closes it."""
         self.judge = judge
         self._judged_pause: int | None = None  # the pause the judge was last asked about
-        self._judged_key: int | None = None  # ... and the key of its latest question about it
         self.engine = engine
         self.vad = vad
         self.playback = playback
@@ -439,7 +437,7 @@ class Session:
             if reply is not None and reply.committed:
                 return  # a typed question is being answered: nothing to prepare
             if self.judge is not None:
-                self._judged_pause = self._judged_key = at
+                self._judged_pause = at
                 self.judge.ask(at, self._turn_audio(min(at + _SPEECH_TAIL, self._timeline.pos), JUDGED))
             self._interrupt(ReplyEnd.DISCARDED)  # a speculative reply of an earlier pause
             self.prepared["prepared"] += 1
@@ -459,35 +457,22 @@ class Session:
 
     def _end_if_judged_complete(self) -> None:
         """A pause the judge calls the end of the turn ends it after a short silence instead of
-        the whole end-of-turn silence. One judged unfinished is asked about again once
-        `judge_again_ms` of silence has passed and the reply prepared at the pause has audio to
-        play (before that, ending the turn sooner would not make the reply sound sooner, and the
-        question would take the cores from it), this time with that silence after the words."""
+        the whole end-of-turn silence. The judge is asked once per pause, with the words and
+        100 ms after them: asked again with more of the silence, it called as many pauses inside
+        turns complete as it found ends (docs/benchmarks.md), so one judged unfinished waits for
+        the user's end-of-turn silence."""
         if (
             self.judge is None
-            or self._judged_key is None  # set with _judged_pause: no pause was judged yet
+            or self._judged_pause is None  # no pause was judged yet
             or not self._detector.in_turn
             or self._detector.silence_ms < self.config.complete_after_ms
             or self._detector.last_voiced_end != self._judged_pause
         ):
             return
-        probability = self.judge.verdict(self._judged_key)
-        if probability is None:
-            return
-        if probability >= self.config.complete_threshold:
+        probability = self.judge.verdict(self._judged_pause)
+        if probability is not None and probability >= self.config.complete_threshold:
             event = self._detector.end_turn()
             self._on_turn_event(event.kind, event.at)
-            return
-        reply = self._reply
-        if (
-            self._judged_key == self._judged_pause
-            and self._detector.silence_ms >= self.config.judge_again_ms
-            and reply is not None
-            and reply.voiced_end == self._judged_pause
-            and reply.made_audio
-        ):
-            self._judged_key = self._timeline.pos
-            self.judge.ask(self._judged_key, self._turn_audio(self._timeline.pos, JUDGED))
 
     def _interrupt(self, outcome: ReplyEnd) -> None:
         """Stop the current reply. INTERRUPTED: it was heard in part and stays in the history,
@@ -635,9 +620,6 @@ class Session:
                     elif isinstance(event, ReplyText):
                         self._deliver(reply, functools.partial(self._clause, reply, event.delta))
                     elif isinstance(event, ReplyAudio):
-                        if not reply.made_audio:
-                            with self._lock:
-                                reply.made_audio = True
                         if rate == 0:
                             rate, chain = event.rate, self.make_chain(reply.style, event.rate)
                         for samples in chain.pieces(event.samples) if chain is not None else [event.samples]:

@@ -40,10 +40,6 @@ class TurnConfig:
     end_of_turn_ms: int = 1500
     complete_after_ms: int = 200  # silence that ends a turn the end-of-turn model judges complete
     complete_threshold: float = 0.5  # its probability that counts as complete
-    # A pause judged unfinished is judged once more at this much silence (once the reply prepared
-    # at the pause has audio), with the silence in what the model hears: a finished sentence
-    # sounds finished to it more surely the longer the quiet after it.
-    judge_again_ms: int = 500
     pre_roll_ms: int = 300  # audio kept from before the detected start
     barge_in_ms: int = 300  # speech needed to interrupt a reply (breaths and "mhm"s are shorter)
     barge_in_threshold: float = 0.5  # speech probability counted toward a barge-in
