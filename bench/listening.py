@@ -8,6 +8,8 @@ to first sound), recognition left after the end of the turn, word error of what 
 against what was said and against the plain decode of the same audio (faster-whisper, 30 s
 window, beam 1), false cut-ins (the session took the turn at a pause inside it, whether or not
 the speaker's going on then took it back), and how the replies prepared at pauses were used.
+The same figures, apart, for real people reading short sentences and commands (wideband
+recordings from packages' source archives, bench/recordings.py).
 """
 
 from __future__ import annotations
@@ -23,23 +25,32 @@ from core.audio.format import RATE
 
 def cut_ins_of(turn, taken_at: list[float], end_of_turn_ms: float) -> list[dict]:
     """The turns the session took before the speaker had finished: where in the turn (seconds),
-    after how much silence, in a pause of what length, and what ended it (the end-of-turn model,
-    or the silence rule once end_of_turn_ms had passed)."""
+    in which pause (its length) and after how much of it, and what ended it: the end-of-turn
+    model, or the silence rule once end_of_turn_ms had passed. A take just after a pause (the
+    speaker had gone on, but the voice detector had not heard it yet) belongs to that pause.
+    After the first take the speaker waits for the reply (core/file_conversation.py), so later
+    takes in the same turn may follow a wait the speaker did not mean."""
     last_end = turn.speech[-1][1] if turn.speech else len(turn.audio)
-    found = []
+    found: list[dict] = []
     for at_s in taken_at:
         at = int(at_s * RATE)
         if at >= last_end:
             continue
-        spoken_before = [end for _, end in turn.speech if end <= at]
-        silence_ms = 1000 * (at - max(spoken_before, default=0)) / RATE
-        pause = next(((a, b) for a, b in turn.pauses if a <= at < b), None)
+        started = [(a, b) for a, b in turn.pauses if a <= at]
+        if started:
+            a, b = started[-1]
+            silence_ms, pause_s = 1000 * (at - a) / RATE, round((b - a) / RATE, 2)
+        elif ends := [e for _, e in turn.speech if e <= at]:
+            silence_ms, pause_s = 1000 * (at - max(ends)) / RATE, None
+        else:  # inside speech whose pauses are not marked (a recording read as one piece)
+            silence_ms = pause_s = None
         found.append(
             {
                 "at_s": round(at_s, 2),
-                "silence_ms": round(silence_ms),
-                "pause_s": round((pause[1] - pause[0]) / RATE, 2) if pause else None,
-                "by": "silence" if silence_ms >= end_of_turn_ms else "judge",
+                "silence_ms": None if silence_ms is None else round(silence_ms),
+                "pause_s": pause_s,
+                "by": None if silence_ms is None else "silence" if silence_ms >= end_of_turn_ms - 100 else "judge",
+                "after_an_earlier_take": bool(found),
             }
         )
     return found
@@ -119,9 +130,9 @@ def measure(engine, vad, turns, room=None) -> dict:
         "false_cut_ins": {
             "count": cut_ins,
             "mid_turn_pauses": pauses,
-            "share": round(cut_ins / max(1, pauses), 3),
+            "share": round(cut_ins / pauses, 3) if pauses else None,  # None: the turns' pauses are not marked
             "heard": heard_cut_ins,
-            "heard_share": round(heard_cut_ins / max(1, pauses), 3),
+            "heard_share": round(heard_cut_ins / pauses, 3) if pauses else None,
             "by_judge": sum(c["by"] == "judge" for r in rows for c in r["cut_ins"]),
             "by_silence": sum(c["by"] == "silence" for r in rows for c in r["cut_ins"]),
         },
@@ -135,10 +146,12 @@ def measure(engine, vad, turns, room=None) -> dict:
 
 def run(seed: int = 0, asr: str | None = None) -> dict:
     from bench.natural import natural_set
+    from bench.recordings import read_turns
     from core.engines import DEFAULT_ASR, load_cascade
     from core.audio.vad import load_vad
 
     turns = natural_set(seed)
+    read = read_turns()
     t0 = time.perf_counter()
     engine, vad = load_cascade(asr=asr), load_vad()
     load_s = time.perf_counter() - t0
@@ -150,5 +163,11 @@ def run(seed: int = 0, asr: str | None = None) -> dict:
         "load_seconds": round(load_s, 1),
     }
     result.update(measure(engine, vad, turns))
+    # Real people reading (bench/recordings.py): kept apart, so the figures above stay comparable
+    # from one run to the next.
+    result["read_by_real_people"] = {
+        "set": "recordings from PyPI source archives: LibriVox, CMU Sphinx, CMU ARCTIC, praatio, JFK",
+        **measure(engine, vad, read),
+    }
     result["peak_rss_mb"] = peak_rss_mb()
     return result

