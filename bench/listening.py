@@ -24,18 +24,16 @@ from core.audio.format import RATE
 
 
 def cut_ins_of(turn, taken_at: list[float], end_of_turn_ms: float) -> list[dict]:
-    """The turns the session took before the speaker had finished: where in the turn (seconds),
-    in which pause (its length) and after how much of it, and what ended it: the end-of-turn
-    model, or the silence rule once end_of_turn_ms had passed. A take just after a pause (the
-    speaker had gone on, but the voice detector had not heard it yet) belongs to that pause.
-    After the first take the speaker waits for the reply (core/file_conversation.py), so later
-    takes in the same turn may follow a wait the speaker did not mean."""
-    last_end = turn.speech[-1][1] if turn.speech else len(turn.audio)
+    """The turns the session took before the speaker had finished (every take but the last: the
+    speaker went on after it): where in the turn (seconds), in which pause (its length) and after
+    how much of it, and what ended it: the end-of-turn model, or the silence rule once
+    end_of_turn_ms had passed. A take just after a pause (the speaker had gone on, but the voice
+    detector had not heard it yet) belongs to that pause. After the first take the speaker waits
+    for the reply (core/file_conversation.py), so later takes in the same turn may follow a wait
+    the speaker did not mean."""
     found: list[dict] = []
-    for at_s in taken_at:
+    for at_s in taken_at[:-1]:
         at = int(at_s * RATE)
-        if at >= last_end:
-            continue
         started = [(a, b) for a, b in turn.pauses if a <= at]
         if started:
             a, b = started[-1]

@@ -206,9 +206,9 @@ def test_a_turn_taken_inside_a_pause_is_a_cut_in_named_by_what_ended_it():
         (2.52, 1520, 1.6, "silence"),
         (2.7, 1700, 1.6, "silence"),  # words again, not yet heard: still that pause's
         (3.62, 220, 0.5, "judge"),
-    ]  # 4.71 s is after the last words: the turn's own end
+    ]  # 4.71 s, the last take, is the turn's own end
     assert [c["after_an_earlier_take"] for c in found] == [False, True, True, True]
 
     read = Turn(np.zeros(3 * rate, np.float32), "", "", "read:y", (), ((int(0.2 * rate), int(2.8 * rate)),))
-    [inside] = cut_ins_of(read, [1.5, 3.0], end_of_turn_ms=1500)
+    [inside] = cut_ins_of(read, [1.5, 2.7], end_of_turn_ms=1500)  # the last take: the turn's end, soft tail and all
     assert (inside["silence_ms"], inside["by"]) == (None, None)  # its pauses are not marked
