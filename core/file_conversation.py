@@ -63,9 +63,13 @@ class Conversation:
     history: list[Message]
     underruns: int
     prepared: dict[str, int]  # replies prepared at pauses: prepared, used, thrown_away
-    taken: int  # times the session took a turn (a turn it reopened counts again)
+    # Where in `voice` the session took a turn, seconds, each time (a turn it reopened counts again).
+    taken_at: list[float]
     rate: int = RATE
-    taken_at: list[float] = field(default_factory=list)  # where in `voice` each was taken, seconds
+
+    @property
+    def taken(self) -> int:
+        return len(self.taken_at)
 
 
 class _UserSide:
@@ -119,7 +123,6 @@ def talk(
     `judge`: whether a pause ends the turn (default: Smart Turn; False: silence alone)."""
     lock = threading.Lock()
     turns: list[TurnResult] = []
-    taken = [0]
     taken_at: list[float] = []
     user = _UserSide(voice)
     pending: dict[str, Any] = {}  # the turn being answered: transcript, text, latency
@@ -128,7 +131,6 @@ def talk(
     def listen(event: CoreEvent) -> None:
         with lock:
             if isinstance(event, StateChanged) and event.state == State.THINKING:
-                taken[0] += 1
                 taken_at.append(user.cursor / RATE)
                 user.wait(config.reopen_ms // FRAME_MS)
                 pending.setdefault("at", len(user.played) * FRAME / RATE)
@@ -215,8 +217,7 @@ def talk(
         list(session.history),
         playback.underruns,
         dict(session.prepared),
-        taken[0],
-        taken_at=taken_at,
+        taken_at,
     )
 
 
